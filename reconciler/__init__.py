@@ -1,0 +1,5 @@
+"""reconciler: declarative, git-driven high availability for Linux load balancers."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
