@@ -1,0 +1,215 @@
+"""JSON Schema validation of the desired-state document, with located, readable errors."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Iterable, Iterator
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import jsonschema
+from jsonschema.exceptions import ValidationError
+
+from reconciler.config.diagnostics import Diagnostic
+from reconciler.config.yamlload import Document, Path
+
+SCHEMA_FILE = "cluster.v1.schema.json"
+
+format_checker = jsonschema.FormatChecker(formats=())
+
+
+@format_checker.checks("ipv4", raises=ValueError)
+def _is_ipv4(value: object) -> bool:
+    return not isinstance(value, str) or bool(ipaddress.IPv4Address(value))
+
+
+@format_checker.checks("ipv6", raises=ValueError)
+def _is_ipv6(value: object) -> bool:
+    return not isinstance(value, str) or bool(ipaddress.IPv6Address(value))
+
+
+@format_checker.checks("ip-address", raises=ValueError)
+def _is_ip(value: object) -> bool:
+    return not isinstance(value, str) or bool(ipaddress.ip_address(value))
+
+
+@format_checker.checks("ip-interface", raises=ValueError)
+def _is_ip_interface(value: object) -> bool:
+    if isinstance(value, str):
+        ipaddress.ip_interface(value)
+    return True
+
+
+_FORMAT_NAMES = {
+    "ipv4": "an IPv4 address",
+    "ipv6": "an IPv6 address",
+    "ip-address": "an IP address",
+    "ip-interface": "an IP address with an optional /prefix",
+}
+
+
+@cache
+def load_schema() -> dict[str, Any]:
+    text = resources.files("reconciler").joinpath("schemas", SCHEMA_FILE).read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+@cache
+def _validator() -> jsonschema.protocols.Validator:
+    schema = load_schema()
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema, format_checker=format_checker)
+
+
+def validate_schema(doc: Document) -> list[Diagnostic]:
+    """Every schema error in `doc`, each at the key or value it is about."""
+    out: list[Diagnostic] = []
+    for error in _validator().iter_errors(doc.data):
+        out.extend(_translate(doc, error))
+    # One error per location and message, in file order.
+    unique = {(str(d.location), d.message): d for d in out}
+    return sorted(unique.values(), key=Diagnostic.sort_key)
+
+
+def _dotted(path: Path) -> str:
+    parts: list[str] = []
+    for p in path:
+        if isinstance(p, int):
+            parts.append(f"[{p}]")
+        else:
+            parts.append(("." if parts else "") + p)
+    return "".join(parts) or "document"
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return json.dumps(value)
+
+
+_TYPE_NAMES = {
+    "object": "a mapping",
+    "array": "a list",
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "null": "null",
+}
+
+
+def _allowed_keys(schema: dict[str, Any]) -> list[str]:
+    return sorted(schema.get("properties", {}))
+
+
+def _translate(doc: Document, error: ValidationError) -> Iterator[Diagnostic]:
+    path: Path = tuple(error.absolute_path)
+    where = _dotted(path)
+    v = error.validator
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    custom = schema.get("x-error")
+    inst = error.instance
+
+    if "propertyNames" in error.absolute_schema_path and isinstance(inst, str):
+        # jsonschema reports a bad key at the mapping's path with the key as instance.
+        msg = custom or _custom_from_context(error) or error.message
+        yield Diagnostic(doc.key_at((*path, inst)), f"{where}: bad name {inst!r}: {msg}")
+        return
+    if v == "additionalProperties" and isinstance(inst, dict):
+        allowed = _allowed_keys(schema)
+        for key in inst:
+            if key not in allowed:
+                hint = f" (allowed here: {', '.join(allowed)})" if allowed else ""
+                yield Diagnostic(doc.key_at((*path, key)), f"{where}: unknown key {key!r}{hint}")
+        return
+    if v == "required":
+        missing = [k for k in error.validator_value if isinstance(inst, dict) and k not in inst]
+        for key in missing:
+            yield Diagnostic(doc.key_at(path), f"{where}: missing required key {key!r}")
+        return
+    if v == "oneOf" and _is_required_choice(error.validator_value):
+        choices = [next(iter(s["required"])) for s in error.validator_value]
+        present = [c for c in choices if isinstance(inst, dict) and c in inst]
+        if present:
+            msg = f"{where}: give only one of {', '.join(choices)} (found {', '.join(present)})"
+            last = max(present, key=lambda k: doc.key_at((*path, k)))
+            yield Diagnostic(doc.key_at((*path, last)), msg)
+        else:
+            yield Diagnostic(doc.key_at(path), f"{where}: needs one of {', '.join(choices)}")
+        return
+    if v in ("if", "then", "else", "anyOf", "oneOf", "allOf") and error.context:
+        best = jsonschema.exceptions.best_match(error.context)
+        if best is not None:
+            yield from _translate(doc, best)
+            return
+    if v == "type":
+        expected = error.validator_value
+        names = (
+            [_TYPE_NAMES.get(t, t) for t in expected]
+            if isinstance(expected, list)
+            else [_TYPE_NAMES.get(expected, expected)]
+        )
+        msg = f"{_show(inst)}: {custom}" if custom else f"expected {' or '.join(names)}, got {_show(inst)}"
+        yield Diagnostic(doc.value_at(path), f"{where}: {msg}")
+        return
+    if v == "enum":
+        options = ", ".join(str(o) for o in error.validator_value)
+        yield Diagnostic(doc.value_at(path), f"{where}: {_show(inst)} is not one of: {options}")
+        return
+    if v == "const":
+        msg = custom or f"must be {json.dumps(error.validator_value)}, got {_show(inst)}"
+        yield Diagnostic(doc.value_at(path), f"{where}: {msg}")
+        return
+    if v in ("minimum", "maximum"):
+        word = "at least" if v == "minimum" else "at most"
+        msg = f"{_show(inst)} is out of range: must be {word} {error.validator_value}"
+        yield Diagnostic(doc.value_at(path), f"{where}: {msg}")
+        return
+    if v == "pattern":
+        msg = custom or f"{_show(inst)} does not match {error.validator_value}"
+        if custom:
+            msg = f"{_show(inst)}: {custom}"
+        yield Diagnostic(doc.value_at(path), f"{where}: {msg}")
+        return
+    if v == "format":
+        kind = _FORMAT_NAMES.get(error.validator_value, error.validator_value)
+        yield Diagnostic(doc.value_at(path), f"{where}: {_show(inst)} is not {kind}")
+        return
+    if v in ("minItems", "maxItems", "minProperties", "maxProperties", "minLength", "maxLength"):
+        what = {
+            "minItems": "needs at least {} item(s)",
+            "maxItems": "allows at most {} item(s)",
+            "minProperties": "needs at least {} entr(y/ies)",
+            "maxProperties": "allows at most {} entr(y/ies)",
+            "minLength": "must be at least {} character(s) long",
+            "maxLength": "must be at most {} character(s) long",
+        }[str(v)].format(error.validator_value)
+        yield Diagnostic(doc.value_at(path), f"{where}: {what}")
+        return
+    if v == "uniqueItems" and isinstance(inst, list):
+        seen: set[str] = set()
+        for i, item in enumerate(inst):
+            k = json.dumps(item, sort_keys=True)
+            if k in seen:
+                yield Diagnostic(doc.value_at((*path, i)), f"{where}: duplicate item {_show(item)}")
+            seen.add(k)
+        return
+    yield Diagnostic(doc.value_at(path), f"{where}: {custom or error.message}")
+
+
+def _custom_from_context(error: ValidationError) -> str | None:
+    for sub in error.context or ():
+        s = sub.schema if isinstance(sub.schema, dict) else {}
+        if "x-error" in s:
+            return str(s["x-error"])
+    return None
+
+
+def _is_required_choice(branches: Iterable[Any]) -> bool:
+    return all(isinstance(b, dict) and set(b) == {"required"} and len(b["required"]) == 1 for b in branches)

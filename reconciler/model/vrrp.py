@@ -1,0 +1,123 @@
+"""VRRP instances as one node runs them: every per-node value already resolved."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import ClassVar
+
+from reconciler.model.common import Family, IPAddress, IPInterface, Key
+
+
+@dataclass(frozen=True)
+class Vip:
+    address: IPInterface
+    dev: str  # interface the address goes on
+    label: str | None = None
+    scope: str = "global"
+
+    def __str__(self) -> str:
+        extra = "".join(
+            f" {k} {v}" for k, v in (("label", self.label), ("scope", self.scope)) if v and v != "global"
+        )
+        return f"{self.address} dev {self.dev}{extra}"
+
+
+@dataclass(frozen=True)
+class Hook:
+    command: tuple[str, ...]
+    timeout: timedelta
+    before_release: bool = False
+
+
+@dataclass(frozen=True)
+class Notify:
+    master: tuple[Hook, ...] = ()
+    backup: tuple[Hook, ...] = ()
+    fault: tuple[Hook, ...] = ()
+    stop: tuple[Hook, ...] = ()
+
+
+@dataclass(frozen=True)
+class TrackCheck:
+    check: str
+    weight: int = 0  # 0: FAULT while the check is down
+
+
+@dataclass(frozen=True)
+class TrackInterface:
+    interface: str
+    weight: int = 0  # 0: FAULT while the link is down
+
+
+Track = TrackCheck | TrackInterface
+
+
+@dataclass(frozen=True)
+class Garp:
+    """Gratuitous ARP / unsolicited NA on becoming master; keepalived's defaults."""
+
+    master_repeat: int = 5
+    master_delay: timedelta = timedelta(seconds=5)
+    master_refresh: timedelta = timedelta(0)
+    master_refresh_repeat: int = 1
+    interval: timedelta = timedelta(0)
+
+
+class UnicastChecksum(enum.Enum):
+    AUTO = "auto"
+    RFC = "rfc"
+    OLD = "old"
+
+
+@dataclass(frozen=True)
+class VrrpInstance:
+    kind: ClassVar[str] = "vrrp_instance"
+
+    name: str
+    vrid: int
+    version: int
+    family: Family
+    interface: str
+    priority: int  # configured; trackers move the effective priority at run time
+    advert_interval: timedelta
+    vips: tuple[Vip, ...]
+    primary_address: IPAddress | None  # source for IPv4; None for IPv6 (link-local)
+    preempt: bool = True
+    preempt_delay: timedelta = timedelta(0)
+    unicast_peers: tuple[IPAddress, ...] = ()  # empty: multicast
+    unicast_checksum: UnicastChecksum = UnicastChecksum.AUTO
+    auth_password: str | None = None  # VRRPv2 simple password
+    accept: bool = True
+    answer_lower_priority: bool = True
+    garp: Garp = Garp()
+    track: tuple[Track, ...] = ()
+    notify: Notify = Notify()
+    sync_group: str | None = None
+
+    @property
+    def key(self) -> Key:
+        return (self.name,)
+
+    @property
+    def address_owner(self) -> bool:
+        return self.priority == 255
+
+    @property
+    def advert_interval_cs(self) -> int:
+        """Advertisement_Interval in centiseconds, the unit of the VRRPv3 field (RFC 5798 5.2.7)."""
+        return self.advert_interval // timedelta(milliseconds=10)
+
+
+@dataclass(frozen=True)
+class SyncGroup:
+    kind: ClassVar[str] = "sync_group"
+
+    name: str
+    members: tuple[str, ...]
+    notify: Notify = Notify()
+
+    @property
+    def key(self) -> Key:
+        return (self.name,)

@@ -1,0 +1,457 @@
+"""VRRP advertisement codec: bytes <-> :class:`Advert` (RFC 5798 v3, RFC 3768 v2).
+
+Pure and struct-based. Decoding happens once, at the edge: the result is a frozen dataclass
+with typed, host-order fields, and every way a packet can be wrong surfaces as a single
+exception type, :class:`MalformedAdvert`, whose ``reason`` comes from a bounded enum (safe
+to use as a metric label).
+
+VRRPv3 (RFC 5798 §5.1), carried in IPv4 (protocol 112) or IPv6 (next header 112)::
+
+     0                   1                   2                   3
+     0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+    +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+    |Version| Type  | Virtual Rtr ID|   Priority    |Count IPvX Addr|
+    +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+    |(rsvd) |     Max Adver Int     |          Checksum             |
+    +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+    |                                                               |
+    +                                                               +
+    |                       IPvX Address(es)                        |
+    +                                                               +
+    |                                                               |
+    +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+
+    Max Adver Int: 12 bits, centiseconds. Checksum (§5.2.8): Internet checksum over an
+    IPv4 pseudo-header (src, dst, 0, 112, VRRP length) or IPv6 pseudo-header (src, dst,
+    VRRP length as u32, 3 zero bytes, next header 112) followed by the VRRP message.
+
+VRRPv2 (RFC 3768 §5.1), IPv4 only::
+
+     0                   1                   2                   3
+     0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+    +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+    |Version| Type  | Virtual Rtr ID|   Priority    | Count IP Addrs|
+    +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+    |   Auth Type   |   Adver Int   |          Checksum             |
+    +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+    |                         IP Address (1)                        |
+    +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+    |                            .........                          |
+    +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+    |                     Authentication Data (1)                   |
+    +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+    |                     Authentication Data (2)                   |
+    +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+
+    Adver Int: 8 bits, seconds. Checksum: plain RFC 1071 over the whole message including
+    the 8 authentication bytes, no pseudo-header.
+
+One interval representation is used for both versions: ``advert_interval_cs``
+(centiseconds), so the state machine never cares which version is on the wire. A v2
+interval is whole seconds on the wire and must therefore be a multiple of 100 cs.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address
+
+IPPROTO_VRRP = 112
+VRRP_TTL = 255  # RFC 5798 §5.1.1.3 / §5.1.2.3: sent with TTL / Hop Limit 255
+VRRP_TOS = 0xC0  # keepalived sends "internet network control" (measured on the wire)
+VRRP_MULTICAST_IPV4 = IPv4Address("224.0.0.18")  # RFC 5798 §5.1.1.2
+VRRP_MULTICAST_IPV6 = IPv6Address("ff02::12")  # RFC 5798 §5.1.2.2
+ADVERTISEMENT_TYPE = 1  # RFC 5798 §5.2.2: the only defined type
+
+V3_MAX_ADVERT_INTERVAL_CS = 0x0FFF  # 12-bit field, RFC 5798 §5.2.7
+V2_MAX_ADVERT_INTERVAL_S = 0xFF  # 8-bit field, RFC 3768 §5.3.7
+V2_AUTH_DATA_LEN = 8  # RFC 3768 §5.3.10 (two 32-bit words)
+MAX_ADDRESSES = 0xFF  # 8-bit count field
+
+IPAddress = IPv4Address | IPv6Address
+
+_HEADER = struct.Struct("!BBBBHH")  # vers/type, vrid, prio, count, (rsvd|int) or (auth,int), csum
+_IPV4_HEADER = struct.Struct("!BBHHHBBH4s4s")
+_IPV4_PSEUDO = struct.Struct("!4s4sBBH")
+_IPV6_PSEUDO = struct.Struct("!16s16sI3xB")
+_U16 = struct.Struct("!H")
+
+
+class VrrpVersion(enum.IntEnum):
+    V2 = 2  # RFC 3768
+    V3 = 3  # RFC 5798
+
+
+class AuthType(enum.IntEnum):
+    """VRRPv2 authentication types supported here (RFC 2338 §5.3.6; keepalived ``auth_type``).
+
+    RFC 3768 deprecated authentication; keepalived still speaks simple text ("PASS").
+    IPsec AH (type 2) changes the IP protocol to 51 and is not supported.
+    """
+
+    NONE = 0
+    SIMPLE_TEXT = 1
+
+
+class MalformedReason(enum.Enum):
+    """Why a packet could not be decoded. Bounded: usable as a metric label."""
+
+    TRUNCATED = "truncated"  # shorter than a fixed header or than its IP total length says
+    BAD_IP_HEADER = "bad_ip_header"  # not IPv4, wrong protocol, fragment, bad header checksum
+    BAD_LENGTH = "bad_length"  # IPv4 total length smaller than its own header
+    BAD_ADDRESS_FAMILY = "bad_address_family"  # v2 over IPv6, mixed src/dst families
+    BAD_VERSION = "bad_version"  # version nibble neither 2 nor 3
+    BAD_TYPE = "bad_type"  # type nibble is not 1 (ADVERTISEMENT)
+    BAD_VRID = "bad_vrid"  # VRID 0 (RFC 5798 §5.2.3: 1-255)
+    BAD_INTERVAL = "bad_interval"  # advertisement interval 0
+    BAD_AUTH_TYPE = "bad_auth_type"  # v2 auth type other than 0 or 1
+    BAD_ADDR_COUNT = "bad_addr_count"  # count field disagrees with the message length
+    BAD_CHECKSUM = "bad_checksum"
+
+
+class MalformedAdvert(ValueError):
+    """The one exception decoding raises. ``reason`` is a :class:`MalformedReason`."""
+
+    def __init__(self, reason: MalformedReason, detail: str = "") -> None:
+        super().__init__(f"{reason.value}: {detail}" if detail else reason.value)
+        self.reason = reason
+        self.detail = detail
+
+
+class ChecksumVerdict(enum.Enum):
+    """How the checksum of a decoded advert verified."""
+
+    VALID = "valid"  # RFC checksum (v2 plain; v3 pseudo-header with the actual destination)
+    # v3 unicast advert that only verifies with the multicast group as pseudo-header
+    # destination: keepalived before 1.3.6, or `old_unicast_checksum` (reference §3c).
+    VALID_OLD_UNICAST = "valid_old_unicast"
+    NOT_VERIFIED = "not_verified"  # decoded with verify_checksum=False
+
+
+@dataclass(frozen=True, slots=True)
+class Advert:
+    """One VRRP ADVERTISEMENT, version independent, in host order.
+
+    ``advert_interval_cs`` is RFC 5798's Max Adver Int (v3, centiseconds) or RFC 3768's
+    Adver Int (v2, seconds on the wire) expressed in centiseconds.
+    ``auth_data`` is the 8 raw v2 authentication bytes (a simple-text password is
+    zero-padded to 8 bytes here); it is empty for v3.
+    """
+
+    version: VrrpVersion
+    vrid: int
+    priority: int
+    advert_interval_cs: int
+    addresses: tuple[IPv4Address, ...] | tuple[IPv6Address, ...] = ()
+    auth_type: AuthType = AuthType.NONE
+    auth_data: bytes = b""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.vrid <= 255:
+            raise ValueError(f"vrid {self.vrid} outside 1..255")
+        if not 0 <= self.priority <= 255:
+            raise ValueError(f"priority {self.priority} outside 0..255")
+        if len(self.addresses) > MAX_ADDRESSES:
+            raise ValueError(f"{len(self.addresses)} addresses, at most {MAX_ADDRESSES}")
+        if self.addresses:
+            kind = type(self.addresses[0])
+            if kind not in (IPv4Address, IPv6Address) or any(
+                type(a) is not kind for a in self.addresses
+            ):
+                raise ValueError("addresses must all be IPv4Address or all IPv6Address")
+        if self.version is VrrpVersion.V3:
+            if not 1 <= self.advert_interval_cs <= V3_MAX_ADVERT_INTERVAL_CS:
+                raise ValueError(
+                    f"v3 advert interval {self.advert_interval_cs} cs outside "
+                    f"1..{V3_MAX_ADVERT_INTERVAL_CS}"
+                )
+            if self.auth_type is not AuthType.NONE or self.auth_data:
+                raise ValueError("VRRPv3 has no authentication (RFC 5798 §9)")
+        elif self.version is VrrpVersion.V2:
+            seconds, rest = divmod(self.advert_interval_cs, 100)
+            if rest or not 1 <= seconds <= V2_MAX_ADVERT_INTERVAL_S:
+                raise ValueError(
+                    f"v2 advert interval {self.advert_interval_cs} cs is not 1..255 whole seconds"
+                )
+            if self.addresses and isinstance(self.addresses[0], IPv6Address):
+                raise ValueError("VRRPv2 carries IPv4 addresses only (RFC 3768)")
+            if len(self.auth_data) > V2_AUTH_DATA_LEN:
+                raise ValueError(f"v2 auth data longer than {V2_AUTH_DATA_LEN} bytes")
+            if len(self.auth_data) < V2_AUTH_DATA_LEN:
+                object.__setattr__(
+                    self, "auth_data", self.auth_data.ljust(V2_AUTH_DATA_LEN, b"\0")
+                )
+        else:  # pragma: no cover - enum exhausted
+            raise ValueError(f"unknown VRRP version {self.version!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedAdvert:
+    """A decoded advert plus what the IP layer said about it.
+
+    ``hop_limit`` is the IPv4 TTL or IPv6 Hop Limit; checking it is 255 (RFC 5798 §7.1)
+    is the receiver's job, not the codec's.
+    """
+
+    advert: Advert
+    source: IPv4Address | IPv6Address
+    destination: IPv4Address | IPv6Address
+    hop_limit: int
+    checksum: ChecksumVerdict
+
+
+def multicast_group(address: IPAddress) -> IPAddress:
+    """The VRRP multicast group of ``address``'s family (RFC 5798 §5.1.1.2, §5.1.2.2)."""
+    return VRRP_MULTICAST_IPV4 if address.version == 4 else VRRP_MULTICAST_IPV6
+
+
+# --- Internet checksum (RFC 1071) ---------------------------------------------------------
+#
+# The one's-complement sum of 16-bit big-endian words equals the message read as one big
+# integer modulo 0xFFFF, because 2**16 ≡ 1 (mod 0xFFFF). Python does that reduction in C,
+# which is several times faster than summing words in a loop. The two one's-complement
+# zeros (0x0000 and 0xFFFF) are told apart by noting that a message with any non-zero byte
+# sums to 0xFFFF, never to 0x0000; every VRRP message has a non-zero version byte.
+
+
+def _ones_sum_mod(data: bytes) -> int:
+    if len(data) & 1:
+        data += b"\0"
+    return int.from_bytes(data, "big") % 0xFFFF
+
+
+def internet_checksum(data: bytes) -> int:
+    """RFC 1071 checksum of ``data`` (odd lengths padded with a zero byte)."""
+    residue = _ones_sum_mod(data)
+    # folded sum S is residue, or 0xFFFF when residue is 0 (see above); checksum is ~S
+    return 0xFFFF - residue if residue else 0
+
+
+def _pseudo_header(source: IPAddress, destination: IPAddress, length: int) -> bytes:
+    if source.version == 4:
+        return _IPV4_PSEUDO.pack(source.packed, destination.packed, 0, IPPROTO_VRRP, length)
+    return _IPV6_PSEUDO.pack(source.packed, destination.packed, length, IPPROTO_VRRP)
+
+
+# --- Encoding -----------------------------------------------------------------------------
+
+
+def encode_advert(
+    advert: Advert,
+    source: IPAddress | None = None,
+    destination: IPAddress | None = None,
+    *,
+    old_unicast_checksum: bool = False,
+) -> bytes:
+    """The VRRP message (IP payload) for ``advert``, checksum filled in.
+
+    v3 needs ``source`` and ``destination`` for the pseudo-header (RFC 5798 §5.2.8); for
+    unicast, ``destination`` is the peer. ``old_unicast_checksum`` puts the multicast group
+    in the pseudo-header instead, as keepalived < 1.3.6 and keepalived's
+    ``old_unicast_checksum`` do. v2 has no pseudo-header and ignores all three.
+    """
+    count = len(advert.addresses)
+    addresses = b"".join(a.packed for a in advert.addresses)
+    if advert.version is VrrpVersion.V2:
+        head = _HEADER.pack(
+            0x20 | ADVERTISEMENT_TYPE,
+            advert.vrid,
+            advert.priority,
+            count,
+            (advert.auth_type << 8) | (advert.advert_interval_cs // 100),
+            0,
+        )
+        message = head + addresses + advert.auth_data
+        checksum = internet_checksum(message)
+    else:
+        if source is None or destination is None:
+            raise ValueError("a VRRPv3 checksum needs the source and destination addresses")
+        if source.version != destination.version or (
+            advert.addresses and advert.addresses[0].version != source.version
+        ):
+            raise ValueError("source, destination and advertised addresses differ in family")
+        head = _HEADER.pack(
+            0x30 | ADVERTISEMENT_TYPE,
+            advert.vrid,
+            advert.priority,
+            count,
+            advert.advert_interval_cs,
+            0,
+        )
+        message = head + addresses
+        pseudo_destination = multicast_group(source) if old_unicast_checksum else destination
+        checksum = internet_checksum(
+            _pseudo_header(source, pseudo_destination, len(message)) + message
+        )
+    return message[:6] + _U16.pack(checksum) + message[8:]
+
+
+def encode_ipv4_packet(
+    advert: Advert,
+    source: IPv4Address,
+    destination: IPv4Address,
+    *,
+    ttl: int = VRRP_TTL,
+    tos: int = VRRP_TOS,
+    identification: int = 0,
+    old_unicast_checksum: bool = False,
+) -> bytes:
+    """A complete IPv4 packet (20-byte header, DF clear) carrying ``advert``.
+
+    For raw sockets with ``IP_HDRINCL``, as keepalived sends them (TOS 0xC0, TTL 255).
+    """
+    payload = encode_advert(
+        advert, source, destination, old_unicast_checksum=old_unicast_checksum
+    )
+    header = _IPV4_HEADER.pack(
+        0x45, tos, 20 + len(payload), identification, 0, ttl, IPPROTO_VRRP, 0,
+        source.packed, destination.packed,
+    )  # fmt: skip
+    return header[:10] + _U16.pack(internet_checksum(header)) + header[12:] + payload
+
+
+# --- Decoding -----------------------------------------------------------------------------
+
+
+def decode_ipv4(packet: bytes, *, verify_checksum: bool = True) -> ReceivedAdvert:
+    """Decode a whole IPv4 packet as an IPv4 raw socket delivers it (header included).
+
+    Checks the IP header (version, length, protocol 112, not a fragment, header checksum)
+    but not the TTL: that is exposed as ``hop_limit`` for the receive checks.
+    """
+    if len(packet) < 20:
+        raise MalformedAdvert(MalformedReason.TRUNCATED, f"{len(packet)} bytes, no IPv4 header")
+    (vihl, _tos, total_length, _ident, frag, ttl, proto, _csum, src, dst) = _IPV4_HEADER.unpack_from(
+        packet
+    )
+    if vihl >> 4 != 4:
+        raise MalformedAdvert(MalformedReason.BAD_IP_HEADER, f"IP version {vihl >> 4}")
+    header_length = (vihl & 0x0F) * 4
+    if header_length < 20:
+        raise MalformedAdvert(MalformedReason.BAD_IP_HEADER, f"IHL {header_length} bytes")
+    if total_length < header_length:
+        raise MalformedAdvert(
+            MalformedReason.BAD_LENGTH, f"total length {total_length} < header {header_length}"
+        )
+    if total_length > len(packet):
+        raise MalformedAdvert(
+            MalformedReason.TRUNCATED, f"total length {total_length}, have {len(packet)}"
+        )
+    if proto != IPPROTO_VRRP:
+        raise MalformedAdvert(MalformedReason.BAD_IP_HEADER, f"IP protocol {proto}")
+    if frag & 0x3FFF:  # MF flag or a fragment offset: VRRP is never fragmented
+        raise MalformedAdvert(MalformedReason.BAD_IP_HEADER, "fragment")
+    if _ones_sum_mod(packet[:header_length]) != 0:
+        raise MalformedAdvert(MalformedReason.BAD_IP_HEADER, "IPv4 header checksum")
+    return decode_payload(
+        packet[header_length:total_length],
+        IPv4Address(src),
+        IPv4Address(dst),
+        ttl,
+        verify_checksum=verify_checksum,
+    )
+
+
+def decode_ipv6(
+    payload: bytes,
+    source: IPv6Address,
+    destination: IPv6Address,
+    hop_limit: int,
+    *,
+    verify_checksum: bool = True,
+) -> ReceivedAdvert:
+    """Decode the VRRP message an IPv6 raw socket delivers (no IP header on IPv6).
+
+    ``source`` comes from recvmsg's address, ``destination`` from IPV6_PKTINFO and
+    ``hop_limit`` from IPV6_HOPLIMIT ancillary data.
+    """
+    return decode_payload(
+        payload, source, destination, hop_limit, verify_checksum=verify_checksum
+    )
+
+
+def decode_payload(
+    message: bytes,
+    source: IPAddress,
+    destination: IPAddress,
+    hop_limit: int,
+    *,
+    verify_checksum: bool = True,
+) -> ReceivedAdvert:
+    """Decode a VRRP message (the IP payload) received from ``source`` to ``destination``."""
+    if source.version != destination.version:
+        raise MalformedAdvert(MalformedReason.BAD_ADDRESS_FAMILY, "source/destination family")
+    size = len(message)
+    if size < 8:
+        raise MalformedAdvert(MalformedReason.TRUNCATED, f"{size} bytes, header is 8")
+    vers_type, vrid, priority, count, word, _csum = _HEADER.unpack_from(message)
+    version = vers_type >> 4
+    if version == 3:
+        address_length = 4 if source.version == 4 else 16
+        expected = 8 + count * address_length
+    elif version == 2:
+        if source.version != 4:
+            raise MalformedAdvert(MalformedReason.BAD_ADDRESS_FAMILY, "VRRPv2 over IPv6")
+        address_length = 4
+        expected = 8 + count * 4 + V2_AUTH_DATA_LEN
+    else:
+        raise MalformedAdvert(MalformedReason.BAD_VERSION, f"version {version}")
+    if vers_type & 0x0F != ADVERTISEMENT_TYPE:
+        raise MalformedAdvert(MalformedReason.BAD_TYPE, f"type {vers_type & 0x0F}")
+    if size != expected:
+        reason = MalformedReason.BAD_ADDR_COUNT if size >= 8 + (
+            V2_AUTH_DATA_LEN if version == 2 else 0
+        ) else MalformedReason.TRUNCATED
+        raise MalformedAdvert(reason, f"count {count} needs {expected} bytes, have {size}")
+    if vrid == 0:
+        raise MalformedAdvert(MalformedReason.BAD_VRID, "VRID 0")
+
+    verdict = ChecksumVerdict.NOT_VERIFIED
+    if version == 3:
+        interval_cs = word & 0x0FFF  # the top 4 bits are reserved, ignored on receipt
+        auth_type = AuthType.NONE
+        auth_data = b""
+        if verify_checksum:
+            if _ones_sum_mod(_pseudo_header(source, destination, size) + message) == 0:
+                verdict = ChecksumVerdict.VALID
+            elif destination != (group := multicast_group(source)) and (
+                _ones_sum_mod(_pseudo_header(source, group, size) + message) == 0
+            ):
+                verdict = ChecksumVerdict.VALID_OLD_UNICAST
+            else:
+                raise MalformedAdvert(MalformedReason.BAD_CHECKSUM, "VRRPv3 checksum")
+    else:
+        raw_auth, interval_s = word >> 8, word & 0xFF
+        if raw_auth not in (0, 1):
+            raise MalformedAdvert(MalformedReason.BAD_AUTH_TYPE, f"auth type {raw_auth}")
+        auth_type = AuthType(raw_auth)
+        auth_data = message[size - V2_AUTH_DATA_LEN :]
+        interval_cs = interval_s * 100
+        if verify_checksum:
+            if _ones_sum_mod(message) != 0:
+                raise MalformedAdvert(MalformedReason.BAD_CHECKSUM, "VRRPv2 checksum")
+            verdict = ChecksumVerdict.VALID
+    if interval_cs == 0:
+        raise MalformedAdvert(MalformedReason.BAD_INTERVAL, "advert interval 0")
+
+    addresses: tuple[IPv4Address, ...] | tuple[IPv6Address, ...]
+    if address_length == 4:
+        addresses = tuple(
+            IPv4Address(message[i : i + 4]) for i in range(8, 8 + 4 * count, 4)
+        )
+    else:
+        addresses = tuple(
+            IPv6Address(message[i : i + 16]) for i in range(8, 8 + 16 * count, 16)
+        )
+    advert = Advert(
+        version=VrrpVersion(version),
+        vrid=vrid,
+        priority=priority,
+        advert_interval_cs=interval_cs,
+        addresses=addresses,
+        auth_type=auth_type,
+        auth_data=auth_data,
+    )
+    return ReceivedAdvert(advert, source, destination, hop_limit, verdict)
