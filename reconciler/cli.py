@@ -1,0 +1,140 @@
+"""Command line: `reconciler validate|plan ...` (see `reconciler --help`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from reconciler import __version__
+from reconciler.config.diagnostics import InvalidConfig
+from reconciler.config.load import Loaded, load_file
+from reconciler.plan.planner import Plan, plan_revision
+from reconciler.plan.render import FORMATS, render
+
+EXIT_OK = 0
+EXIT_INVALID = 1  # validate: the file is invalid; plan: there are changes
+EXIT_CHANGES = 1
+EXIT_ERROR = 2  # cannot run: missing file, bad arguments, invalid input to plan
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="reconciler",
+        description=(
+            "Declarative, git-driven high availability for Linux load balancers: one YAML file "
+            "describes the cluster's VRRP instances, health checks and IPVS services."
+        ),
+    )
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    v = sub.add_parser(
+        "validate",
+        help="check desired-state files (schema, semantic and cross-node checks)",
+        description=(
+            "Validate each FILE against the JSON Schema and the semantic and cross-node rules. "
+            "Every error is printed as FILE:LINE:COL: message. "
+            "Exit 0 when all are valid, 1 when any is invalid, 2 when a file cannot be read."
+        ),
+    )
+    v.add_argument("files", nargs="+", metavar="FILE")
+    v.add_argument("-q", "--quiet", action="store_true", help="print errors only, no OK lines")
+
+    pl = sub.add_parser(
+        "plan",
+        help="show what a node would change between two revisions of the file",
+        description=(
+            "Show the ordered steps NODE would take going from revision OLD_FILE to FILE. "
+            "Exit 0 when nothing changes, 1 when something does, 2 on error (invalid input "
+            "included: nothing is planned from an invalid file)."
+        ),
+    )
+    pl.add_argument("file", metavar="FILE", help="the new desired state")
+    pl.add_argument(
+        "--node",
+        action="append",
+        metavar="NODE",
+        help="node to plan for; repeat for several; default: every node in either revision",
+    )
+    pl.add_argument(
+        "--from",
+        dest="old",
+        metavar="OLD_FILE",
+        help="the revision the node runs now; default: nothing (a fresh node)",
+    )
+    pl.add_argument("-o", "--output", choices=FORMATS, default="text", help="output format")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "validate":
+        return _validate(args.files, quiet=args.quiet)
+    if args.command == "plan":
+        return _plan(args.file, args.old, args.node, args.output)
+    raise AssertionError(args.command)
+
+
+def _validate(files: Sequence[str], *, quiet: bool) -> int:
+    rc = EXIT_OK
+    for f in files:
+        try:
+            load_file(f)
+        except OSError as exc:
+            print(f"{f}: cannot read: {exc.strerror or exc}", file=sys.stderr)
+            rc = EXIT_ERROR
+            continue
+        except InvalidConfig as exc:
+            for d in exc.diagnostics:
+                print(d)
+            n = len(exc.diagnostics)
+            print(f"{f}: invalid ({n} error{'s' if n != 1 else ''})", file=sys.stderr)
+            rc = max(rc, EXIT_INVALID)
+            continue
+        if not quiet:
+            print(f"{f}: OK")
+    return rc
+
+
+def _load_for_plan(path: str) -> Loaded | None:
+    try:
+        return load_file(path)
+    except OSError as exc:
+        print(f"{path}: cannot read: {exc.strerror or exc}", file=sys.stderr)
+    except InvalidConfig as exc:
+        for d in exc.diagnostics:
+            print(d, file=sys.stderr)
+        print(f"{path}: invalid; nothing planned", file=sys.stderr)
+    return None
+
+
+def _plan(file: str, old_file: str | None, nodes: list[str] | None, fmt: str) -> int:
+    new = _load_for_plan(file)
+    old = _load_for_plan(old_file) if old_file else None
+    if new is None or (old_file and old is None):
+        return EXIT_ERROR
+    known = list(new.cluster.node_names)
+    if old:
+        known += [n for n in old.cluster.node_names if n not in known]
+    wanted = nodes or known
+    unknown = [n for n in wanted if n not in known]
+    if unknown:
+        print(
+            f"unknown node {', '.join(map(repr, unknown))}: the files have {', '.join(known)}",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    plans: list[Plan] = []
+    for n in wanted:
+        new_cfg = new.cluster.for_node(n) if n in new.cluster.node_names else None
+        old_cfg = old.cluster.for_node(n) if old and n in old.cluster.node_names else None
+        plans.append(
+            plan_revision(n, old_cfg, new_cfg, source=old_file or "(nothing)", target=file)
+        )
+    sys.stdout.write(render(plans, fmt))
+    return EXIT_CHANGES if any(p.has_changes for p in plans) else EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

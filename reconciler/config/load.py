@@ -1,0 +1,53 @@
+"""The one entry point from a file (or text) to a validated Cluster model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler.config.build import build_cluster
+from reconciler.config.diagnostics import Diagnostic, InvalidConfig, Location
+from reconciler.config.schema import validate_schema
+from reconciler.config.yamlload import Document, load_yaml
+from reconciler.model.cluster import Cluster
+
+
+@dataclass(frozen=True)
+class Loaded:
+    cluster: Cluster
+    document: Document
+
+
+def load_text(text: str, file: str) -> Loaded:
+    """Parse, schema-check, semantic-check and build; InvalidConfig lists every error."""
+    doc = load_yaml(text, file)
+    errors = validate_schema(doc)
+    if errors:
+        raise InvalidConfig(errors)
+    return Loaded(build_cluster(doc), doc)
+
+
+def load_file(path: str | Path) -> Loaded:
+    """Like load_text; OSError when the file cannot be read (a different failure from invalid)."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except IsADirectoryError as exc:
+        raise OSError(f"{p}: is a directory") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # Where the bad byte is, as a line and column, like every other error.
+        line = raw[: exc.start].count(b"\n") + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise InvalidConfig([Diagnostic(Location(str(path), line, col), "not UTF-8 text")]) from exc
+    return load_text(text, str(path))
+
+
+def validate_file(path: str | Path) -> list[Diagnostic]:
+    """Every error in the file ([] when valid). OSError when it cannot be read."""
+    try:
+        load_file(path)
+    except InvalidConfig as exc:
+        return exc.diagnostics
+    return []
