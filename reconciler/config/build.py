@@ -710,6 +710,19 @@ class _Builder:
             port = rs.get("port", key.port)
             fwd = Forwarding(rs.get("forwarding", forwarding.value))
             self._same_family((*rpath, "address"), key, addr, fwd)
+            if (
+                fwd is not Forwarding.NAT
+                and not key.fwmark
+                and "port" in rs
+                and rs["port"] != key.port
+            ):
+                self.error(
+                    (*rpath, "port"),
+                    f"{where}.real_servers[{i}].port: {fwd.value} forwarding cannot change the "
+                    f"port; IPVS sends to the service port {key.port} (use nat to remap ports)",
+                )
+            if fwd is not Forwarding.NAT and not key.fwmark:
+                port = key.port  # what the kernel stores for non-NAT destinations
             if (addr, port) in seen:
                 self.error(
                     (*rpath, "address"),
