@@ -127,9 +127,12 @@ def _convert(
 ) -> Any:
     doc.marks[path] = Marks(key_loc, _loc(doc.file, node.start_mark))
     if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)  # resolves `<<` merge keys
+        explicit = sum(1 for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge")
+        loader.flatten_mapping(node)  # resolves `<<` merge keys; merged pairs come first
+        merged = len(node.value) - explicit
         result: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
+        from_merge: set[str] = set()
+        for index, (key_node, value_node) in enumerate(node.value):
             try:
                 key = loader.construct_object(key_node, deep=True)
             except yaml.YAMLError as exc:
@@ -140,7 +143,12 @@ def _convert(
                 errors.append(Diagnostic(kloc, f"keys must be strings, not {key!r}"))
                 continue
             key = str(key)
-            if key in result:
+            if index < merged:
+                from_merge.add(key)
+            elif key in from_merge:
+                from_merge.discard(key)  # an explicit key overrides a merged one
+                del result[key]
+            if key in result and index >= merged:
                 first = doc.marks[(*path, key)].key
                 errors.append(
                     Diagnostic(kloc, f"duplicate key {key!r} (first defined at line {first.line if first else '?'})")
