@@ -145,7 +145,9 @@ class _Builder:
             nodes=nodes,
             node_configs=tuple(node_configs),
             sysctls=Sysctls(**sysctls),
-            resync_interval=self.duration_or(("reconcile", "resync_interval"), timedelta(seconds=30))
+            resync_interval=self.duration_or(
+                ("reconcile", "resync_interval"), timedelta(seconds=30)
+            )
             if reconcile
             else timedelta(seconds=30),
             drain_timeout=self.duration_or(("reconcile", "drain_timeout"), timedelta(minutes=5))
@@ -303,12 +305,16 @@ class _Builder:
         version_s = self._setting(name, "version")
         version = version_s.value if version_s else 3
         interval_s = self._setting(name, "advert_interval")
-        interval = self.duration(interval_s.path) if interval_s and interval_s.path else timedelta(seconds=1)
+        interval = (
+            self.duration(interval_s.path)
+            if interval_s and interval_s.path
+            else timedelta(seconds=1)
+        )
         vips_raw: list[Any] = raw["vips"]
 
         # VIPs: families, uniqueness within and across instances.
         parsed: list[tuple[ipaddress.IPv4Interface | ipaddress.IPv6Interface, dict[str, Any]]] = []
-        for i, v in enumerate(vips_raw):
+        for v in vips_raw:
             opts = v if isinstance(v, dict) else {"address": v}
             parsed.append((ipaddress.ip_interface(opts["address"]), opts))
         families = [Family.of(a) for a, _ in parsed]
@@ -319,7 +325,8 @@ class _Builder:
                     self.error(
                         _vip_path(path, i, vips_raw),
                         f"{where}.vips: mixes IPv4 and IPv6 VIPs; put {parsed[i][0].ip} in an "
-                        "instance of its own (RFC 5798 allows one address family per virtual router)",
+                        "instance of its own (RFC 5798 allows one address family per "
+                        "virtual router)",
                     )
         for i, (addr, _) in enumerate(parsed):
             vpath = _vip_path(path, i, vips_raw)
@@ -331,7 +338,8 @@ class _Builder:
                     self.error(
                         vpath,
                         f"{where}.vips: {addr.ip} already belongs to instance {other!r} "
-                        f"(line {self.doc.value_at(other_path).line}); a VIP belongs to one instance only",
+                        f"(line {self.doc.value_at(other_path).line}); "
+                        "a VIP belongs to one instance only",
                     )
             else:
                 vip_owner[addr.ip] = (name, vpath)
@@ -339,11 +347,16 @@ class _Builder:
         # Version rules.
         if version == 2 and family is Family.IPV6:
             at = version_s.path if version_s and version_s.path else (*path, "vips")
-            self.error(at, f"{where}: VRRPv2 (RFC 3768) carries only IPv4; use version 3 for IPv6 VIPs")
+            self.error(
+                at, f"{where}: VRRPv2 (RFC 3768) carries only IPv4; use version 3 for IPv6 VIPs"
+            )
         if interval_s and interval_s.path:
             ipath = interval_s.path
             if version == 2:
-                if interval % timedelta(seconds=1) or not timedelta(seconds=1) <= interval <= V2_MAX_ADVERT:
+                if (
+                    interval % timedelta(seconds=1)
+                    or not timedelta(seconds=1) <= interval <= V2_MAX_ADVERT
+                ):
                     self.error(
                         ipath,
                         f"{where}: VRRPv2 advert_interval must be whole seconds from 1s to 255s "
@@ -435,46 +448,47 @@ class _Builder:
                 continue
             peers = (
                 tuple(
-                    a
-                    for o in members
-                    if o != m and (a := node_addr(node_by_name[o])) is not None
+                    a for o in members if o != m and (a := node_addr(node_by_name[o])) is not None
                 )
                 if unicast
                 else ()
             )
-            yield m, VrrpInstance(
-                name=name,
-                vrid=raw["vrid"],
-                version=version,
-                family=family,
-                interface=iface,
-                priority=priority,
-                advert_interval=interval,
-                vips=tuple(
-                    Vip(
-                        address=a,
-                        dev=opts.get("dev", iface),
-                        label=opts.get("label"),
-                        scope=opts.get("scope", "global"),
-                    )
-                    for a, opts in parsed
+            yield (
+                m,
+                VrrpInstance(
+                    name=name,
+                    vrid=raw["vrid"],
+                    version=version,
+                    family=family,
+                    interface=iface,
+                    priority=priority,
+                    advert_interval=interval,
+                    vips=tuple(
+                        Vip(
+                            address=a,
+                            dev=opts.get("dev", iface),
+                            label=opts.get("label"),
+                            scope=opts.get("scope", "global"),
+                        )
+                        for a, opts in parsed
+                    ),
+                    primary_address=node_addr(node) if family is Family.IPV4 else node.address6,
+                    preempt=bool(s.value) if (s := self._setting(name, "preempt")) else True,
+                    preempt_delay=preempt_delay,
+                    unicast_peers=peers,
+                    unicast_checksum=UnicastChecksum(
+                        s.value if (s := self._setting(name, "unicast_checksum")) else "auto"
+                    ),
+                    auth_password=auth_s.value["password"] if auth_s else None,
+                    accept=bool(s.value) if (s := self._setting(name, "accept")) else True,
+                    answer_lower_priority=bool(s.value)
+                    if (s := self._setting(name, "answer_lower_priority"))
+                    else True,
+                    garp=garp,
+                    track=tracks,
+                    notify=notify,
+                    sync_group=sync_group,
                 ),
-                primary_address=node_addr(node) if family is Family.IPV4 else node.address6,
-                preempt=bool(s.value) if (s := self._setting(name, "preempt")) else True,
-                preempt_delay=preempt_delay,
-                unicast_peers=peers,
-                unicast_checksum=UnicastChecksum(
-                    s.value if (s := self._setting(name, "unicast_checksum")) else "auto"
-                ),
-                auth_password=auth_s.value["password"] if auth_s else None,
-                accept=bool(s.value) if (s := self._setting(name, "accept")) else True,
-                answer_lower_priority=bool(s.value)
-                if (s := self._setting(name, "answer_lower_priority"))
-                else True,
-                garp=garp,
-                track=tracks,
-                notify=notify,
-                sync_group=sync_group,
             )
 
     def _tracks(self, inst: str) -> tuple[Track, ...]:
@@ -489,14 +503,17 @@ class _Builder:
                     known = ", ".join(self.check_names) or "none defined"
                     self.error(
                         (*s.path, i, "check"),
-                        f"{_dotted(s.path)}[{i}].check: unknown check {t['check']!r} (checks: {known})",
+                        f"{_dotted(s.path)}[{i}].check: unknown check {t['check']!r} "
+                        f"(checks: {known})",
                     )
                 out.append(TrackCheck(t["check"], weight))
             else:
                 out.append(TrackInterface(t["interface"], weight))
         return tuple(out)
 
-    def _hooks(self, path: Path, default_timeout: timedelta, *, release_ok: bool) -> tuple[Hook, ...]:
+    def _hooks(
+        self, path: Path, default_timeout: timedelta, *, release_ok: bool
+    ) -> tuple[Hook, ...]:
         hooks: list[Hook] = []
         for i, h in enumerate(self.doc.get(path)):
             if isinstance(h, list):
@@ -529,7 +546,9 @@ class _Builder:
                 return ()
             return self._hooks((*p, key), timeout, release_ok=key != "master")
 
-        return Notify(master=hooks("master"), backup=hooks("backup"), fault=hooks("fault"), stop=hooks("stop"))
+        return Notify(
+            master=hooks("master"), backup=hooks("backup"), fault=hooks("fault"), stop=hooks("stop")
+        )
 
     def _garp(self, s: _Setting | None) -> Garp:
         if not s or not s.path:
@@ -557,7 +576,11 @@ class _Builder:
                 mpath: Path = ("vrrp", "sync_groups", g, "members", i)
                 if m not in instances:
                     known = ", ".join(instances) or "none defined"
-                    self.error(mpath, f"vrrp.sync_groups.{g}.members: unknown instance {m!r} (instances: {known})")
+                    self.error(
+                        mpath,
+                        f"vrrp.sync_groups.{g}.members: unknown instance {m!r} "
+                        f"(instances: {known})",
+                    )
                 elif m in seen:
                     self.error(
                         mpath,
@@ -572,7 +595,9 @@ class _Builder:
             members = tuple(m for m in raw["members"] if m in local)
             if members:
                 notify = self._notify(
-                    _Setting(raw["notify"], ("vrrp", "sync_groups", g, "notify")) if "notify" in raw else None
+                    _Setting(raw["notify"], ("vrrp", "sync_groups", g, "notify"))
+                    if "notify" in raw
+                    else None
                 )
                 yield SyncGroup(name=g, members=members, notify=notify)
 
@@ -631,20 +656,32 @@ class _Builder:
         if "fwmark" in raw:
             for k in ("port", "protocol"):
                 if k in raw:
-                    self.error((*path, k), f"{where}: {k} does not apply to a fwmark service", at_key=True)
+                    self.error(
+                        (*path, k), f"{where}: {k} does not apply to a fwmark service", at_key=True
+                    )
             return ServiceKey(
-                family=Family.IPV6 if raw.get("family") == "ipv6" else Family.IPV4, fwmark=raw["fwmark"]
+                family=Family.IPV6 if raw.get("family") == "ipv6" else Family.IPV4,
+                fwmark=raw["fwmark"],
             )
         if "family" in raw:
-            self.error((*path, "family"), f"{where}: family only applies to a fwmark service (the address says it)", at_key=True)
+            self.error(
+                (*path, "family"),
+                f"{where}: family only applies to a fwmark service (the address says it)",
+                at_key=True,
+            )
         if "port" not in raw:
             self.error(path, f"{where}: port is required with address", at_key=True)
             return None
         addr = ipaddress.ip_address(raw["address"])
         if raw["port"] == 0 and "persistence" not in raw:
-            self.error((*path, "port"), f"{where}: port 0 (all ports) needs persistence, as in IPVS")
+            self.error(
+                (*path, "port"), f"{where}: port 0 (all ports) needs persistence, as in IPVS"
+            )
         return ServiceKey(
-            family=Family.of(addr), protocol=Protocol(raw.get("protocol", "tcp")), address=addr, port=raw["port"]
+            family=Family.of(addr),
+            protocol=Protocol(raw.get("protocol", "tcp")),
+            address=addr,
+            port=raw["port"],
         )
 
     def _service(
@@ -666,20 +703,31 @@ class _Builder:
             else:
                 netmask = p.get("netmask", full)
                 if netmask > full:
-                    self.error((*path, "persistence", "netmask"), f"{where}.persistence.netmask: at most {full} for {key.family}")
+                    self.error(
+                        (*path, "persistence", "netmask"),
+                        f"{where}.persistence.netmask: at most {full} for {key.family}",
+                    )
                 persistence = Persistence(
-                    self.duration_or((*path, "persistence", "timeout"), timedelta(seconds=300)), netmask
+                    self.duration_or((*path, "persistence", "timeout"), timedelta(seconds=300)),
+                    netmask,
                 )
         q = raw.get("quorum", {})
         qpath = (*path, "quorum")
         quorum = Quorum(
             min_weight=q.get("min_weight", 1),
             hysteresis=q.get("hysteresis", 0),
-            up=self._hooks((*qpath, "up"), DEFAULT_HOOK_TIMEOUT, release_ok=False) if "up" in q else (),
-            down=self._hooks((*qpath, "down"), DEFAULT_HOOK_TIMEOUT, release_ok=False) if "down" in q else (),
+            up=self._hooks((*qpath, "up"), DEFAULT_HOOK_TIMEOUT, release_ok=False)
+            if "up" in q
+            else (),
+            down=self._hooks((*qpath, "down"), DEFAULT_HOOK_TIMEOUT, release_ok=False)
+            if "down" in q
+            else (),
         )
         if quorum.hysteresis >= quorum.min_weight and "hysteresis" in q:
-            self.error((*qpath, "hysteresis"), f"{where}.quorum.hysteresis: must be less than min_weight ({quorum.min_weight})")
+            self.error(
+                (*qpath, "hysteresis"),
+                f"{where}.quorum.hysteresis: must be less than min_weight ({quorum.min_weight})",
+            )
         sorry = None
         if "sorry_server" in raw:
             s = raw["sorry_server"]
@@ -701,7 +749,9 @@ class _Builder:
             sorry_server_inhibit=raw.get("sorry_server_inhibit", False),
             alpha=raw.get("alpha", False),
         )
-        default_check = self._check_ref((*path, "check"), f"{name}", checks) if "check" in raw else None
+        default_check = (
+            self._check_ref((*path, "check"), f"{name}", checks) if "check" in raw else None
+        )
         servers: list[RealServer] = []
         seen: dict[tuple[IPAddress, int], int] = {}
         for i, rs in enumerate(raw["real_servers"]):
@@ -726,7 +776,8 @@ class _Builder:
             if (addr, port) in seen:
                 self.error(
                     (*rpath, "address"),
-                    f"{where}.real_servers[{i}]: {Endpoint(addr, port, fwd)} is already real server "
+                    f"{where}.real_servers[{i}]: {Endpoint(addr, port, fwd)} is already "
+                    "real server "
                     f"[{seen[(addr, port)]}]",
                 )
             seen.setdefault((addr, port), i)
@@ -736,8 +787,13 @@ class _Builder:
                     f"{where}.sorry_server: {sorry} is also real server [{i}]; the sorry server "
                     "only takes traffic when the real servers are down",
                 )
-            if rs.get("lower_threshold", 0) > rs.get("upper_threshold", 0) and rs.get("upper_threshold", 0):
-                self.error((*rpath, "lower_threshold"), f"{where}.real_servers[{i}].lower_threshold: must not exceed upper_threshold")
+            if rs.get("lower_threshold", 0) > rs.get("upper_threshold", 0) and rs.get(
+                "upper_threshold", 0
+            ):
+                self.error(
+                    (*rpath, "lower_threshold"),
+                    f"{where}.real_servers[{i}].lower_threshold: must not exceed upper_threshold",
+                )
             check = default_check
             if "check" in rs:
                 check = self._check_ref((*rpath, "check"), f"{name}/{addr}:{port}", checks)
@@ -751,7 +807,9 @@ class _Builder:
                     upper_threshold=rs.get("upper_threshold", 0),
                     lower_threshold=rs.get("lower_threshold", 0),
                     check=check,
-                    inhibit_on_failure=rs.get("inhibit_on_failure", raw.get("inhibit_on_failure", False)),
+                    inhibit_on_failure=rs.get(
+                        "inhibit_on_failure", raw.get("inhibit_on_failure", False)
+                    ),
                     notify_up=self._rs_hooks(rpath, rs, "up"),
                     notify_down=self._rs_hooks(rpath, rs, "down"),
                 )

@@ -111,7 +111,8 @@ def _allowed_keys(schema: dict[str, Any]) -> list[str]:
 def _translate(doc: Document, error: ValidationError) -> Iterator[Diagnostic]:
     path: Path = tuple(error.absolute_path)
     where = _dotted(path)
-    v = error.validator
+    v = str(error.validator)
+    vv: Any = error.validator_value
     schema = error.schema if isinstance(error.schema, dict) else {}
     custom = schema.get("x-error")
     inst = error.instance
@@ -129,12 +130,12 @@ def _translate(doc: Document, error: ValidationError) -> Iterator[Diagnostic]:
                 yield Diagnostic(doc.key_at((*path, key)), f"{where}: unknown key {key!r}{hint}")
         return
     if v == "required":
-        missing = [k for k in error.validator_value if isinstance(inst, dict) and k not in inst]
+        missing = [k for k in vv if isinstance(inst, dict) and k not in inst]
         for key in missing:
             yield Diagnostic(doc.key_at(path), f"{where}: missing required key {key!r}")
         return
-    if v == "oneOf" and _is_required_choice(error.validator_value):
-        choices = [next(iter(s["required"])) for s in error.validator_value]
+    if v == "oneOf" and _is_required_choice(vv):
+        choices = [next(iter(s["required"])) for s in vv]
         present = [c for c in choices if isinstance(inst, dict) and c in inst]
         if present:
             msg = f"{where}: give only one of {', '.join(choices)} (found {', '.join(present)})"
@@ -149,36 +150,40 @@ def _translate(doc: Document, error: ValidationError) -> Iterator[Diagnostic]:
             yield from _translate(doc, best)
             return
     if v == "type":
-        expected = error.validator_value
+        expected = vv
         names = (
-            [_TYPE_NAMES.get(t, t) for t in expected]
+            [_TYPE_NAMES.get(str(t), str(t)) for t in expected]
             if isinstance(expected, list)
-            else [_TYPE_NAMES.get(expected, expected)]
+            else [_TYPE_NAMES.get(str(expected), str(expected))]
         )
-        msg = f"{_show(inst)}: {custom}" if custom else f"expected {' or '.join(names)}, got {_show(inst)}"
+        msg = (
+            f"{_show(inst)}: {custom}"
+            if custom
+            else f"expected {' or '.join(names)}, got {_show(inst)}"
+        )
         yield Diagnostic(doc.value_at(path), f"{where}: {msg}")
         return
     if v == "enum":
-        options = ", ".join(str(o) for o in error.validator_value)
+        options = ", ".join(str(o) for o in vv)
         yield Diagnostic(doc.value_at(path), f"{where}: {_show(inst)} is not one of: {options}")
         return
     if v == "const":
-        msg = custom or f"must be {json.dumps(error.validator_value)}, got {_show(inst)}"
+        msg = custom or f"must be {json.dumps(vv)}, got {_show(inst)}"
         yield Diagnostic(doc.value_at(path), f"{where}: {msg}")
         return
     if v in ("minimum", "maximum"):
         word = "at least" if v == "minimum" else "at most"
-        msg = f"{_show(inst)} is out of range: must be {word} {error.validator_value}"
+        msg = f"{_show(inst)} is out of range: must be {word} {vv}"
         yield Diagnostic(doc.value_at(path), f"{where}: {msg}")
         return
     if v == "pattern":
-        msg = custom or f"{_show(inst)} does not match {error.validator_value}"
+        msg = custom or f"{_show(inst)} does not match {vv}"
         if custom:
             msg = f"{_show(inst)}: {custom}"
         yield Diagnostic(doc.value_at(path), f"{where}: {msg}")
         return
     if v == "format":
-        kind = _FORMAT_NAMES.get(error.validator_value, error.validator_value)
+        kind = _FORMAT_NAMES.get(vv, vv)
         yield Diagnostic(doc.value_at(path), f"{where}: {_show(inst)} is not {kind}")
         return
     if v in ("minItems", "maxItems", "minProperties", "maxProperties", "minLength", "maxLength"):
@@ -189,7 +194,7 @@ def _translate(doc: Document, error: ValidationError) -> Iterator[Diagnostic]:
             "maxProperties": "allows at most {} entr(y/ies)",
             "minLength": "must be at least {} character(s) long",
             "maxLength": "must be at most {} character(s) long",
-        }[str(v)].format(error.validator_value)
+        }[str(v)].format(vv)
         yield Diagnostic(doc.value_at(path), f"{where}: {what}")
         return
     if v == "uniqueItems" and isinstance(inst, list):
@@ -212,4 +217,6 @@ def _custom_from_context(error: ValidationError) -> str | None:
 
 
 def _is_required_choice(branches: Iterable[Any]) -> bool:
-    return all(isinstance(b, dict) and set(b) == {"required"} and len(b["required"]) == 1 for b in branches)
+    return all(
+        isinstance(b, dict) and set(b) == {"required"} and len(b["required"]) == 1 for b in branches
+    )

@@ -31,7 +31,8 @@ _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
 _Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?(?:0|[1-9][0-9]*)|0x[0-9a-fA-F]+)$"),
+    "tag:yaml.org,2002:int",
+    re.compile(r"^(?:[-+]?(?:0|[1-9][0-9]*)|0x[0-9a-fA-F]+)$"),
     list("-+0123456789"),
 )
 _Loader.add_implicit_resolver(
@@ -151,7 +152,11 @@ def _convert(
             if key in result and index >= merged:
                 first = doc.marks[(*path, key)].key
                 errors.append(
-                    Diagnostic(kloc, f"duplicate key {key!r} (first defined at line {first.line if first else '?'})")
+                    Diagnostic(
+                        kloc,
+                        f"duplicate key {key!r} "
+                        f"(first defined at line {first.line if first else '?'})",
+                    )
                 )
                 continue
             result[key] = _convert(loader, value_node, (*path, key), kloc, doc, errors)

@@ -19,7 +19,9 @@ class Vip:
 
     def __str__(self) -> str:
         extra = "".join(
-            f" {k} {v}" for k, v in (("label", self.label), ("scope", self.scope)) if v and v != "global"
+            f" {k} {v}"
+            for k, v in (("label", self.label), ("scope", self.scope))
+            if v and v != "global"
         )
         return f"{self.address} dev {self.dev}{extra}"
 

@@ -15,7 +15,7 @@ import dataclasses
 import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from reconciler.model.common import Key, Resource
 
@@ -84,10 +84,10 @@ def _phase(step: Step) -> int:
 
 
 def field_changes(before: Resource, after: Resource) -> tuple[FieldChange, ...]:
-    assert dataclasses.is_dataclass(before) and dataclasses.is_dataclass(after)
+    # Every Resource is a frozen dataclass; the Protocol cannot say so.
     return tuple(
         FieldChange(f.name, getattr(before, f.name), getattr(after, f.name))
-        for f in dataclasses.fields(after)
+        for f in dataclasses.fields(cast(Any, after))
         if getattr(before, f.name) != getattr(after, f.name)
     )
 

@@ -31,7 +31,10 @@ def jsonable(value: Any) -> Any:
         return value.value if not isinstance(value.value, int) else str(value)
     if isinstance(
         value,
-        ipaddress.IPv4Address | ipaddress.IPv6Address | ipaddress.IPv4Interface | ipaddress.IPv6Interface,
+        ipaddress.IPv4Address
+        | ipaddress.IPv6Address
+        | ipaddress.IPv4Interface
+        | ipaddress.IPv6Interface,
     ):
         return str(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -96,8 +99,7 @@ def summary(resource: Resource) -> str:
 def _count_line(plan: Plan) -> str:
     c = plan.counts()
     line = (
-        f"{c[Action.CREATE]} to create, {c[Action.UPDATE]} to update, "
-        f"{c[Action.DELETE]} to delete"
+        f"{c[Action.CREATE]} to create, {c[Action.UPDATE]} to update, {c[Action.DELETE]} to delete"
     )
     if c[Action.CONFLICT]:
         line += f", {c[Action.CONFLICT]} conflict(s) left alone"
@@ -115,7 +117,8 @@ def render_text(plans: Sequence[Plan]) -> str:
             if step.action is Action.UPDATE or (step.action is Action.CONFLICT and step.changes):
                 out.append(head)
                 out.extend(
-                    f"      {c.field}: {_short(c.before)} -> {_short(c.after)}" for c in step.changes
+                    f"      {c.field}: {_short(c.before)} -> {_short(c.after)}"
+                    for c in step.changes
                 )
             elif step.action is Action.CONFLICT:
                 out.append(f"{head}: exists and is not ours; left alone")

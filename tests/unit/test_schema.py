@@ -30,7 +30,8 @@ def test_every_property_has_a_description() -> None:
     schema = load_schema()
     missing = []
     for path, node in _walk(schema):
-        for name, sub in node.get("properties", {}).items():
+        for name, prop in node.get("properties", {}).items():
+            sub = prop
             if not isinstance(sub, dict):
                 continue
             while "description" not in sub and "$ref" in sub:
@@ -56,6 +57,18 @@ def test_objects_are_closed() -> None:
 def test_scheduler_and_forwarding_cover_ipvs() -> None:
     defs = load_schema()["$defs"]
     assert set(defs["virtualService"]["properties"]["scheduler"]["enum"]) == {
-        "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf",
+        "rr",
+        "wrr",
+        "lc",
+        "wlc",
+        "lblc",
+        "lblcr",
+        "dh",
+        "sh",
+        "sed",
+        "nq",
+        "mh",
+        "fo",
+        "ovf",
     }
     assert set(defs["forwarding"]["enum"]) == {"nat", "dr", "tunnel"}
