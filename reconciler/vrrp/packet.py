@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import enum
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
@@ -180,9 +181,7 @@ class Advert:
             if len(self.auth_data) > V2_AUTH_DATA_LEN:
                 raise ValueError(f"v2 auth data longer than {V2_AUTH_DATA_LEN} bytes")
             if len(self.auth_data) < V2_AUTH_DATA_LEN:
-                object.__setattr__(
-                    self, "auth_data", self.auth_data.ljust(V2_AUTH_DATA_LEN, b"\0")
-                )
+                object.__setattr__(self, "auth_data", self.auth_data.ljust(V2_AUTH_DATA_LEN, b"\0"))
         else:  # pragma: no cover - enum exhausted
             raise ValueError(f"unknown VRRP version {self.version!r}")
 
@@ -302,9 +301,7 @@ def encode_ipv4_packet(
 
     For raw sockets with ``IP_HDRINCL``, as keepalived sends them (TOS 0xC0, TTL 255).
     """
-    payload = encode_advert(
-        advert, source, destination, old_unicast_checksum=old_unicast_checksum
-    )
+    payload = encode_advert(advert, source, destination, old_unicast_checksum=old_unicast_checksum)
     header = _IPV4_HEADER.pack(
         0x45, tos, 20 + len(payload), identification, 0, ttl, IPPROTO_VRRP, 0,
         source.packed, destination.packed,
@@ -313,6 +310,38 @@ def encode_ipv4_packet(
 
 
 # --- Decoding -----------------------------------------------------------------------------
+#
+# The decode path is the receive hot path (one call per advert per instance). It validates
+# every field itself, so the result objects are assembled without re-running
+# ``Advert.__post_init__``: the slot descriptors are written directly, which is what the
+# frozen dataclass ``__init__`` does too, minus the checks decode has already made.
+
+_VERSIONS = {2: VrrpVersion.V2, 3: VrrpVersion.V3}
+_AUTH_TYPES = {0: AuthType.NONE, 1: AuthType.SIMPLE_TEXT}
+_GROUP4_PACKED = VRRP_MULTICAST_IPV4.packed
+_GROUP6_PACKED = VRRP_MULTICAST_IPV6.packed
+_new = object.__new__
+_Setter = Callable[[object, object], None]
+
+
+def _setter(cls: type, name: str) -> _Setter:
+    """The slot descriptor's ``__set__`` for ``cls.name`` (bypasses frozen ``__setattr__``)."""
+    setter: _Setter = vars(cls)[name].__set__
+    return setter
+
+
+_set_version = _setter(Advert, "version")
+_set_vrid = _setter(Advert, "vrid")
+_set_priority = _setter(Advert, "priority")
+_set_interval = _setter(Advert, "advert_interval_cs")
+_set_addresses = _setter(Advert, "addresses")
+_set_auth_type = _setter(Advert, "auth_type")
+_set_auth_data = _setter(Advert, "auth_data")
+_set_advert = _setter(ReceivedAdvert, "advert")
+_set_source = _setter(ReceivedAdvert, "source")
+_set_destination = _setter(ReceivedAdvert, "destination")
+_set_hop_limit = _setter(ReceivedAdvert, "hop_limit")
+_set_checksum = _setter(ReceivedAdvert, "checksum")
 
 
 def decode_ipv4(packet: bytes, *, verify_checksum: bool = True) -> ReceivedAdvert:
@@ -323,7 +352,7 @@ def decode_ipv4(packet: bytes, *, verify_checksum: bool = True) -> ReceivedAdver
     """
     if len(packet) < 20:
         raise MalformedAdvert(MalformedReason.TRUNCATED, f"{len(packet)} bytes, no IPv4 header")
-    (vihl, _tos, total_length, _ident, frag, ttl, proto, _csum, src, dst) = _IPV4_HEADER.unpack_from(
+    vihl, _tos, total_length, _ident, frag, ttl, proto, _csum, src, dst = _IPV4_HEADER.unpack_from(
         packet
     )
     if vihl >> 4 != 4:
@@ -343,13 +372,16 @@ def decode_ipv4(packet: bytes, *, verify_checksum: bool = True) -> ReceivedAdver
         raise MalformedAdvert(MalformedReason.BAD_IP_HEADER, f"IP protocol {proto}")
     if frag & 0x3FFF:  # MF flag or a fragment offset: VRRP is never fragmented
         raise MalformedAdvert(MalformedReason.BAD_IP_HEADER, "fragment")
-    if _ones_sum_mod(packet[:header_length]) != 0:
+    if int.from_bytes(packet[:header_length], "big") % 0xFFFF:
         raise MalformedAdvert(MalformedReason.BAD_IP_HEADER, "IPv4 header checksum")
-    return decode_payload(
+    # Anything past the total length (link-layer padding) is not part of the packet.
+    return _decode(
         packet[header_length:total_length],
-        IPv4Address(src),
-        IPv4Address(dst),
-        ttl,
+        src=src,
+        dst=dst,
+        source=None,
+        destination=None,
+        hop_limit=ttl,
         verify_checksum=verify_checksum,
     )
 
@@ -367,9 +399,7 @@ def decode_ipv6(
     ``source`` comes from recvmsg's address, ``destination`` from IPV6_PKTINFO and
     ``hop_limit`` from IPV6_HOPLIMIT ancillary data.
     """
-    return decode_payload(
-        payload, source, destination, hop_limit, verify_checksum=verify_checksum
-    )
+    return decode_payload(payload, source, destination, hop_limit, verify_checksum=verify_checksum)
 
 
 def decode_payload(
@@ -383,27 +413,48 @@ def decode_payload(
     """Decode a VRRP message (the IP payload) received from ``source`` to ``destination``."""
     if source.version != destination.version:
         raise MalformedAdvert(MalformedReason.BAD_ADDRESS_FAMILY, "source/destination family")
+    return _decode(
+        message,
+        src=source.packed,
+        dst=destination.packed,
+        source=source,
+        destination=destination,
+        hop_limit=hop_limit,
+        verify_checksum=verify_checksum,
+    )
+
+
+def _decode(
+    message: bytes,
+    *,
+    src: bytes,
+    dst: bytes,
+    source: IPAddress | None,
+    destination: IPAddress | None,
+    hop_limit: int,
+    verify_checksum: bool,
+) -> ReceivedAdvert:
+    """Decode ``message``; ``src``/``dst`` are the packed addresses (4 or 16 bytes)."""
+    ipv4 = len(src) == 4
     size = len(message)
     if size < 8:
         raise MalformedAdvert(MalformedReason.TRUNCATED, f"{size} bytes, header is 8")
     vers_type, vrid, priority, count, word, _csum = _HEADER.unpack_from(message)
     version = vers_type >> 4
+    address_length = 4 if ipv4 else 16
     if version == 3:
-        address_length = 4 if source.version == 4 else 16
-        expected = 8 + count * address_length
+        fixed = 8
     elif version == 2:
-        if source.version != 4:
+        if not ipv4:
             raise MalformedAdvert(MalformedReason.BAD_ADDRESS_FAMILY, "VRRPv2 over IPv6")
-        address_length = 4
-        expected = 8 + count * 4 + V2_AUTH_DATA_LEN
+        fixed = 8 + V2_AUTH_DATA_LEN
     else:
         raise MalformedAdvert(MalformedReason.BAD_VERSION, f"version {version}")
     if vers_type & 0x0F != ADVERTISEMENT_TYPE:
         raise MalformedAdvert(MalformedReason.BAD_TYPE, f"type {vers_type & 0x0F}")
+    expected = fixed + count * address_length
     if size != expected:
-        reason = MalformedReason.BAD_ADDR_COUNT if size >= 8 + (
-            V2_AUTH_DATA_LEN if version == 2 else 0
-        ) else MalformedReason.TRUNCATED
+        reason = MalformedReason.BAD_ADDR_COUNT if size >= fixed else MalformedReason.TRUNCATED
         raise MalformedAdvert(reason, f"count {count} needs {expected} bytes, have {size}")
     if vrid == 0:
         raise MalformedAdvert(MalformedReason.BAD_VRID, "VRID 0")
@@ -411,47 +462,76 @@ def decode_payload(
     verdict = ChecksumVerdict.NOT_VERIFIED
     if version == 3:
         interval_cs = word & 0x0FFF  # the top 4 bits are reserved, ignored on receipt
-        auth_type = AuthType.NONE
-        auth_data = b""
         if verify_checksum:
-            if _ones_sum_mod(_pseudo_header(source, destination, size) + message) == 0:
+            # RFC 5798 §5.2.8: a message that carries its checksum sums to 0xFFFF, i.e. to
+            # 0 modulo 0xFFFF (see internet_checksum above).
+            if ipv4:
+                pseudo = _IPV4_PSEUDO.pack(src, dst, 0, IPPROTO_VRRP, size)
+                group = _GROUP4_PACKED
+            else:
+                pseudo = _IPV6_PSEUDO.pack(src, dst, size, IPPROTO_VRRP)
+                group = _GROUP6_PACKED
+            if int.from_bytes(pseudo + message, "big") % 0xFFFF == 0:
                 verdict = ChecksumVerdict.VALID
-            elif destination != (group := multicast_group(source)) and (
-                _ones_sum_mod(_pseudo_header(source, group, size) + message) == 0
-            ):
+            elif dst != group and _old_unicast_checksum_ok(ipv4, src, group, size, message):
                 verdict = ChecksumVerdict.VALID_OLD_UNICAST
             else:
                 raise MalformedAdvert(MalformedReason.BAD_CHECKSUM, "VRRPv3 checksum")
+        auth_type = AuthType.NONE
+        auth_data = b""
     else:
-        raw_auth, interval_s = word >> 8, word & 0xFF
-        if raw_auth not in (0, 1):
-            raise MalformedAdvert(MalformedReason.BAD_AUTH_TYPE, f"auth type {raw_auth}")
-        auth_type = AuthType(raw_auth)
+        interval_cs = (word & 0xFF) * 100
+        auth = _AUTH_TYPES.get(word >> 8)
+        if auth is None:
+            raise MalformedAdvert(MalformedReason.BAD_AUTH_TYPE, f"auth type {word >> 8}")
+        auth_type = auth
         auth_data = message[size - V2_AUTH_DATA_LEN :]
-        interval_cs = interval_s * 100
         if verify_checksum:
-            if _ones_sum_mod(message) != 0:
+            if int.from_bytes(message, "big") % 0xFFFF:
                 raise MalformedAdvert(MalformedReason.BAD_CHECKSUM, "VRRPv2 checksum")
             verdict = ChecksumVerdict.VALID
     if interval_cs == 0:
         raise MalformedAdvert(MalformedReason.BAD_INTERVAL, "advert interval 0")
 
     addresses: tuple[IPv4Address, ...] | tuple[IPv6Address, ...]
-    if address_length == 4:
-        addresses = tuple(
-            IPv4Address(message[i : i + 4]) for i in range(8, 8 + 4 * count, 4)
-        )
+    if count == 0:
+        addresses = ()
+    elif ipv4:
+        addresses = tuple(IPv4Address(message[i : i + 4]) for i in range(8, 8 + 4 * count, 4))
     else:
-        addresses = tuple(
-            IPv6Address(message[i : i + 16]) for i in range(8, 8 + 16 * count, 16)
-        )
-    advert = Advert(
-        version=VrrpVersion(version),
-        vrid=vrid,
-        priority=priority,
-        advert_interval_cs=interval_cs,
-        addresses=addresses,
-        auth_type=auth_type,
-        auth_data=auth_data,
-    )
-    return ReceivedAdvert(advert, source, destination, hop_limit, verdict)
+        addresses = tuple(IPv6Address(message[i : i + 16]) for i in range(8, 8 + 16 * count, 16))
+
+    advert = _new(Advert)
+    _set_version(advert, _VERSIONS[version])
+    _set_vrid(advert, vrid)
+    _set_priority(advert, priority)
+    _set_interval(advert, interval_cs)
+    _set_addresses(advert, addresses)
+    _set_auth_type(advert, auth_type)
+    _set_auth_data(advert, auth_data)
+    received = _new(ReceivedAdvert)
+    _set_advert(received, advert)
+    _set_source(received, source if source is not None else _address(src))
+    _set_destination(received, destination if destination is not None else _address(dst))
+    _set_hop_limit(received, hop_limit)
+    _set_checksum(received, verdict)
+    return received
+
+
+def _old_unicast_checksum_ok(
+    ipv4: bool, src: bytes, group: bytes, size: int, message: bytes
+) -> bool:
+    """Does a unicast ``message`` verify when summed as if sent to the multicast group?
+
+    keepalived before 1.3.6 (and with ``old_unicast_checksum``) computes the v3 unicast
+    checksum that way; keepalived accepts it and so do we, flagging it (reference §3c).
+    """
+    if ipv4:
+        pseudo = _IPV4_PSEUDO.pack(src, group, 0, IPPROTO_VRRP, size)
+    else:
+        pseudo = _IPV6_PSEUDO.pack(src, group, size, IPPROTO_VRRP)
+    return int.from_bytes(pseudo + message, "big") % 0xFFFF == 0
+
+
+def _address(packed: bytes) -> IPAddress:
+    return IPv4Address(packed) if len(packed) == 4 else IPv6Address(packed)
