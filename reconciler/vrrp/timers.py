@@ -1,0 +1,59 @@
+"""RFC 5798 §6.1 / RFC 3768 §6.1 timer formulas, exact.
+
+Unit: every duration returned here is a :class:`fractions.Fraction` of **seconds**, so
+nothing is truncated (keepalived truncates to whole microseconds; at priority 150 and a
+1 s interval it uses 414062 µs where the RFC value is 414062.5 µs). Intervals come in as
+integer **centiseconds**, the unit of the v3 Max Adver Int field. Callers convert to
+float only at the edge (a timer deadline).
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from reconciler.vrrp.packet import VrrpVersion
+
+CENTISECONDS_PER_SECOND = 100
+PRIORITY_SPAN = 256  # the "256" of (256 - Priority) in both RFCs
+
+
+def _check(priority: int, interval_cs: int) -> None:
+    if not 0 <= priority <= 255:
+        raise ValueError(f"priority {priority} outside 0..255")
+    if interval_cs <= 0:
+        raise ValueError(f"advertisement interval {interval_cs} cs is not positive")
+
+
+def skew_time(
+    priority: int, master_adver_interval_cs: int, version: VrrpVersion = VrrpVersion.V3
+) -> Fraction:
+    """Skew_Time in seconds.
+
+    v3, RFC 5798 §6.1: ((256 - Priority) * Master_Adver_Interval) / 256.
+    v2, RFC 3768 §6.1: (256 - Priority) / 256 seconds, independent of the interval.
+    """
+    _check(priority, master_adver_interval_cs)
+    if version is VrrpVersion.V2:
+        return Fraction(PRIORITY_SPAN - priority, PRIORITY_SPAN)
+    return Fraction(
+        (PRIORITY_SPAN - priority) * master_adver_interval_cs,
+        PRIORITY_SPAN * CENTISECONDS_PER_SECOND,
+    )
+
+
+def master_down_interval(
+    priority: int, master_adver_interval_cs: int, version: VrrpVersion = VrrpVersion.V3
+) -> Fraction:
+    """Master_Down_Interval in seconds: (3 * Master_Adver_Interval) + Skew_Time.
+
+    RFC 5798 §6.1 (v3, with the learned Master_Adver_Interval) and RFC 3768 §6.1 (v2,
+    where the interval is the configured Advertisement_Interval).
+    """
+    return Fraction(3 * master_adver_interval_cs, CENTISECONDS_PER_SECOND) + skew_time(
+        priority, master_adver_interval_cs, version
+    )
+
+
+def interval_seconds(interval_cs: int) -> Fraction:
+    """An advertisement interval in centiseconds, as exact seconds."""
+    return Fraction(interval_cs, CENTISECONDS_PER_SECOND)
