@@ -137,6 +137,7 @@ def test_node_removed_from_the_new_revision_deletes_its_share(
 
 # ---------------------------------------------------------------- the pure diff
 
+
 def _rs(port: int, weight: int = 1) -> RealServer:
     svc = ServiceKey(Family.IPV4, Protocol.TCP, load_file(ROOT / OLD).cluster.nodes[0].address, 80)
     addr = load_file(ROOT / OLD).cluster.nodes[1].address
