@@ -1,0 +1,58 @@
+"""Project a node's desired state onto the kernel objects it implies.
+
+Which VIPs should be present depends on VRRP state (only the master holds an
+instance's VIPs) and real-server weights depend on health; both are inputs
+here, so this stays pure and the live diff is `diff(project(...), observed, owned)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+from reconciler.model.cluster import NodeConfig
+from reconciler.model.common import Key
+from reconciler.model.ipvs import VirtualService
+from reconciler.model.kernel import LiveAddress, LiveDest, LiveService
+
+
+def live_service(svc: VirtualService) -> LiveService:
+    p = svc.persistence
+    full = 32 if svc.service.family.value == 4 else 128
+    return LiveService(
+        service=svc.service,
+        scheduler=svc.scheduler,
+        scheduler_flags=svc.scheduler_flags,
+        persistent=p is not None,
+        timeout=p.timeout if p else LiveService.timeout,
+        netmask=p.netmask if p else full,
+    )
+
+
+def project(
+    cfg: NodeConfig,
+    masters: frozenset[str] = frozenset(),
+    weights: Mapping[Key, int | None] | None = None,
+) -> Iterator[LiveAddress | LiveService | LiveDest]:
+    """Kernel objects for `cfg`: VIPs of the instances in `masters`, every IPVS service,
+    and real servers at their configured weight unless `weights` overrides it by key
+    (None: the server is out of the table, as after a failed check)."""
+    for inst in cfg.instances:
+        if inst.name in masters:
+            for vip in inst.vips:
+                yield LiveAddress(vip.dev, vip.address, vip.label, vip.scope)
+    for svc in cfg.services:
+        yield live_service(svc)
+    overrides = weights or {}
+    for rs in cfg.real_servers:
+        weight = overrides.get(rs.key, rs.weight)
+        if weight is None:
+            continue
+        yield LiveDest(
+            service=rs.service,
+            address=rs.address,
+            port=rs.port,
+            weight=weight,
+            forwarding=rs.forwarding,
+            upper_threshold=rs.upper_threshold,
+            lower_threshold=rs.lower_threshold,
+        )
