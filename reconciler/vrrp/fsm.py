@@ -1,0 +1,386 @@
+"""The VRRP state machine of one instance, RFC 5798 §6.4, sans-I/O.
+
+``VrrpInstance.handle(event, now)`` returns the actions the driver must perform, in order.
+Time is an argument (monotonic seconds); timers are ``StartTimer``/``CancelTimer`` actions
+that the driver turns into real timers and feeds back as ``TimerExpired``.
+
+Shape: one state enum (:class:`~reconciler.vrrp.states.State`), one handler table keyed
+by (state, event type), and one choke point, :meth:`VrrpInstance._transition`, that runs
+the old state's exit actions, emits ``Transitioned``, counts it, and runs the new state's
+entry actions. Handlers only decide; entry/exit bookkeeping lives in one place.
+
+keepalived compatibility beyond the RFC (reference: keepalived-wire-and-timing.md):
+FAULT state; a master answers lower-priority adverts (``answer_lower_priority``); a master
+leaving for FAULT sends a priority-0 advert as on shutdown; ``preempt_delay``; the v3
+unicast "old checksum" modes; no TTL check for unicast.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from ipaddress import IPv4Address, IPv6Address
+
+from reconciler.vrrp.actions import (
+    Action,
+    AddVips,
+    CancelTimer,
+    RemoveVips,
+    SendAdvert,
+    SendGratuitous,
+    StartTimer,
+    Transitioned,
+)
+from reconciler.vrrp.events import (
+    AdvertReceived,
+    Event,
+    FaultCleared,
+    FaultSet,
+    LinkDown,
+    LinkUp,
+    PriorityChanged,
+    Shutdown,
+    Startup,
+    TimerExpired,
+)
+from reconciler.vrrp.packet import ChecksumVerdict, VrrpVersion
+from reconciler.vrrp.params import PRIORITY_OWNER, PRIORITY_STOP, InstanceParams, UnicastChecksum
+from reconciler.vrrp.receive import Refusal, validate_advert
+from reconciler.vrrp.states import State, TimerKind, TransitionReason
+from reconciler.vrrp.timers import interval_seconds, master_down_interval, skew_time
+
+
+@dataclass(slots=True)
+class InstanceCounters:
+    """Plain counters; ``observability/`` reads them at scrape time."""
+
+    adverts_received: int = 0  # every advert handed to the machine while running
+    adverts_sent: int = 0
+    priority_zero_received: int = 0
+    priority_zero_sent: int = 0
+    old_unicast_checksum_received: int = 0  # accepted adverts with keepalived's old checksum
+    stale_timer_events: int = 0  # TimerExpired for a timer not running (a race; ignored)
+    refused: Counter[Refusal] = field(default_factory=Counter)
+    transitions: Counter[tuple[State, State, TransitionReason]] = field(default_factory=Counter)
+
+
+_Handler = Callable[["VrrpInstance", Event, float], None]
+
+
+class VrrpInstance:
+    """One VRRP instance's state machine. Not thread-safe; one driver calls it."""
+
+    def __init__(self, params: InstanceParams) -> None:
+        self.params = params
+        self.state = State.INITIALIZE
+        self.priority = params.priority  # effective priority, moved by PriorityChanged
+        # RFC 5798 §6.1 Master_Adver_Interval: the master's interval as learned in Backup.
+        self.master_adver_interval_cs = params.advert_interval_cs
+        self.master_address: IPv4Address | IPv6Address | None = None  # as seen in Backup
+        self.link_up = True
+        self.faults: set[str] = set()  # trackers at weight 0 currently failing
+        self.counters = InstanceCounters()
+        self.last_transition_s: float | None = None
+        self._timers: dict[TimerKind, float] = {}  # running timers: kind -> deadline (s)
+        self._down_reason = TransitionReason.MASTER_NO_RESPONSE
+        self._preempt_deadline_s: float | None = None
+        self._now = 0.0
+        self._out: list[Action] = []
+
+    # --- public -------------------------------------------------------------------------
+
+    def handle(self, event: Event, now: float) -> list[Action]:
+        """Feed one event at monotonic time ``now`` (seconds); return the actions."""
+        self._now = now
+        self._out = []
+        handler = _HANDLERS.get((self.state, type(event)))
+        if handler is not None:
+            handler(self, event, now)
+        return self._out
+
+    @property
+    def faulted(self) -> bool:
+        return not self.link_up or bool(self.faults)
+
+    def timer_deadline(self, kind: TimerKind) -> float | None:
+        """When the running timer ``kind`` fires (seconds), or None."""
+        return self._timers.get(kind)
+
+    # --- timers and sending -------------------------------------------------------------
+
+    def _start_timer(self, kind: TimerKind, delay_s: Fraction) -> None:
+        delay = float(delay_s)
+        self._timers[kind] = self._now + delay
+        self._out.append(StartTimer(kind, delay))
+
+    def _cancel_timer(self, kind: TimerKind) -> None:
+        if self._timers.pop(kind, None) is not None:
+            self._out.append(CancelTimer(kind))
+
+    def _send_advert(self, priority: int) -> None:
+        params = self.params
+        self._out.append(
+            SendAdvert(
+                params.advert(priority),
+                old_unicast_checksum=(
+                    params.unicast
+                    and params.version is VrrpVersion.V3
+                    and params.unicast_checksum is UnicastChecksum.OLD
+                ),
+            )
+        )
+        self.counters.adverts_sent += 1
+        if priority == PRIORITY_STOP:
+            self.counters.priority_zero_sent += 1
+
+    def _master_down_interval(self) -> Fraction:
+        return master_down_interval(
+            self.priority, self.master_adver_interval_cs, self.params.version
+        )
+
+    def _skew_time(self) -> Fraction:
+        return skew_time(self.priority, self.master_adver_interval_cs, self.params.version)
+
+    def _advert_interval(self) -> Fraction:
+        return interval_seconds(self.params.advert_interval_cs)
+
+    # --- the choke point ----------------------------------------------------------------
+
+    def _transition(self, to: State, reason: TransitionReason) -> None:
+        """Exit the current state, record and announce the change, enter ``to``."""
+        old = self.state
+        vips = self.params.vips
+        # exit actions
+        if old is State.BACKUP:
+            self._cancel_timer(TimerKind.MASTER_DOWN)
+            self._preempt_deadline_s = None
+        elif old is State.MASTER:
+            self._cancel_timer(TimerKind.ADVER)
+            if to is not State.BACKUP:
+                # §6.4.3 Shutdown: priority 0 so a backup takes over after Skew_Time, not
+                # Master_Down_Interval. keepalived does the same when entering FAULT.
+                self._send_advert(PRIORITY_STOP)
+            self._out.append(RemoveVips(vips))
+        elif old is State.INITIALIZE and to is not State.MASTER:
+            # Starting up not as master: make sure no VIP is left over from a crash of a
+            # previous run (keepalived "removing VIPs" at start-up; reference quirks 3, 13).
+            self._out.append(RemoveVips(vips))
+
+        self.state = to
+        self.last_transition_s = self._now
+        self.counters.transitions[(old, to, reason)] += 1
+        self._out.append(Transitioned(old, to, reason))
+
+        # entry actions
+        if to is State.BACKUP:
+            # §6.4.1 / §6.4.2: the Master_Down_Timer runs from entry. The caller has set
+            # master_adver_interval_cs (configured on startup, learned when preempted).
+            self.master_address = None
+            self._down_reason = TransitionReason.MASTER_NO_RESPONSE
+            self._start_timer(TimerKind.MASTER_DOWN, self._master_down_interval())
+        elif to is State.MASTER:
+            # §6.4.1 / §6.4.2: send an advert, announce the VIPs, start the Adver_Timer.
+            # A master advertises its configured interval (reverting any learned one).
+            self.master_adver_interval_cs = self.params.advert_interval_cs
+            self.master_address = None
+            self._send_advert(self.priority)
+            self._out.append(AddVips(vips))
+            self._out.append(SendGratuitous(vips))
+            self._start_timer(TimerKind.ADVER, self._advert_interval())
+
+    def _start(self, reason: TransitionReason) -> None:
+        """§6.4.1 Startup (also leaving FAULT): owner to Master, others to Backup."""
+        self.master_adver_interval_cs = self.params.advert_interval_cs
+        if self.faulted:
+            self._transition(State.FAULT, self._fault_reason())
+        elif self.priority == PRIORITY_OWNER:
+            self._transition(
+                State.MASTER,
+                TransitionReason.ADDRESS_OWNER if reason is TransitionReason.STARTUP else reason,
+            )
+        else:
+            self._transition(State.BACKUP, reason)
+
+    def _fault_reason(self) -> TransitionReason:
+        return TransitionReason.LINK_DOWN if not self.link_up else TransitionReason.TRACKER_FAULT
+
+    # --- handlers, any running state ----------------------------------------------------
+
+    def _on_startup(self, event: Event, now: float) -> None:
+        self._start(TransitionReason.STARTUP)
+
+    def _on_shutdown(self, event: Event, now: float) -> None:
+        self._transition(State.INITIALIZE, TransitionReason.SHUTDOWN)
+
+    def _on_fault_event(self, event: Event, now: float) -> None:
+        """Record link/tracker state; enter FAULT from BACKUP/MASTER, leave it when clear."""
+        if isinstance(event, LinkDown):
+            self.link_up = False
+        elif isinstance(event, LinkUp):
+            self.link_up = True
+        elif isinstance(event, FaultSet):
+            self.faults.add(event.source)
+        elif isinstance(event, FaultCleared):
+            self.faults.discard(event.source)
+        if self.state in (State.BACKUP, State.MASTER) and self.faulted:
+            self._transition(State.FAULT, self._fault_reason())
+        elif self.state is State.FAULT and not self.faulted:
+            self._start(TransitionReason.FAULT_CLEARED)
+
+    def _on_priority_changed(self, event: Event, now: float) -> None:
+        assert isinstance(event, PriorityChanged)
+        if not 1 <= event.priority <= PRIORITY_OWNER:
+            raise ValueError(f"effective priority {event.priority} outside 1..255")
+        changed = event.priority != self.priority
+        self.priority = event.priority
+        if changed and self.state is State.MASTER:
+            # Tell the backups at once rather than at the next Adver_Timer, so a backup
+            # that now outranks us can preempt (or stop waiting) without delay.
+            self._send_advert(self.priority)
+            self._start_timer(TimerKind.ADVER, self._advert_interval())
+        # In BACKUP the new priority takes effect with the next advert (§6.4.2 compares
+        # and recomputes Skew_Time/Master_Down_Interval on receipt).
+
+    def _on_stale_timer(self, event: Event, now: float) -> None:
+        self.counters.stale_timer_events += 1
+
+    def _accept(self, event: Event) -> AdvertReceived | None:
+        """Count and validate; the advert if it may be processed, else None."""
+        assert isinstance(event, AdvertReceived)
+        counters = self.counters
+        counters.adverts_received += 1
+        refusal = validate_advert(self.params, event.received)
+        if refusal is not None:
+            counters.refused[refusal] += 1
+            return None
+        if event.received.checksum is ChecksumVerdict.VALID_OLD_UNICAST:
+            counters.old_unicast_checksum_received += 1
+        if event.received.advert.priority == PRIORITY_STOP:
+            counters.priority_zero_received += 1
+        return event
+
+    def _learn_interval(self, advert_interval_cs: int) -> None:
+        # §6.4.2: "Set Master_Adver_Interval to Adver Interval contained in the
+        # ADVERTISEMENT". v2 intervals must already equal ours (receive check).
+        if self.params.version is VrrpVersion.V3 and self.params.learn_master_adver_interval:
+            self.master_adver_interval_cs = advert_interval_cs
+
+    # --- BACKUP (§6.4.2) ----------------------------------------------------------------
+
+    def _backup_timer(self, event: Event, now: float) -> None:
+        assert isinstance(event, TimerExpired)
+        if self._timers.pop(event.kind, None) is None:
+            self.counters.stale_timer_events += 1
+            return
+        if event.kind is TimerKind.MASTER_DOWN:
+            self._transition(State.MASTER, self._down_reason)
+
+    def _backup_advert(self, event: Event, now: float) -> None:
+        accepted = self._accept(event)
+        if accepted is None:
+            return
+        advert = accepted.received.advert
+        params = self.params
+        if advert.priority == PRIORITY_STOP:
+            # §6.4.2: the master is leaving; take over after Skew_Time.
+            self._down_reason = TransitionReason.MASTER_RELEASED
+            self._start_timer(TimerKind.MASTER_DOWN, self._skew_time())
+            return
+        waiting = params.preempt_delay_s > 0 and (
+            self._preempt_deadline_s is None or now < self._preempt_deadline_s
+        )
+        if not params.preempt or advert.priority >= self.priority or waiting:
+            # §6.4.2: accept: follow this master and restart the Master_Down_Timer.
+            self._learn_interval(advert.advert_interval_cs)
+            self.master_address = accepted.received.source
+            self._down_reason = TransitionReason.MASTER_NO_RESPONSE
+            self._start_timer(TimerKind.MASTER_DOWN, self._master_down_interval())
+            if params.preempt_delay_s > 0:
+                if advert.priority >= self.priority:
+                    self._preempt_deadline_s = None
+                elif self._preempt_deadline_s is None:
+                    # first lower-priority advert: preemption may happen after the delay
+                    self._preempt_deadline_s = now + params.preempt_delay_s
+        else:
+            # §6.4.2: preempt and a lower priority: discard, so the Master_Down_Timer runs
+            # out and we take over.
+            self.master_address = accepted.received.source
+            self._down_reason = TransitionReason.PREEMPTED
+
+    # --- MASTER (§6.4.3) ----------------------------------------------------------------
+
+    def _master_timer(self, event: Event, now: float) -> None:
+        assert isinstance(event, TimerExpired)
+        if self._timers.pop(event.kind, None) is None:
+            self.counters.stale_timer_events += 1
+            return
+        if event.kind is TimerKind.ADVER:
+            self._send_advert(self.priority)
+            self._start_timer(TimerKind.ADVER, self._advert_interval())
+
+    def _master_advert(self, event: Event, now: float) -> None:
+        accepted = self._accept(event)
+        if accepted is None:
+            return
+        advert = accepted.received.advert
+        if advert.priority == PRIORITY_STOP:
+            # §6.4.3: another master is leaving; assert ourselves at once.
+            self._send_advert(self.priority)
+            self._start_timer(TimerKind.ADVER, self._advert_interval())
+            return
+        theirs = int(accepted.received.source)
+        ours = int(self.params.primary_address)
+        if advert.priority > self.priority or (advert.priority == self.priority and theirs > ours):
+            # §6.4.3: yield to the higher priority (or the higher primary address).
+            reason = (
+                TransitionReason.HIGHER_PRIORITY
+                if advert.priority > self.priority
+                else TransitionReason.HIGHER_ADDRESS
+            )
+            self._learn_interval(advert.advert_interval_cs)
+            self._transition(State.BACKUP, reason)
+            self.master_address = accepted.received.source
+        elif self.params.answer_lower_priority:
+            # keepalived: "forcing new election" -- answer at once, restart our timer, so a
+            # backup that took over spuriously (lost adverts) yields within one round trip.
+            self._send_advert(self.priority)
+            self._start_timer(TimerKind.ADVER, self._advert_interval())
+        # else: RFC 5798 §6.4.3, discard.
+
+
+_HANDLERS: dict[tuple[State, type], _Handler] = {
+    (State.INITIALIZE, Startup): VrrpInstance._on_startup,
+    (State.INITIALIZE, LinkDown): VrrpInstance._on_fault_event,
+    (State.INITIALIZE, LinkUp): VrrpInstance._on_fault_event,
+    (State.INITIALIZE, FaultSet): VrrpInstance._on_fault_event,
+    (State.INITIALIZE, FaultCleared): VrrpInstance._on_fault_event,
+    (State.INITIALIZE, PriorityChanged): VrrpInstance._on_priority_changed,
+    (State.INITIALIZE, TimerExpired): VrrpInstance._on_stale_timer,
+    (State.BACKUP, AdvertReceived): VrrpInstance._backup_advert,
+    (State.BACKUP, TimerExpired): VrrpInstance._backup_timer,
+    (State.BACKUP, Shutdown): VrrpInstance._on_shutdown,
+    (State.BACKUP, LinkDown): VrrpInstance._on_fault_event,
+    (State.BACKUP, LinkUp): VrrpInstance._on_fault_event,
+    (State.BACKUP, FaultSet): VrrpInstance._on_fault_event,
+    (State.BACKUP, FaultCleared): VrrpInstance._on_fault_event,
+    (State.BACKUP, PriorityChanged): VrrpInstance._on_priority_changed,
+    (State.MASTER, AdvertReceived): VrrpInstance._master_advert,
+    (State.MASTER, TimerExpired): VrrpInstance._master_timer,
+    (State.MASTER, Shutdown): VrrpInstance._on_shutdown,
+    (State.MASTER, LinkDown): VrrpInstance._on_fault_event,
+    (State.MASTER, LinkUp): VrrpInstance._on_fault_event,
+    (State.MASTER, FaultSet): VrrpInstance._on_fault_event,
+    (State.MASTER, FaultCleared): VrrpInstance._on_fault_event,
+    (State.MASTER, PriorityChanged): VrrpInstance._on_priority_changed,
+    (State.FAULT, Shutdown): VrrpInstance._on_shutdown,
+    (State.FAULT, LinkDown): VrrpInstance._on_fault_event,
+    (State.FAULT, LinkUp): VrrpInstance._on_fault_event,
+    (State.FAULT, FaultSet): VrrpInstance._on_fault_event,
+    (State.FAULT, FaultCleared): VrrpInstance._on_fault_event,
+    (State.FAULT, PriorityChanged): VrrpInstance._on_priority_changed,
+    (State.FAULT, TimerExpired): VrrpInstance._on_stale_timer,
+}
+"""Every (state, event) the machine reacts to. Anything else is ignored: Startup while
+running, adverts in INITIALIZE or FAULT (not listening), Shutdown when not running."""

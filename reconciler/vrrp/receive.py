@@ -1,0 +1,80 @@
+"""RFC 5798 §7.1 receive checks as one pure function.
+
+``validate_advert`` answers "may this advert reach the state machine?" with ``None`` or a
+bounded :class:`Refusal`. A refused advert never changes state; the machine only counts it.
+"""
+
+from __future__ import annotations
+
+import enum
+import hmac
+
+from reconciler.vrrp.packet import VRRP_TTL, AuthType, ChecksumVerdict, ReceivedAdvert, VrrpVersion
+from reconciler.vrrp.params import PRIORITY_OWNER, InstanceParams, UnicastChecksum
+
+
+class Refusal(enum.Enum):
+    """Why a well-formed advert was not processed (``vrrp_adverts_invalid_total{reason}``)."""
+
+    FAMILY_MISMATCH = "family_mismatch"
+    BAD_TTL = "bad_ttl"
+    VERSION_MISMATCH = "version_mismatch"
+    VRID_MISMATCH = "vrid_mismatch"  # not for us: silently ignored, but counted
+    AUTH_MISMATCH = "auth_mismatch"
+    INTERVAL_MISMATCH = "interval_mismatch"
+    CHECKSUM_MODE = "checksum_mode"  # old vs RFC v3 unicast checksum not accepted here
+    UNEXPECTED_DESTINATION = "unexpected_destination"  # multicast to unicast or vice versa
+    UNKNOWN_UNICAST_SOURCE = "unknown_unicast_source"
+    OWN_ADDRESS = "own_address"  # our own advert reflected back
+    ADDRESS_MISMATCH = "address_mismatch"  # VIP count or list differs
+
+
+def validate_advert(params: InstanceParams, received: ReceivedAdvert) -> Refusal | None:
+    """RFC 5798 §7.1 (RFC 3768 §7.1 for v2), in the RFC's order where it gives one."""
+    advert = received.advert
+    source = received.source
+    if source.version != params.family:
+        return Refusal.FAMILY_MISMATCH
+    # §7.1 "MUST verify that the IPvX TTL/Hop Limit is 255". keepalived skips it for
+    # unicast (a routed peer has a lower TTL), and its own IPv6 unicast adverts go out with
+    # hop limit 64 (tests/data/vrrp/v3_ipv6_unicast_1s_1vip.json): so do we, to interoperate.
+    if not params.unicast and received.hop_limit != VRRP_TTL:
+        return Refusal.BAD_TTL
+    if advert.version is not params.version:
+        return Refusal.VERSION_MISMATCH
+    if advert.vrid != params.vrid:
+        return Refusal.VRID_MISMATCH
+    if params.version is VrrpVersion.V2:
+        # RFC 3768 §7.1 (and RFC 2338 §5.3.6 for simple text): the auth type must match and
+        # a simple-text password must be equal; compared in constant time.
+        if advert.auth_type is not params.auth_type:
+            return Refusal.AUTH_MISMATCH
+        if advert.auth_type is AuthType.SIMPLE_TEXT and not hmac.compare_digest(
+            advert.auth_data, params.auth_data
+        ):
+            return Refusal.AUTH_MISMATCH
+        # RFC 3768 §7.1: the Adver Interval must equal the configured one.
+        if advert.advert_interval_cs != params.advert_interval_cs:
+            return Refusal.INTERVAL_MISMATCH
+    if params.unicast:
+        if received.destination.is_multicast:
+            return Refusal.UNEXPECTED_DESTINATION
+        old = received.checksum is ChecksumVerdict.VALID_OLD_UNICAST
+        if (old and params.unicast_checksum is UnicastChecksum.NEVER) or (
+            received.checksum is ChecksumVerdict.VALID
+            and params.unicast_checksum is UnicastChecksum.OLD
+            and advert.version is VrrpVersion.V3
+        ):
+            return Refusal.CHECKSUM_MODE
+        if params.check_unicast_source and source not in params.unicast_peers:
+            return Refusal.UNKNOWN_UNICAST_SOURCE
+    elif not received.destination.is_multicast:
+        return Refusal.UNEXPECTED_DESTINATION
+    if source == params.primary_address:
+        return Refusal.OWN_ADDRESS
+    # §7.1: the address list must match unless the sender is the address owner.
+    if advert.priority != PRIORITY_OWNER and (
+        len(advert.addresses) != len(params.vips) or set(advert.addresses) != set(params.vips)
+    ):
+        return Refusal.ADDRESS_MISMATCH
+    return None
