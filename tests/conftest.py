@@ -1,0 +1,62 @@
+"""Suite-wide pytest fixtures and hooks.
+
+Network labs: tests marked ``@pytest.mark.root`` are skipped (with the reason)
+where network namespaces cannot be made; ``make_lab`` builds labs that are
+closed after the test, ``lab`` is a ready two-host lab (parametrize it
+indirectly with a dict of :class:`~reconciler.testing.netlab.Lab` arguments).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from reconciler.testing.netlab import Lab, netns_unavailable_reason, sweep_stale
+
+
+@functools.cache
+def _netns_skip_reason() -> str | None:
+    reason = netns_unavailable_reason()
+    if reason is None:
+        sweep_stale()  # namespaces left by an earlier run that was SIGKILLed
+    return reason
+
+
+def require_netns() -> None:
+    """Skip the calling test unless this machine can make network namespaces."""
+    reason = _netns_skip_reason()
+    if reason is not None:
+        pytest.skip(reason)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("root") is not None:
+        require_netns()
+
+
+@pytest.fixture
+def make_lab() -> Iterator[Callable[..., Lab]]:
+    """Factory: ``make_lab(n_hosts=2, segments=1, ...)``; every lab is closed afterwards."""
+    require_netns()
+    labs: list[Lab] = []
+
+    def factory(n_hosts: int = 2, **kwargs: Any) -> Lab:
+        made = Lab(n_hosts, **kwargs)
+        labs.append(made)
+        return made
+
+    try:
+        yield factory
+    finally:
+        for made in reversed(labs):
+            made.close()
+
+
+@pytest.fixture
+def lab(request: pytest.FixtureRequest, make_lab: Callable[..., Lab]) -> Lab:
+    """A two-host lab, or ``Lab(**request.param)`` when parametrized indirectly."""
+    params: dict[str, Any] = getattr(request, "param", None) or {}
+    return make_lab(**params)
