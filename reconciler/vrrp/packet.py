@@ -224,8 +224,10 @@ def _ones_sum_mod(data: bytes) -> int:
 def internet_checksum(data: bytes) -> int:
     """RFC 1071 checksum of ``data`` (odd lengths padded with a zero byte)."""
     residue = _ones_sum_mod(data)
-    # folded sum S is residue, or 0xFFFF when residue is 0 (see above); checksum is ~S
-    return 0xFFFF - residue if residue else 0
+    if residue:
+        return 0xFFFF - residue  # ~S, where the folded sum S equals the residue
+    # S is 0xFFFF (checksum 0), unless every byte is zero (S = 0, checksum 0xFFFF)
+    return 0 if any(data) else 0xFFFF
 
 
 def _pseudo_header(source: IPAddress, destination: IPAddress, length: int) -> bytes:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scapy.utils import checksum as scapy_checksum
 
 from reconciler.vrrp.packet import (
     VRRP_MULTICAST_IPV4,
@@ -23,6 +24,7 @@ from reconciler.vrrp.packet import (
     decode_payload,
     encode_advert,
     encode_ipv4_packet,
+    internet_checksum,
 )
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "vrrp"
@@ -186,3 +188,8 @@ def test_mutated_golden_vectors_raise_only_malformed(
             src, dst = ip_address(source), ip_address(destination)
             assert isinstance(src, IPv6Address) and isinstance(dst, IPv6Address)
             decode_ipv6(data, src, dst, hop, verify_checksum=verify)
+
+
+@given(st.binary(max_size=100))
+def test_internet_checksum_matches_scapy(data: bytes) -> None:
+    assert internet_checksum(data) == scapy_checksum(data)

@@ -384,4 +384,5 @@ def test_internet_checksum_known_values() -> None:
     # RFC 1071 §3 example words 0001 f203 f4f5 f6f7 -> sum ddf2 -> checksum 220d
     assert internet_checksum(bytes.fromhex("0001f203f4f5f6f7")) == 0x220D
     assert internet_checksum(b"\xff\xff") == 0
+    assert internet_checksum(bytes(4)) == 0xFFFF
     assert internet_checksum(b"\x01") == 0xFEFF
