@@ -1,0 +1,63 @@
+"""The record of what this daemon created, kept under --state-dir.
+
+Only objects recorded here are ever changed or removed: an address or IPVS
+service made by someone else (an operator, another tool) is never touched.
+The record survives crashes (written atomically with fsync), so after a
+SIGKILL the next start can still clean up VIPs it left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from reconciler.model.common import Key
+
+Ident = tuple[str, Key]
+FILE_NAME = "owned.json"
+VERSION = 1
+
+
+class OwnershipStore:
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / FILE_NAME
+        self._owned: set[Ident] = set()
+
+    def load(self) -> set[Ident]:
+        try:
+            doc = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            self._owned = set()
+            return set()
+        if doc.get("version") != VERSION:
+            raise ValueError(f"{self.path}: unknown version {doc.get('version')!r}")
+        self._owned = {(kind, tuple(key)) for kind, key in doc["owned"]}
+        return set(self._owned)
+
+    @property
+    def owned(self) -> frozenset[Ident]:
+        return frozenset(self._owned)
+
+    def update(self, add: Iterable[Ident] = (), remove: Iterable[Ident] = ()) -> None:
+        new = (self._owned | set(add)) - set(remove)
+        if new != self._owned:
+            self._owned = new
+            self._save()
+
+    def _save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        doc = {"version": VERSION, "owned": sorted([k, list(key)] for k, key in self._owned)}
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".owned.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(doc, f, indent=1)
+                f.write("\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
