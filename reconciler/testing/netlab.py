@@ -1153,12 +1153,20 @@ class _Registry:
         self.handler_installed = False
         self.closing = 0
         self.pending_sigterm = False
+        self.owner_pid = os.getpid()
 
 
 _REGISTRY: Final = _Registry()
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    if os.getpid() != _REGISTRY.owner_pid:
+        # A forked child (pyroute2 forks one to open a socket inside a namespace)
+        # inherits this handler: it must die as it would have, not unwind into
+        # the parent's cleanup and delete the parent's lab.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
     if _REGISTRY.closing:
         _REGISTRY.pending_sigterm = True  # re-raised once the cleanup is done
         return
@@ -1175,6 +1183,7 @@ def _register(lab: Lab) -> None:
         ):
             _REGISTRY.previous_handler = signal.signal(signal.SIGTERM, _on_sigterm)
             _REGISTRY.handler_installed = True
+            _REGISTRY.owner_pid = os.getpid()
 
 
 def _unregister(lab: Lab) -> None:
@@ -1248,6 +1257,7 @@ class Lab:
         if not re.fullmatch(r"[a-z]{1,6}", prefix):
             raise ValueError("prefix must be 1-6 lowercase letters")
         self.prefix = prefix
+        self._owner_pid = os.getpid()
         self.id = f"{prefix}{os.getpid()}x{next(_REGISTRY.counter)}"
         self.stop_timeout = stop_timeout
         self.keep_tmpdir = keep_tmpdir
@@ -1545,6 +1555,8 @@ class Lab:
         Idempotent; each step runs even if an earlier one failed. A SIGTERM that
         arrives meanwhile is held back and raised when the cleanup is complete.
         """
+        if os.getpid() != self._owner_pid:
+            return  # a forked child never tears down its parent's lab
         with self._lock:
             if self._closed:
                 return
