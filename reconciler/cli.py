@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from reconciler import __version__
 from reconciler.config.diagnostics import InvalidConfig
@@ -64,6 +67,26 @@ def _parser() -> argparse.ArgumentParser:
         help="the revision the node runs now; default: nothing (a fresh node)",
     )
     pl.add_argument("-o", "--output", choices=FORMATS, default="text", help="output format")
+
+    r = sub.add_parser(
+        "run",
+        help="run a node: its VRRP instances, until SIGTERM",
+        description=(
+            "Run every VRRP instance of NODE from FILE. SIGTERM or SIGINT: graceful stop "
+            "(priority-0 adverts, VIPs released), exit 0. SIGHUP: re-read FILE; an invalid "
+            "file changes nothing. Exit 2 when FILE is invalid or the node cannot start."
+        ),
+    )
+    r.add_argument("file", metavar="FILE")
+    r.add_argument("--node", required=True, metavar="NODE", help="which node this is")
+    r.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path("/var/lib/reconciler"),
+        metavar="DIR",
+        help="where the record of what this node created is kept (default %(default)s)",
+    )
+    r.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return p
 
 
@@ -73,7 +96,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _validate(args.files, quiet=args.quiet)
     if args.command == "plan":
         return _plan(args.file, args.old, args.node, args.output)
+    if args.command == "run":
+        return _run(args)
     raise AssertionError(args.command)
+
+
+def _run(args: argparse.Namespace) -> int:
+    # Imported here: validate and plan must not pay for the runtime's imports.
+    from reconciler.daemon import RunOptions, run_node  # noqa: PLC0415
+
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    options = RunOptions(file=Path(args.file), node=args.node, state_dir=args.state_dir)
+    return asyncio.run(run_node(options))
 
 
 def _validate(files: Sequence[str], *, quiet: bool) -> int:

@@ -1,0 +1,139 @@
+"""Raw VRRP sockets (IP protocol 112), one per interface and address family.
+
+Options as keepalived sets them (reference §3): bound to the interface, TTL /
+hop limit 255, TOS / traffic class 0xC0, multicast loop off, member of
+224.0.0.18 / ff02::12, kernel receive timestamps. The socket is never bound
+to an address: a raw socket bound to a unicast address does not see packets
+sent to the multicast group. The source address of each advert is chosen per
+packet with IP(V6)_PKTINFO instead.
+
+IPv4 raw sockets deliver the whole packet (header included); IPv6 raw sockets
+deliver only the payload, so the hop limit and destination come from ancillary
+data.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address, ip_address
+
+from reconciler.vrrp.packet import IPPROTO_VRRP, VRRP_MULTICAST_IPV4, VRRP_MULTICAST_IPV6
+
+# Linux values; Python 3.11 does not export all of them.
+SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
+IP_MULTICAST_ALL = 49  # off: only groups joined on this socket
+IPV6_RECVPKTINFO = getattr(socket, "IPV6_RECVPKTINFO", 49)
+IPV6_PKTINFO = getattr(socket, "IPV6_PKTINFO", 50)
+IPV6_RECVHOPLIMIT = getattr(socket, "IPV6_RECVHOPLIMIT", 51)
+IPV6_HOPLIMIT = getattr(socket, "IPV6_HOPLIMIT", 52)
+IPV6_TCLASS = getattr(socket, "IPV6_TCLASS", 67)
+VRRP_TTL = 255
+VRRP_TOS = 0xC0
+_CMSG_SPACE = 256
+
+
+@dataclass(frozen=True)
+class Datagram:
+    """One received packet: bytes and what the kernel said about it."""
+
+    data: bytes  # IPv4: the whole IP packet; IPv6: the VRRP payload
+    source: IPv4Address | IPv6Address
+    destination: IPv4Address | IPv6Address | None  # IPv6 only (IPv4 has it in the header)
+    hop_limit: int | None  # IPv6 only
+    received_at: float  # time.monotonic() of the kernel receive timestamp
+
+
+def _kernel_time_to_monotonic(realtime_s: float) -> float:
+    # SO_TIMESTAMPNS is CLOCK_REALTIME; timers run on the monotonic clock. The
+    # offset is read now, a few microseconds after the packet was stamped.
+    return time.monotonic() - (time.time() - realtime_s)
+
+
+class VrrpSocket:
+    """A non-blocking raw VRRP socket on one interface for one family."""
+
+    def __init__(self, interface: str, family: int) -> None:
+        self.interface = interface
+        self.family = family
+        self.ifindex = socket.if_nametoindex(interface)
+        af = socket.AF_INET if family == 4 else socket.AF_INET6
+        self.sock = socket.socket(af, socket.SOCK_RAW, IPPROTO_VRRP)
+        try:
+            self._configure()
+        except BaseException:
+            self.sock.close()
+            raise
+        self.sock.setblocking(False)
+
+    def _configure(self) -> None:
+        s = self.sock
+        s.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, self.interface.encode())
+        s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        if self.family == 4:
+            mreqn = struct.pack("4s4si", VRRP_MULTICAST_IPV4.packed, b"\0" * 4, self.ifindex)
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, mreqn)
+            s.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_ALL, 0)
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, VRRP_TTL)
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, VRRP_TTL)
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, VRRP_TOS)
+        else:
+            mreq = VRRP_MULTICAST_IPV6.packed + struct.pack("@I", self.ifindex)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, self.ifindex)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, VRRP_TTL)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, VRRP_TTL)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
+            s.setsockopt(socket.IPPROTO_IPV6, IPV6_TCLASS, VRRP_TOS)
+            s.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1)
+            s.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def receive(self) -> Datagram | None:
+        """One pending packet, or None when there is none."""
+        try:
+            data, ancdata, _flags, addr = self.sock.recvmsg(65535, _CMSG_SPACE)
+        except (BlockingIOError, InterruptedError):
+            return None
+        stamp: float | None = None
+        hop_limit: int | None = None
+        destination: IPv4Address | IPv6Address | None = None
+        for level, kind, payload in ancdata:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= 16:
+                sec, nsec = struct.unpack("@qq", payload[:16])
+                stamp = _kernel_time_to_monotonic(sec + nsec / 1e9)
+            elif level == socket.IPPROTO_IPV6 and kind == IPV6_HOPLIMIT:
+                hop_limit = struct.unpack("@i", payload[:4])[0]
+            elif level == socket.IPPROTO_IPV6 and kind == IPV6_PKTINFO:
+                destination = IPv6Address(payload[:16])
+        source = ip_address(addr[0].split("%")[0])
+        return Datagram(data, source, destination, hop_limit, stamp or time.monotonic())
+
+    def send(
+        self,
+        payload: bytes,
+        source: IPv4Address | IPv6Address,
+        destination: IPv4Address | IPv6Address,
+    ) -> None:
+        """Send one VRRP payload; the kernel adds the IP header (TTL, TOS from options)."""
+        if self.family == 4:
+            # struct in_pktinfo { int ipi_ifindex; in_addr ipi_spec_dst; in_addr ipi_addr; }
+            info = struct.pack("@i4s4s", self.ifindex, source.packed, b"\0" * 4)
+            cmsg = [(socket.IPPROTO_IP, IP_PKTINFO, info)]
+            self.sock.sendmsg([payload], cmsg, 0, (str(destination), 0))
+        else:
+            # struct in6_pktinfo { in6_addr ipi6_addr; int ipi6_ifindex; }
+            info = source.packed + struct.pack("@i", self.ifindex)
+            cmsg = [(socket.IPPROTO_IPV6, IPV6_PKTINFO, info)]
+            self.sock.sendmsg([payload], cmsg, 0, (str(destination), 0, 0, self.ifindex))

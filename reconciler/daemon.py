@@ -1,0 +1,245 @@
+"""The composition root: the only place that builds and wires the runtime objects.
+
+`run_node` runs every VRRP instance of one node until SIGTERM or SIGINT, then
+stops gracefully (priority-0 adverts, VIPs released). SIGHUP re-reads the
+file: an invalid file changes nothing and is logged with its locations; a
+valid one restarts only the instances whose configuration changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Iterable
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address
+from pathlib import Path
+
+from reconciler.adapters.arp import Announcer
+from reconciler.adapters.netlink import Link, Netlink, watch
+from reconciler.adapters.vrrp_socket import VrrpSocket
+from reconciler.config.diagnostics import InvalidConfig
+from reconciler.config.load import load_file
+from reconciler.model.cluster import NodeConfig
+from reconciler.model.common import Family
+from reconciler.model.vrrp import VrrpInstance
+from reconciler.reconcile.ownership import OwnershipStore
+from reconciler.runtime.vrrp_driver import InstanceDriver, SocketMux, instance_params
+from reconciler.vrrp.events import LinkDown, LinkUp
+
+log = logging.getLogger("reconciler.daemon")
+
+DEFAULT_STATE_DIR = Path("/var/lib/reconciler")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    file: Path
+    node: str
+    state_dir: Path = DEFAULT_STATE_DIR
+
+
+class StartupError(Exception):
+    """The node cannot run this configuration (missing interface, no address...)."""
+
+
+class NodeRuntime:
+    """Everything running on one node, and the wiring between the parts."""
+
+    def __init__(self, options: RunOptions, config: NodeConfig) -> None:
+        self.options = options
+        self.config = config
+        self.loop = asyncio.get_running_loop()
+        self.ownership = OwnershipStore(options.state_dir)
+        self.netlink = Netlink()
+        self.muxes: dict[tuple[str, Family], SocketMux] = {}
+        self.announcers: dict[str, Announcer] = {}
+        self.drivers: dict[str, InstanceDriver] = {}
+        self.links: dict[str, Link] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.stopping = asyncio.Event()
+
+    # ------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        self.ownership.load()
+        await self.netlink.__aenter__()
+        self.links = await self.netlink.links()
+        for spec in self.config.instances:
+            await self._start_instance(spec)
+        self._spawn(self._watch_links(), "netlink-watch")
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(d.stop() for d in self.drivers.values()))
+        self.drivers.clear()
+        for task in self._tasks:
+            task.cancel()
+        for mux in self.muxes.values():
+            mux.close()
+        for ann in self.announcers.values():
+            ann.close()
+        self.muxes.clear()
+        await self.netlink.__aexit__()
+
+    def _spawn(self, coro: object, name: str) -> None:
+        task: asyncio.Task[None] = self.loop.create_task(coro, name=name)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------ instances
+    async def _primary(self, spec: VrrpInstance) -> IPv4Address | IPv6Address:
+        if spec.family is Family.IPV4:
+            if spec.primary_address is not None:
+                return spec.primary_address
+            for a in await self.netlink.addresses():
+                if a.interface == spec.interface and a.address.version == 4:
+                    return a.address.ip
+            raise StartupError(
+                f"{spec.name}: {spec.interface} has no IPv4 address to send adverts from"
+            )
+        # RFC 5798 5.1.2.1: IPv6 adverts come from the interface's link-local address.
+        for _ in range(50):
+            for a in await self.netlink.addresses():
+                ip = a.address.ip
+                if a.interface == spec.interface and ip.version == 6 and ip.is_link_local:
+                    return ip
+            await asyncio.sleep(0.1)  # DAD may still be running on a fresh link
+        raise StartupError(f"{spec.name}: {spec.interface} has no IPv6 link-local address")
+
+    async def _start_instance(self, spec: VrrpInstance) -> None:
+        if spec.interface not in self.links:
+            raise StartupError(f"{spec.name}: interface {spec.interface} does not exist")
+        params = instance_params(spec, await self._primary(spec))
+        key = (spec.interface, spec.family)
+        mux = self.muxes.get(key)
+        if mux is None:
+            sock = VrrpSocket(spec.interface, spec.family.value)
+            mux = self.muxes[key] = SocketMux(sock, self.loop)
+        announcer = self.announcers.setdefault(spec.interface, Announcer(spec.interface))
+        driver = InstanceDriver(
+            spec, params, mux.sock, self.netlink, announcer, self.ownership, self.loop
+        )
+        mux.instances[spec.vrid] = driver
+        self.drivers[spec.name] = driver
+        driver.start()
+        if not self.links[spec.interface].running:
+            driver.feed(LinkDown())
+
+    async def _stop_instance(self, name: str) -> None:
+        driver = self.drivers.pop(name)
+        await driver.stop()
+        mux = self.muxes[(driver.spec.interface, driver.spec.family)]
+        mux.instances.pop(driver.spec.vrid, None)
+
+    async def replace_config(self, config: NodeConfig) -> list[str]:
+        """Apply a new revision: restart exactly the instances whose spec changed."""
+        old = {i.name: i for i in self.config.instances}
+        new = {i.name: i for i in config.instances}
+        changed = sorted(n for n in old.keys() | new.keys() if old.get(n) != new.get(n))
+        for name in changed:
+            if name in self.drivers:
+                await self._stop_instance(name)
+        self.config = config
+        for name in changed:
+            if name in new:
+                await self._start_instance(new[name])
+        return changed
+
+    # ------------------------------------------------------------ links
+    async def _watch_links(self) -> None:
+        async for hint in watch():
+            if hint.kind != "link":
+                continue
+            links = await self.netlink.links()
+            for name, link in links.items():
+                before = self.links.get(name)
+                if before is not None and before.running != link.running:
+                    self._link_changed(name, link.running)
+            self.links = links
+
+    def _link_changed(self, interface: str, running: bool) -> None:
+        log.info("link %s is %s", interface, "up" if running else "down")
+        for driver in self._on_interface(interface):
+            driver.feed(LinkUp() if running else LinkDown())
+
+    def _on_interface(self, interface: str) -> Iterable[InstanceDriver]:
+        return [d for d in self.drivers.values() if d.spec.interface == interface]
+
+
+def _load_node(file: Path, node: str) -> NodeConfig:
+    loaded = load_file(file)
+    if node not in loaded.cluster.node_names:
+        raise StartupError(
+            f"node {node!r} is not in {file} (nodes: {', '.join(loaded.cluster.node_names)})"
+        )
+    return loaded.cluster.for_node(node)
+
+
+async def run_node(options: RunOptions) -> int:
+    """Run until SIGTERM/SIGINT; 0 on a clean stop, 2 when the input cannot run."""
+    try:
+        config = _load_node(options.file, options.node)
+    except InvalidConfig as exc:
+        for d in exc.diagnostics:
+            log.error("%s", d)
+        log.error("%s: invalid; not starting", options.file)
+        return 2
+    except (OSError, StartupError) as exc:
+        log.error("%s", exc)
+        return 2
+
+    runtime = NodeRuntime(options, config)
+    loop = asyncio.get_running_loop()
+    reloads: asyncio.Queue[None] = asyncio.Queue()
+    loop.add_signal_handler(signal.SIGTERM, runtime.stopping.set)
+    loop.add_signal_handler(signal.SIGINT, runtime.stopping.set)
+    loop.add_signal_handler(signal.SIGHUP, reloads.put_nowait, None)
+    try:
+        try:
+            await runtime.start()
+        except (StartupError, OSError) as exc:
+            log.error("cannot start: %s", exc)
+            await runtime.stop()
+            return 2
+        log.info(
+            "node %s running %d instance(s) from %s",
+            options.node,
+            len(runtime.drivers),
+            options.file,
+        )
+        while not runtime.stopping.is_set():
+            stop = asyncio.ensure_future(runtime.stopping.wait())
+            reload = asyncio.ensure_future(reloads.get())
+            await asyncio.wait({stop, reload}, return_when=asyncio.FIRST_COMPLETED)
+            for f in (stop, reload):
+                if not f.done():
+                    f.cancel()
+            if reload.done() and not reload.cancelled():
+                await _reload(runtime, options)
+        log.info("stopping: releasing VIPs")
+        await runtime.stop()
+        return 0
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(sig)
+
+
+async def _reload(runtime: NodeRuntime, options: RunOptions) -> None:
+    try:
+        config = _load_node(options.file, options.node)
+    except InvalidConfig as exc:
+        for d in exc.diagnostics:
+            log.error("%s", d)
+        log.error("reload: %s is invalid; still running the last good revision", options.file)
+        return
+    except (OSError, StartupError) as exc:
+        log.error("reload: %s; still running the last good revision", exc)
+        return
+    try:
+        changed = await runtime.replace_config(config)
+    except (StartupError, OSError) as exc:
+        log.error("reload: %s", exc)
+        return
+    log.info("reload: %d instance(s) restarted: %s", len(changed), ", ".join(changed) or "none")

@@ -1,0 +1,324 @@
+"""asyncio drivers that run the sans-I/O VRRP state machines against real sockets.
+
+One `InstanceDriver` per VRRP instance turns the machine's actions into
+sends, timers (`loop.call_at`), address changes and announcements; one
+`SocketMux` per interface and family reads adverts, decodes them once and
+hands each to the instance with that VRID. Time is the event loop's clock
+(monotonic), and an advert is handled at its kernel receive timestamp so that
+timers restart from when the packet arrived, not from when Python got to it.
+
+Address changes and announcements run on a per-instance serial worker so a
+VIP is configured before it is announced, without holding up adverts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from ipaddress import IPv4Address, IPv6Address
+
+from reconciler.adapters.arp import Announcer
+from reconciler.adapters.netlink import Netlink
+from reconciler.adapters.outcome import WriteOutcome
+from reconciler.adapters.vrrp_socket import Datagram, VrrpSocket
+from reconciler.model import vrrp as model
+from reconciler.model.kernel import LiveAddress
+from reconciler.reconcile.ownership import OwnershipStore
+from reconciler.vrrp import actions as act
+from reconciler.vrrp.events import AdvertReceived, Event, Shutdown, Startup, TimerExpired
+from reconciler.vrrp.fsm import VrrpInstance as Machine
+from reconciler.vrrp.packet import (
+    AuthType,
+    MalformedAdvert,
+    VrrpVersion,
+    decode_ipv4,
+    decode_ipv6,
+    encode_advert,
+    multicast_group,
+)
+from reconciler.vrrp.params import InstanceParams, UnicastChecksum
+from reconciler.vrrp.states import State, TimerKind, TransitionReason
+
+log = logging.getLogger("reconciler.vrrp")
+
+IPAddr = IPv4Address | IPv6Address
+TransitionListener = Callable[["InstanceDriver", act.Transitioned], None]
+
+
+def instance_params(spec: model.VrrpInstance, primary: IPAddr) -> InstanceParams:
+    """The state machine's parameters for one resolved instance of the model."""
+    vips = tuple(v.address.ip for v in spec.vips)
+    return InstanceParams(
+        name=spec.name,
+        vrid=spec.vrid,
+        priority=spec.priority,
+        advert_interval_cs=spec.advert_interval_cs,
+        vips=vips,  # type: ignore[arg-type]
+        primary_address=primary,
+        version=VrrpVersion(spec.version),
+        preempt=spec.preempt,
+        preempt_delay_s=spec.preempt_delay.total_seconds(),
+        accept_mode=spec.accept,
+        answer_lower_priority=spec.answer_lower_priority,
+        auth_type=AuthType.SIMPLE_TEXT if spec.auth_password else AuthType.NONE,
+        auth_data=(spec.auth_password or "").encode(),
+        unicast_peers=spec.unicast_peers,  # type: ignore[arg-type]
+        unicast_checksum={
+            model.UnicastChecksum.AUTO: UnicastChecksum.AUTO,
+            model.UnicastChecksum.OLD: UnicastChecksum.OLD,
+            model.UnicastChecksum.RFC: UnicastChecksum.NEVER,
+        }[spec.unicast_checksum],
+    )
+
+
+@dataclass
+class MuxCounters:
+    malformed: Counter[str]
+    unknown_vrid: int = 0
+
+
+class SocketMux:
+    """Reads one raw socket and dispatches adverts to instances by VRID."""
+
+    def __init__(self, sock: VrrpSocket, loop: asyncio.AbstractEventLoop) -> None:
+        self.sock = sock
+        self.loop = loop
+        self.instances: dict[int, InstanceDriver] = {}
+        self.counters = MuxCounters(Counter())
+        loop.add_reader(sock.fileno(), self._readable)
+
+    def close(self) -> None:
+        self.loop.remove_reader(self.sock.fileno())
+        self.sock.close()
+
+    def _readable(self) -> None:
+        while (dgram := self.sock.receive()) is not None:
+            self._dispatch(dgram)
+
+    def _dispatch(self, dgram: Datagram) -> None:
+        try:
+            if self.sock.family == 4:
+                received = decode_ipv4(dgram.data)
+            else:
+                assert isinstance(dgram.source, IPv6Address)
+                assert isinstance(dgram.destination, IPv6Address)
+                assert dgram.hop_limit is not None
+                received = decode_ipv6(dgram.data, dgram.source, dgram.destination, dgram.hop_limit)
+        except MalformedAdvert as exc:
+            self.counters.malformed[exc.reason.value] += 1
+            return
+        driver = self.instances.get(received.advert.vrid)
+        if driver is None:
+            self.counters.unknown_vrid += 1  # another cluster's VRID on this link
+            return
+        driver.feed(AdvertReceived(received), dgram.received_at)
+
+
+class InstanceDriver:
+    """Runs one instance's state machine with real timers, sockets and addresses."""
+
+    def __init__(
+        self,
+        spec: model.VrrpInstance,
+        params: InstanceParams,
+        sock: VrrpSocket,
+        netlink: Netlink,
+        announcer: Announcer,
+        ownership: OwnershipStore,
+        loop: asyncio.AbstractEventLoop,
+        on_transition: TransitionListener | None = None,
+    ) -> None:
+        self.spec = spec
+        self.params = params
+        self.machine = Machine(params)
+        self.sock = sock
+        self.netlink = netlink
+        self.announcer = announcer
+        self.ownership = ownership
+        self.loop = loop
+        self.on_transition = on_transition
+        self._timers: dict[TimerKind, asyncio.TimerHandle] = {}
+        self._garp_handles: list[asyncio.TimerHandle] = []
+        self._work: asyncio.Queue[act.Action | None] = asyncio.Queue()
+        self._worker = loop.create_task(self._run_worker(), name=f"vrrp-{spec.name}-worker")
+        self._vips = {v.address.ip: v for v in spec.vips}
+        self.send_errors = 0
+        self.address_errors = 0
+
+    @property
+    def state(self) -> State:
+        return self.machine.state
+
+    # ------------------------------------------------------------ events in
+    def start(self) -> None:
+        self.feed(Startup())
+
+    def feed(self, event: Event, now: float | None = None) -> None:
+        t = self.loop.time() if now is None else now
+        self._perform(self.machine.handle(event, t), t)
+
+    async def stop(self, timeout_s: float = 5.0) -> None:
+        """Graceful stop: priority-0 advert, VIPs released, worker drained."""
+        self.feed(Shutdown())
+        for handle in (*self._timers.values(), *self._garp_handles):
+            handle.cancel()
+        self._timers.clear()
+        self._work.put_nowait(None)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._worker), timeout_s)
+        except TimeoutError:
+            self._worker.cancel()
+            log.error("%s: address work did not finish in %.1fs", self.spec.name, timeout_s)
+
+    # ------------------------------------------------------------ actions out
+    def _perform(self, actions: list[act.Action], now: float) -> None:
+        for a in actions:
+            if isinstance(a, act.SendAdvert):
+                self._send(a)
+            elif isinstance(a, act.StartTimer):
+                old = self._timers.pop(a.kind, None)
+                if old is not None:
+                    old.cancel()
+                self._timers[a.kind] = self.loop.call_at(now + a.delay_s, self._timer_fired, a.kind)
+            elif isinstance(a, act.CancelTimer):
+                handle = self._timers.pop(a.kind, None)
+                if handle is not None:
+                    handle.cancel()
+            elif isinstance(a, act.Transitioned):
+                self._transitioned(a)
+            else:
+                self._work.put_nowait(a)
+
+    def _timer_fired(self, kind: TimerKind) -> None:
+        self._timers.pop(kind, None)
+        self.feed(TimerExpired(kind))
+
+    def _send(self, a: act.SendAdvert) -> None:
+        params = self.params
+        source = params.primary_address
+        destinations: tuple[IPAddr, ...] = params.unicast_peers or (multicast_group(source),)
+        for dst in destinations:
+            payload = encode_advert(
+                a.advert, source, dst, old_unicast_checksum=a.old_unicast_checksum
+            )
+            try:
+                self.sock.send(payload, source, dst)
+            except OSError as exc:
+                # A link going down makes sends fail; LinkDown handling follows.
+                self.send_errors += 1
+                log.warning("%s: advert to %s not sent: %s", self.spec.name, dst, exc)
+
+    def _transitioned(self, t: act.Transitioned) -> None:
+        level = logging.INFO if t.reason is not TransitionReason.STARTUP else logging.DEBUG
+        log.log(
+            level,
+            "%s: %s -> %s (%s), priority %d",
+            self.spec.name,
+            t.from_state.name,
+            t.to_state.name,
+            t.reason.value,
+            self.machine.priority,
+        )
+        if t.from_state is State.MASTER:
+            for handle in self._garp_handles:
+                handle.cancel()
+            self._garp_handles.clear()
+        if self.on_transition is not None:
+            self.on_transition(self, t)
+
+    # ------------------------------------------------------------ serial worker
+    async def _run_worker(self) -> None:
+        while (a := await self._work.get()) is not None:
+            try:
+                if isinstance(a, act.AddVips):
+                    await self._add_vips(a.addresses)
+                elif isinstance(a, act.RemoveVips):
+                    await self._remove_vips(a.addresses)
+                elif isinstance(a, act.SendGratuitous):
+                    self._announce_schedule(a.addresses)
+            except Exception:
+                self.address_errors += 1
+                log.exception("%s: %s failed", self.spec.name, type(a).__name__)
+
+    def _live(self, ip: IPAddr) -> LiveAddress:
+        vip = self._vips[ip]
+        return LiveAddress(vip.dev, vip.address, vip.label, vip.scope)
+
+    async def _add_vips(self, addresses: tuple[IPAddr, ...]) -> None:
+        for ip in addresses:
+            live = self._live(ip)
+            ident = (live.kind, live.key)
+            outcome = await self.netlink.add_address(live)
+            if outcome is WriteOutcome.CREATED:
+                self.ownership.update(add={ident})
+            elif ident not in self.ownership.owned:
+                log.warning(
+                    "%s: VIP %s is already on %s and was not added by us; leaving it alone",
+                    self.spec.name,
+                    live.address,
+                    live.interface,
+                )
+
+    async def _remove_vips(self, addresses: tuple[IPAddr, ...]) -> None:
+        for ip in addresses:
+            live = self._live(ip)
+            ident = (live.kind, live.key)
+            if ident not in self.ownership.owned:
+                continue  # never remove an address someone else configured
+            await self.netlink.delete_address(live)
+            self.ownership.update(remove={ident})
+
+    def _announce_schedule(self, addresses: tuple[IPAddr, ...]) -> None:
+        """keepalived's policy: a burst now, a second burst after master_delay, then
+        a refresh every master_refresh while master."""
+        garp = self.spec.garp
+        self._burst(addresses, garp.master_repeat)
+        if garp.master_delay > timedelta(0) and garp.master_repeat:
+            self._garp_handles.append(
+                self.loop.call_later(
+                    garp.master_delay.total_seconds(),
+                    self._burst_if_master,
+                    addresses,
+                    garp.master_repeat,
+                )
+            )
+        if garp.master_refresh > timedelta(0):
+            self._schedule_refresh(addresses)
+
+    def _schedule_refresh(self, addresses: tuple[IPAddr, ...]) -> None:
+        garp = self.spec.garp
+
+        def refresh() -> None:
+            if self.state is State.MASTER:
+                self._burst(addresses, garp.master_refresh_repeat)
+                self._schedule_refresh(addresses)
+
+        self._garp_handles.append(
+            self.loop.call_later(garp.master_refresh.total_seconds(), refresh)
+        )
+
+    def _burst_if_master(self, addresses: tuple[IPAddr, ...], count: int) -> None:
+        if self.state is State.MASTER:
+            self._burst(addresses, count)
+
+    def _burst(self, addresses: tuple[IPAddr, ...], count: int) -> None:
+        gap = self.spec.garp.interval.total_seconds()
+        for i in range(count):
+            if gap and i:
+                self._garp_handles.append(
+                    self.loop.call_later(gap * i, self._announce_now, addresses)
+                )
+            else:
+                self._announce_now(addresses)
+
+    def _announce_now(self, addresses: tuple[IPAddr, ...]) -> None:
+        if self.state is not State.MASTER:
+            return
+        try:
+            self.announcer.announce(addresses)  # type: ignore[arg-type]
+        except OSError as exc:
+            log.warning("%s: announcement failed: %s", self.spec.name, exc)
