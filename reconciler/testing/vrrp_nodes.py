@@ -1,0 +1,152 @@
+"""Run VRRP speakers in a lab: our daemon or Debian's keepalived, per host.
+
+Used by the integration tests and by bench/failover.py, so that both speakers
+are started, configured and measured the same way.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
+from pathlib import Path
+
+from reconciler.testing.netlab import Host, LabProcess
+
+KEEPALIVED = "/usr/sbin/keepalived"
+
+
+def keepalived_available() -> bool:
+    return Path(KEEPALIVED).exists() or shutil.which("keepalived") is not None
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One VRRP instance as both speakers are configured for it."""
+
+    name: str
+    vrid: int
+    vips: tuple[IPv4Interface | IPv6Interface, ...]
+    priorities: dict[str, int] = field(hash=False)  # host name -> priority
+    version: int = 3
+    advert_interval_s: float = 0.1
+    unicast: bool = False
+    preempt: bool = True
+    preempt_delay_s: float = 0.0
+    interface: str = "eth0"
+
+    @property
+    def family(self) -> int:
+        return self.vips[0].version
+
+
+def cluster_yaml(hosts: tuple[Host, ...], instances: tuple[Instance, ...]) -> str:
+    """The desired-state file for our daemon."""
+    lines = ["apiVersion: reconciler/v1", "kind: Cluster", "name: lab", "nodes:"]
+    for h in hosts:
+        lines.append(f'  {h.name}: {{address: {h.ipv4}, address6: "{h.ipv6}", interface: eth0}}')
+    lines += ["vrrp:", "  instances:"]
+    for i in instances:
+        prio = ", ".join(f"{n}: {p}" for n, p in i.priorities.items())
+        vips = ", ".join(f'"{v}"' for v in i.vips)
+        interval = f"{round(i.advert_interval_s * 1000)}ms"
+        lines += [
+            f"    {i.name}:",
+            f"      vrid: {i.vrid}",
+            f"      version: {i.version}",
+            f"      interface: {i.interface}",
+            f"      advert_interval: {interval}",
+            f"      priority: {{{prio}}}",
+            f"      vips: [{vips}]",
+            f"      unicast: {str(i.unicast).lower()}",
+            f"      preempt: {str(i.preempt).lower()}",
+            f"      preempt_delay: {round(i.preempt_delay_s * 1000)}ms",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def keepalived_conf(host: Host, peers: tuple[Host, ...], instances: tuple[Instance, ...]) -> str:
+    """keepalived.conf for `host`, following the reference templates."""
+    out = ["global_defs {", f"    router_id {host.name}", "}", ""]
+    for i in instances:
+        if host.name not in i.priorities:
+            continue
+        interval = f"{i.advert_interval_s:g}"
+        out += [
+            f"vrrp_instance {i.name} {{",
+            "    state BACKUP",
+            f"    interface {i.interface}",
+            f"    virtual_router_id {i.vrid}",
+            f"    priority {i.priorities[host.name]}",
+            f"    advert_int {interval}",
+            f"    version {i.version}",
+        ]
+        if not i.preempt:
+            out.append("    nopreempt")
+        if i.preempt_delay_s:
+            out.append(f"    preempt_delay {i.preempt_delay_s:g}")
+        if i.unicast:
+            own: IPv4Address | IPv6Address = host.ipv4 if i.family == 4 else host.ipv6
+            out.append(f"    unicast_src_ip {own}")
+            out.append("    unicast_peer {")
+            for p in peers:
+                if p.name != host.name and p.name in i.priorities:
+                    out.append(f"        {p.ipv4 if i.family == 4 else p.ipv6}")
+            out.append("    }")
+        out.append("    virtual_ipaddress {")
+        out += [f"        {v} dev {i.interface}" for v in i.vips]
+        out += ["    }", "}", ""]
+    return "\n".join(out)
+
+
+def start_ours(host: Host, config: Path, state_dir: Path, *, log_level: str = "info") -> LabProcess:
+    return host.spawn(
+        [
+            sys.executable,
+            "-m",
+            "reconciler",
+            "run",
+            str(config),
+            "--node",
+            host.name,
+            "--state-dir",
+            str(state_dir),
+            "--log-level",
+            log_level,
+        ],
+        name=f"reconciler-{host.name}",
+    )
+
+
+def start_keepalived(host: Host, conf_text: str, workdir: Path) -> LabProcess:
+    """keepalived in the foreground with its own pid files (never the system service's)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    # A restart after a crash starts like after a reboot (/run is empty then): the
+    # crashed children may linger as unreaped zombies here, and keepalived takes a
+    # pid file naming one for "daemon is already running".
+    for name in ("keepalived.pid", "vrrp.pid", "checkers.pid", "bfd.pid"):
+        (workdir / name).unlink(missing_ok=True)
+    conf = workdir / "keepalived.conf"
+    conf.write_text(conf_text)
+    return host.spawn(
+        [
+            KEEPALIVED,
+            "-n",
+            "-l",
+            "-D",
+            "-G",
+            "-P",
+            "-f",
+            str(conf),
+            "-p",
+            str(workdir / "keepalived.pid"),
+            "-r",
+            str(workdir / "vrrp.pid"),
+            "-c",
+            str(workdir / "checkers.pid"),
+            "-b",
+            str(workdir / "bfd.pid"),
+        ],
+        name=f"keepalived-{host.name}",
+    )

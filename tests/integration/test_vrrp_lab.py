@@ -1,0 +1,197 @@
+"""Our VRRP speaker in the namespace lab: elections, failover and return, as RFC 5798 says.
+
+Adverts are every 100 ms so that each scenario takes seconds. Bounds are the RFC
+instants (Master_Down_Interval, Skew_Time) plus a margin for Python and the lab.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from reconciler.testing.netlab import Host, Lab, LabProcess
+from reconciler.testing.vrrp_nodes import Instance, cluster_yaml, start_ours
+from reconciler.vrrp.timers import master_down_interval, skew_time
+
+pytestmark = pytest.mark.root
+
+VIP4 = ipaddress.ip_interface("192.0.2.100/24")
+VIP6 = ipaddress.ip_interface("2001:db8::100/64")
+ADV_CS = 10
+MARGIN_S = 0.060  # scheduling, Python and netlink latency on a loaded 2-core machine
+
+
+def mdi(priority: int) -> float:
+    return float(master_down_interval(priority, ADV_CS))
+
+
+def skew(priority: int) -> float:
+    return float(skew_time(priority, ADV_CS))
+
+
+class Cluster:
+    """Our daemon on some lab hosts, all from one desired-state file."""
+
+    def __init__(self, lab: Lab, *instances: Instance) -> None:
+        self.lab = lab
+        self.config = lab.tmpdir / "cluster.yaml"
+        self.config.write_text(cluster_yaml(lab.hosts, instances))
+        self.procs: dict[str, LabProcess] = {}
+
+    def start(self, host: Host) -> float:
+        t0 = time.monotonic()
+        self.procs[host.name] = start_ours(host, self.config, self.state_dir(host))
+        return t0
+
+    def state_dir(self, host: Host) -> Path:
+        return self.lab.tmpdir / f"state-{host.name}"
+
+    def log(self, host: Host) -> str:
+        return self.procs[host.name].output()
+
+
+@pytest.fixture
+def lab2(make_lab) -> Iterator[Lab]:  # type: ignore[no-untyped-def]
+    yield make_lab(2)
+
+
+def _settle(host: Host, vip: ipaddress.IPv4Interface | ipaddress.IPv6Interface) -> float:
+    return host.watcher.wait_for(vip, timeout=10)
+
+
+def test_two_nodes_crash_restart_and_graceful_stop(lab2: Lab) -> None:
+    h1, h2 = lab2.host(1), lab2.host(2)
+    c = Cluster(lab2, Instance("web", 51, (VIP4,), {"h1": 150, "h2": 100}))
+    c.start(h2)
+    c.start(h1)
+    _settle(h1, VIP4)
+    time.sleep(0.5)
+    assert not h2.watcher.is_present(VIP4), "both nodes hold the VIP"
+
+    # Crash: SIGKILL the master. The backup takes over within Master_Down_Interval
+    # of the master's last advert, i.e. between MDI - Advertisement_Interval and MDI.
+    t0 = time.monotonic()
+    c.procs["h1"].kill()
+    took = h2.watcher.wait_for(VIP4, timeout=5, after=t0) - t0
+    assert mdi(100) - 0.1 - 0.005 <= took <= mdi(100) + MARGIN_S, took
+    assert h1.watcher.is_present(VIP4), "a SIGKILLed daemon cannot remove its VIP"
+
+    # Restart: the stale VIP is removed before anything else, then preempt brings it back.
+    t0 = c.start(h1)
+    h1.watcher.wait_for(VIP4, present=False, timeout=5, after=t0)
+    back = h1.watcher.wait_for(VIP4, timeout=5, after=t0)
+    released = h2.watcher.wait_for(VIP4, present=False, timeout=5, after=t0)
+    assert back - t0 >= mdi(150)  # it waited its own Master_Down_Interval
+    assert abs(released - back) < 0.05
+    time.sleep(0.3)
+
+    # Graceful stop: a priority-0 advert; the backup takes over after Skew_Time.
+    t0 = time.monotonic()
+    c.procs["h1"].signal(signal.SIGTERM)
+    took = h2.watcher.wait_for(VIP4, timeout=5, after=t0) - t0
+    assert skew(100) - 0.005 <= took <= skew(100) + MARGIN_S, took
+    assert c.procs["h1"].wait(5) == 0
+    assert not h1.watcher.is_present(VIP4)
+    assert "MASTER -> INITIALIZE (shutdown)" in c.log(h1)
+
+
+def test_nopreempt_keeps_the_current_master(lab2: Lab) -> None:
+    h1, h2 = lab2.host(1), lab2.host(2)
+    c = Cluster(lab2, Instance("web", 52, (VIP4,), {"h1": 150, "h2": 100}, preempt=False))
+    c.start(h2)
+    _settle(h2, VIP4)
+    t0 = c.start(h1)
+    time.sleep(mdi(150) + 1.0)
+    assert h2.watcher.is_present(VIP4)
+    assert not h1.watcher.is_present(VIP4)
+    added = [e for e in h1.watcher.events(VIP4) if e.timestamp > t0 and e.kind == "new"]
+    assert added == []
+
+
+def test_preempt_delay_postpones_the_return(lab2: Lab) -> None:
+    h1, h2 = lab2.host(1), lab2.host(2)
+    delay = 1.0
+    c = Cluster(lab2, Instance("web", 53, (VIP4,), {"h1": 150, "h2": 100}, preempt_delay_s=delay))
+    c.start(h2)
+    _settle(h2, VIP4)
+    t0 = c.start(h1)
+    back = h1.watcher.wait_for(VIP4, timeout=10, after=t0) - t0
+    assert back >= delay, back
+    h2.watcher.wait_for(VIP4, present=False, timeout=2)
+
+
+def test_link_down_is_fault_and_link_up_returns(lab2: Lab) -> None:
+    h1, h2 = lab2.host(1), lab2.host(2)
+    c = Cluster(lab2, Instance("web", 54, (VIP4,), {"h1": 150, "h2": 100}))
+    c.start(h1)
+    c.start(h2)
+    _settle(h1, VIP4)
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    h1.link_down("eth0", side="bridge")  # cable cut: carrier lost
+    gone = h1.watcher.wait_for(VIP4, present=False, timeout=5, after=t0) - t0
+    took = h2.watcher.wait_for(VIP4, timeout=5, after=t0) - t0
+    assert gone < 0.1, gone
+    assert took <= mdi(100) + MARGIN_S, took
+    assert "-> FAULT (link_down)" in c.log(h1)
+    t1 = time.monotonic()
+    h1.link_up("eth0", side="bridge")
+    back = h1.watcher.wait_for(VIP4, timeout=5, after=t1) - t1
+    assert back >= mdi(150) - 0.01, back
+    h2.watcher.wait_for(VIP4, present=False, timeout=2, after=t1)
+
+
+def test_equal_priority_goes_to_the_higher_address(lab2: Lab) -> None:
+    h1, h2 = lab2.host(1), lab2.host(2)
+    c = Cluster(lab2, Instance("web", 55, (VIP4,), {"h1": 100, "h2": 100}))
+    c.start(h1)
+    c.start(h2)
+    time.sleep(mdi(100) + 1.2)
+    assert h2.watcher.is_present(VIP4)  # 192.0.2.12 > 192.0.2.11 (RFC 5798 6.4.3)
+    assert not h1.watcher.is_present(VIP4)
+
+
+def test_ipv6_multicast_failover(lab2: Lab) -> None:
+    h1, h2 = lab2.host(1), lab2.host(2)
+    c = Cluster(lab2, Instance("web6", 56, (VIP6,), {"h1": 150, "h2": 100}))
+    c.start(h1)
+    c.start(h2)
+    _settle(h1, VIP6)
+    time.sleep(0.5)
+    assert not h2.watcher.is_present(VIP6)
+    t0 = time.monotonic()
+    c.procs["h1"].kill()
+    took = h2.watcher.wait_for(VIP6, timeout=5, after=t0) - t0
+    assert took <= mdi(100) + MARGIN_S, took
+
+
+@pytest.mark.parametrize("vip", [VIP4, VIP6], ids=["ipv4", "ipv6"])
+def test_three_nodes_unicast_elect_in_priority_order(make_lab, vip) -> None:  # type: ignore[no-untyped-def]
+    lab = make_lab(3)
+    h1, h2, h3 = lab.host(1), lab.host(2), lab.host(3)
+    c = Cluster(lab, Instance("uni", 57, (vip,), {"h1": 150, "h2": 120, "h3": 100}, unicast=True))
+    for h in (h3, h2, h1):
+        c.start(h)
+    _settle(h1, vip)
+    time.sleep(0.5)
+    assert not h2.watcher.is_present(vip) and not h3.watcher.is_present(vip)
+    t0 = time.monotonic()
+    c.procs["h1"].kill()
+    took = h2.watcher.wait_for(vip, timeout=5, after=t0) - t0
+    assert took <= mdi(120) + MARGIN_S, took
+    time.sleep(0.5)
+    assert not h3.watcher.is_present(vip)
+
+
+def test_invalid_file_does_not_start(lab2: Lab) -> None:
+    h1 = lab2.host(1)
+    bad = lab2.tmpdir / "bad.yaml"
+    bad.write_text("apiVersion: reconciler/v1\nkind: Cluster\nname: x\nnodes: {}\n")
+    proc = start_ours(h1, bad, lab2.tmpdir / "s")
+    assert proc.wait(10) == 2
+    assert "bad.yaml:4:8: nodes: needs at least 1 entr(y/ies)" in proc.output()
