@@ -26,7 +26,9 @@ from reconciler.model.cluster import NodeConfig
 from reconciler.model.common import Family
 from reconciler.model.vrrp import VrrpInstance
 from reconciler.reconcile.ownership import OwnershipStore
+from reconciler.runtime.sync_groups import SyncGroups
 from reconciler.runtime.vrrp_driver import InstanceDriver, SocketMux, instance_params
+from reconciler.vrrp.actions import Transitioned
 from reconciler.vrrp.events import LinkDown, LinkUp
 
 log = logging.getLogger("reconciler.daemon")
@@ -60,6 +62,14 @@ class NodeRuntime:
         self.links: dict[str, Link] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.stopping = asyncio.Event()
+        self.sync_groups = SyncGroups(self._group_members(config), self.drivers)
+
+    @staticmethod
+    def _group_members(config: NodeConfig) -> dict[str, tuple[str, ...]]:
+        return {g.name: g.members for g in config.sync_groups}
+
+    def _on_transition(self, driver: InstanceDriver, t: Transitioned) -> None:
+        self.sync_groups.on_transition(driver.name, t)
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -118,7 +128,14 @@ class NodeRuntime:
             mux = self.muxes[key] = SocketMux(sock, self.loop)
         announcer = self.announcers.setdefault(spec.interface, Announcer(spec.interface))
         driver = InstanceDriver(
-            spec, params, mux.sock, self.netlink, announcer, self.ownership, self.loop
+            spec,
+            params,
+            mux.sock,
+            self.netlink,
+            announcer,
+            self.ownership,
+            self.loop,
+            on_transition=self._on_transition,
         )
         mux.instances[spec.vrid] = driver
         self.drivers[spec.name] = driver
@@ -141,6 +158,7 @@ class NodeRuntime:
             if name in self.drivers:
                 await self._stop_instance(name)
         self.config = config
+        self.sync_groups.groups = self._group_members(config)
         for name in changed:
             if name in new:
                 await self._start_instance(new[name])

@@ -150,6 +150,10 @@ class InstanceDriver:
         self.address_errors = 0
 
     @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
     def state(self) -> State:
         return self.machine.state
 

@@ -41,7 +41,11 @@ class Instance:
         return self.vips[0].version
 
 
-def cluster_yaml(hosts: tuple[Host, ...], instances: tuple[Instance, ...]) -> str:
+def cluster_yaml(
+    hosts: tuple[Host, ...],
+    instances: tuple[Instance, ...],
+    sync_groups: dict[str, tuple[str, ...]] | None = None,
+) -> str:
     """The desired-state file for our daemon."""
     lines = ["apiVersion: reconciler/v1", "kind: Cluster", "name: lab", "nodes:"]
     for h in hosts:
@@ -63,6 +67,10 @@ def cluster_yaml(hosts: tuple[Host, ...], instances: tuple[Instance, ...]) -> st
             f"      preempt: {str(i.preempt).lower()}",
             f"      preempt_delay: {round(i.preempt_delay_s * 1000)}ms",
         ]
+    if sync_groups:
+        lines.append("  sync_groups:")
+        for g, members in sync_groups.items():
+            lines += [f"    {g}:", f"      members: [{', '.join(members)}]"]
     return "\n".join(lines) + "\n"
 
 

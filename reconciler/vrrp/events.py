@@ -63,6 +63,17 @@ class FaultCleared:
     source: str
 
 
+@dataclass(frozen=True, slots=True)
+class SyncGroupMaster:
+    """Another member of this instance's sync group became master: follow it (a backup
+    becomes master at once), so the group's VIPs stay on one node."""
+
+
+@dataclass(frozen=True, slots=True)
+class SyncGroupBackup:
+    """Another member of the sync group left master for backup: follow it."""
+
+
 Event = (
     Startup
     | Shutdown
@@ -73,4 +84,6 @@ Event = (
     | PriorityChanged
     | FaultSet
     | FaultCleared
+    | SyncGroupMaster
+    | SyncGroupBackup
 )

@@ -43,6 +43,8 @@ from reconciler.vrrp.events import (
     PriorityChanged,
     Shutdown,
     Startup,
+    SyncGroupBackup,
+    SyncGroupMaster,
     TimerExpired,
 )
 from reconciler.vrrp.packet import ChecksumVerdict, VrrpVersion
@@ -349,8 +351,18 @@ class VrrpInstance:
             self._start_timer(TimerKind.ADVER, self._advert_interval())
         # else: RFC 5798 §6.4.3, discard.
 
+    # --- sync groups (keepalived vrrp_sync_group) -----------------------------------------
+
+    def _sync_to_master(self, event: Event, now: float) -> None:
+        self._transition(State.MASTER, TransitionReason.SYNC_GROUP)
+
+    def _sync_to_backup(self, event: Event, now: float) -> None:
+        self._transition(State.BACKUP, TransitionReason.SYNC_GROUP)
+
 
 _HANDLERS: dict[tuple[State, type], _Handler] = {
+    (State.BACKUP, SyncGroupMaster): VrrpInstance._sync_to_master,
+    (State.MASTER, SyncGroupBackup): VrrpInstance._sync_to_backup,
     (State.INITIALIZE, Startup): VrrpInstance._on_startup,
     (State.INITIALIZE, LinkDown): VrrpInstance._on_fault_event,
     (State.INITIALIZE, LinkUp): VrrpInstance._on_fault_event,

@@ -38,3 +38,4 @@ class TransitionReason(enum.Enum):
     LINK_DOWN = "link_down"
     TRACKER_FAULT = "tracker_fault"
     FAULT_CLEARED = "fault_cleared"
+    SYNC_GROUP = "sync_group"  # followed another member of the instance's sync group

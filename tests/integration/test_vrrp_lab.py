@@ -37,10 +37,15 @@ def skew(priority: int) -> float:
 class Cluster:
     """Our daemon on some lab hosts, all from one desired-state file."""
 
-    def __init__(self, lab: Lab, *instances: Instance) -> None:
+    def __init__(
+        self,
+        lab: Lab,
+        *instances: Instance,
+        sync_groups: dict[str, tuple[str, ...]] | None = None,
+    ) -> None:
         self.lab = lab
         self.config = lab.tmpdir / "cluster.yaml"
-        self.config.write_text(cluster_yaml(lab.hosts, instances))
+        self.config.write_text(cluster_yaml(lab.hosts, instances, sync_groups))
         self.procs: dict[str, LabProcess] = {}
 
     def start(self, host: Host) -> float:
@@ -195,3 +200,36 @@ def test_invalid_file_does_not_start(lab2: Lab) -> None:
     proc = start_ours(h1, bad, lab2.tmpdir / "s")
     assert proc.wait(10) == 2
     assert "bad.yaml:4:8: nodes: needs at least 1 entr(y/ies)" in proc.output()
+
+
+def test_sync_group_moves_together_when_one_member_faults(make_lab) -> None:  # type: ignore[no-untyped-def]
+    lab = make_lab(2, segments=2)
+    h1, h2 = lab.host(1), lab.host(2)
+    outside = ipaddress.ip_interface("192.0.2.100/24")
+    inside = lab.segments[1].free_ipv4(0)
+    prio = {"h1": 150, "h2": 100}
+    c = Cluster(
+        lab,
+        Instance("outside", 71, (outside,), prio),
+        Instance("inside", 72, (inside,), prio, interface="eth1"),
+        sync_groups={"director": ("outside", "inside")},
+    )
+    c.start(h1)
+    c.start(h2)
+    _settle(h1, outside)
+    _settle(h1, inside)
+    time.sleep(0.3)
+    # Only the inside link fails; the outside instance follows it to the other node.
+    t0 = time.monotonic()
+    h1.link_down("eth1", side="bridge")
+    h1.watcher.wait_for(outside, present=False, timeout=2, after=t0)
+    h2.watcher.wait_for(outside, timeout=2, after=t0)
+    h2.watcher.wait_for(inside, timeout=2, after=t0)
+    assert "outside: MASTER -> FAULT (tracker_fault)" in c.log(h1)
+    # When the link returns the group comes back together.
+    t1 = time.monotonic()
+    h1.link_up("eth1", side="bridge")
+    h1.watcher.wait_for(outside, timeout=5, after=t1)
+    h1.watcher.wait_for(inside, timeout=5, after=t1)
+    h2.watcher.wait_for(outside, present=False, timeout=2, after=t1)
+    h2.watcher.wait_for(inside, present=False, timeout=2, after=t1)

@@ -26,6 +26,8 @@ from reconciler.vrrp.events import (
     PriorityChanged,
     Shutdown,
     Startup,
+    SyncGroupBackup,
+    SyncGroupMaster,
     TimerExpired,
 )
 from reconciler.vrrp.fsm import VrrpInstance
@@ -41,6 +43,7 @@ from reconciler.vrrp.packet import (
 from reconciler.vrrp.params import InstanceParams, UnicastChecksum
 from reconciler.vrrp.receive import Refusal
 from reconciler.vrrp.states import State, TimerKind, TransitionReason
+from reconciler.vrrp.timers import master_down_interval
 
 ME = IPv4Address("192.0.2.11")
 PEER = IPv4Address("192.0.2.12")  # higher address than ME
@@ -669,3 +672,31 @@ def test_params_derived_properties() -> None:
             primary_address=IPv6Address("fe80::1"),
             vips=(IPv6Address("2001:db8::1"),),
         )
+
+
+def test_sync_group_master_makes_a_backup_master_at_once() -> None:
+    inst = started_backup()
+    out = inst.handle(SyncGroupMaster(), 0.5)
+    # The Master_Down_Timer is still running: leaving Backup cancels it.
+    assert out == [
+        CancelTimer(MD),
+        *become_master(inst.params, TransitionReason.SYNC_GROUP, State.BACKUP),
+    ]
+    assert inst.state is State.MASTER
+
+
+def test_sync_group_backup_makes_a_master_backup() -> None:
+    inst = started_master()
+    out = inst.handle(SyncGroupBackup(), 5.0)
+    p = inst.params
+    assert out == [
+        CancelTimer(TimerKind.ADVER),
+        RemoveVips(p.vips),
+        Transitioned(State.MASTER, State.BACKUP, TransitionReason.SYNC_GROUP),
+        StartTimer(TimerKind.MASTER_DOWN, float(master_down_interval(p.priority, 100))),
+    ]
+
+
+def test_sync_group_events_are_ignored_where_they_mean_nothing() -> None:
+    assert started_master().handle(SyncGroupMaster(), 1.0) == []
+    assert started_backup().handle(SyncGroupBackup(), 1.0) == []
