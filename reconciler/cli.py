@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -86,7 +88,23 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where the record of what this node created is kept (default %(default)s)",
     )
+    r.add_argument(
+        "--metrics-addr",
+        default="127.0.0.1:9650",
+        metavar="HOST:PORT",
+        help="serve /metrics (Prometheus) and /status (JSON) here; 'off' for none "
+        "(default %(default)s)",
+    )
     r.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+    st = sub.add_parser(
+        "status",
+        help="show the live state of a running node",
+        description="Ask a running node (its --metrics-addr) for its instances' state. "
+        "Exit 0 when it answered, 2 when it could not be reached.",
+    )
+    st.add_argument("--addr", default="127.0.0.1:9650", metavar="HOST:PORT")
+    st.add_argument("-o", "--output", choices=("text", "json"), default="text")
     return p
 
 
@@ -98,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _plan(args.file, args.old, args.node, args.output)
     if args.command == "run":
         return _run(args)
+    if args.command == "status":
+        return _status(args.addr, args.output)
     raise AssertionError(args.command)
 
 
@@ -109,8 +129,54 @@ def _run(args: argparse.Namespace) -> int:
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    options = RunOptions(file=Path(args.file), node=args.node, state_dir=args.state_dir)
+    try:
+        http_addr = None if args.metrics_addr == "off" else parse_addr(args.metrics_addr)
+    except ValueError as exc:
+        print(f"--metrics-addr: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    options = RunOptions(
+        file=Path(args.file), node=args.node, state_dir=args.state_dir, http_addr=http_addr
+    )
     return asyncio.run(run_node(options))
+
+
+def parse_addr(text: str) -> tuple[str, int]:
+    """`HOST:PORT` or `[IPV6]:PORT`."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def _status(addr: str, fmt: str) -> int:
+    try:
+        host, port = parse_addr(addr)
+    except ValueError as exc:
+        print(f"--addr: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/status"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            doc = json.load(resp)
+    except (OSError, ValueError) as exc:
+        print(f"cannot reach a node at {addr}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if fmt == "json":
+        print(json.dumps(doc, indent=2))
+        return EXIT_OK
+    print(f"node {doc['node']} of cluster {doc['cluster']}, revision {doc['revision']}")
+    if doc["last_reload_error"]:
+        print(f"last reload failed: {doc['last_reload_error']}")
+    print(f"{'INSTANCE':<16} {'VRID':>4} {'IFACE':<10} {'STATE':<10} {'PRIO':>9}  MASTER/VIPS")
+    for i in doc["instances"]:
+        prio = f"{i['effective_priority']}/{i['priority']}"
+        who = "self" if i["state"] == "MASTER" else (i["master_address"] or "-")
+        print(
+            f"{i['name']:<16} {i['vrid']:>4} {i['interface']:<10} {i['state']:<10} {prio:>9}"
+            f"  {who}  {' '.join(i['vips'])}"
+            + (f"  faults: {', '.join(i['faults'])}" if i["faults"] else "")
+        )
+    return EXIT_OK
 
 
 def _validate(files: Sequence[str], *, quiet: bool) -> int:

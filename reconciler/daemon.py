@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import signal
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
@@ -25,6 +27,9 @@ from reconciler.config.load import load_file
 from reconciler.model.cluster import NodeConfig
 from reconciler.model.common import Family
 from reconciler.model.vrrp import VrrpInstance
+from reconciler.observability.http import StatusServer
+from reconciler.observability.metrics import registry_for
+from reconciler.observability.status import NodeStatus
 from reconciler.reconcile.ownership import OwnershipStore
 from reconciler.runtime.sync_groups import SyncGroups
 from reconciler.runtime.vrrp_driver import InstanceDriver, SocketMux, instance_params
@@ -41,6 +46,17 @@ class RunOptions:
     file: Path
     node: str
     state_dir: Path = DEFAULT_STATE_DIR
+    # /metrics and /status; None: no endpoint. Port 0 picks a free port.
+    http_addr: tuple[str, int] | None = ("127.0.0.1", 9650)
+
+
+@dataclass(frozen=True)
+class Revision:
+    """The running desired state: the node's share of it, and where it came from."""
+
+    config: NodeConfig
+    cluster: str
+    digest: str  # sha256 of the file's bytes, shortened: what changed, at a glance
 
 
 class StartupError(Exception):
@@ -50,9 +66,15 @@ class StartupError(Exception):
 class NodeRuntime:
     """Everything running on one node, and the wiring between the parts."""
 
-    def __init__(self, options: RunOptions, config: NodeConfig) -> None:
+    def __init__(self, options: RunOptions, revision: Revision) -> None:
         self.options = options
-        self.config = config
+        self.revision = revision
+        self.config = revision.config
+        self.started_unix_s = time.time()
+        self.applied_unix_s = self.started_unix_s
+        self.reloads_ok = 0
+        self.reloads_failed = 0
+        self.last_reload_error: str | None = None
         self.loop = asyncio.get_running_loop()
         self.ownership = OwnershipStore(options.state_dir)
         self.netlink = Netlink()
@@ -62,7 +84,22 @@ class NodeRuntime:
         self.links: dict[str, Link] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.stopping = asyncio.Event()
-        self.sync_groups = SyncGroups(self._group_members(config), self.drivers)
+        self.sync_groups = SyncGroups(self._group_members(self.config), self.drivers)
+
+    def status(self) -> NodeStatus:
+        return NodeStatus(
+            node=self.options.node,
+            cluster=self.revision.cluster,
+            file=str(self.options.file),
+            revision=self.revision.digest,
+            started_unix_s=self.started_unix_s,
+            applied_unix_s=self.applied_unix_s,
+            reloads_ok=self.reloads_ok,
+            reloads_failed=self.reloads_failed,
+            last_reload_error=self.last_reload_error,
+            instances=tuple(self.drivers[n].status() for n in sorted(self.drivers)),
+            sockets=tuple(m.status() for _, m in sorted(self.muxes.items())),
+        )
 
     @staticmethod
     def _group_members(config: NodeConfig) -> dict[str, tuple[str, ...]]:
@@ -149,8 +186,9 @@ class NodeRuntime:
         mux = self.muxes[(driver.spec.interface, driver.spec.family)]
         mux.instances.pop(driver.spec.vrid, None)
 
-    async def replace_config(self, config: NodeConfig) -> list[str]:
+    async def replace_config(self, revision: Revision) -> list[str]:
         """Apply a new revision: restart exactly the instances whose spec changed."""
+        config = revision.config
         old = {i.name: i for i in self.config.instances}
         new = {i.name: i for i in config.instances}
         changed = sorted(n for n in old.keys() | new.keys() if old.get(n) != new.get(n))
@@ -158,6 +196,8 @@ class NodeRuntime:
             if name in self.drivers:
                 await self._stop_instance(name)
         self.config = config
+        self.revision = revision
+        self.applied_unix_s = time.time()
         self.sync_groups.groups = self._group_members(config)
         for name in changed:
             if name in new:
@@ -185,19 +225,20 @@ class NodeRuntime:
         return [d for d in self.drivers.values() if d.spec.interface == interface]
 
 
-def _load_node(file: Path, node: str) -> NodeConfig:
+def _load_node(file: Path, node: str) -> Revision:
     loaded = load_file(file)
     if node not in loaded.cluster.node_names:
         raise StartupError(
             f"node {node!r} is not in {file} (nodes: {', '.join(loaded.cluster.node_names)})"
         )
-    return loaded.cluster.for_node(node)
+    digest = hashlib.sha256(file.read_bytes()).hexdigest()[:12]
+    return Revision(loaded.cluster.for_node(node), loaded.cluster.name, digest)
 
 
 async def run_node(options: RunOptions) -> int:
     """Run until SIGTERM/SIGINT; 0 on a clean stop, 2 when the input cannot run."""
     try:
-        config = _load_node(options.file, options.node)
+        revision = _load_node(options.file, options.node)
     except InvalidConfig as exc:
         for d in exc.diagnostics:
             log.error("%s", d)
@@ -207,7 +248,8 @@ async def run_node(options: RunOptions) -> int:
         log.error("%s", exc)
         return 2
 
-    runtime = NodeRuntime(options, config)
+    runtime = NodeRuntime(options, revision)
+    server = StatusServer(runtime, registry_for(runtime))
     loop = asyncio.get_running_loop()
     reloads: asyncio.Queue[None] = asyncio.Queue()
     loop.add_signal_handler(signal.SIGTERM, runtime.stopping.set)
@@ -216,6 +258,9 @@ async def run_node(options: RunOptions) -> int:
     try:
         try:
             await runtime.start()
+            if options.http_addr is not None:
+                port = await server.start(*options.http_addr)
+                log.info("metrics and status on http://%s:%d/", options.http_addr[0], port)
         except (StartupError, OSError) as exc:
             log.error("cannot start: %s", exc)
             await runtime.stop()
@@ -237,6 +282,7 @@ async def run_node(options: RunOptions) -> int:
                 await _reload(runtime, options)
         log.info("stopping: releasing VIPs")
         await runtime.stop()
+        await server.close()
         return 0
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -246,18 +292,26 @@ async def run_node(options: RunOptions) -> int:
 
 async def _reload(runtime: NodeRuntime, options: RunOptions) -> None:
     try:
-        config = _load_node(options.file, options.node)
+        revision = _load_node(options.file, options.node)
     except InvalidConfig as exc:
         for d in exc.diagnostics:
             log.error("%s", d)
         log.error("reload: %s is invalid; still running the last good revision", options.file)
+        runtime.reloads_failed += 1
+        runtime.last_reload_error = str(exc.diagnostics[0]) if exc.diagnostics else "invalid"
         return
     except (OSError, StartupError) as exc:
         log.error("reload: %s; still running the last good revision", exc)
+        runtime.reloads_failed += 1
+        runtime.last_reload_error = str(exc)
         return
     try:
-        changed = await runtime.replace_config(config)
+        changed = await runtime.replace_config(revision)
     except (StartupError, OSError) as exc:
         log.error("reload: %s", exc)
+        runtime.reloads_failed += 1
+        runtime.last_reload_error = str(exc)
         return
+    runtime.reloads_ok += 1
+    runtime.last_reload_error = None
     log.info("reload: %d instance(s) restarted: %s", len(changed), ", ".join(changed) or "none")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from reconciler.adapters.outcome import WriteOutcome
 from reconciler.adapters.vrrp_socket import Datagram, VrrpSocket
 from reconciler.model import vrrp as model
 from reconciler.model.kernel import LiveAddress
+from reconciler.observability.status import InstanceStatus, SocketStatus
 from reconciler.reconcile.ownership import OwnershipStore
 from reconciler.vrrp import actions as act
 from reconciler.vrrp.events import AdvertReceived, Event, Shutdown, Startup, TimerExpired
@@ -95,6 +97,14 @@ class SocketMux:
         self.loop.remove_reader(self.sock.fileno())
         self.sock.close()
 
+    def status(self) -> SocketStatus:
+        return SocketStatus(
+            interface=self.sock.interface,
+            family="ipv4" if self.sock.family == 4 else "ipv6",
+            malformed=dict(self.counters.malformed),
+            unknown_vrid=self.counters.unknown_vrid,
+        )
+
     def _readable(self) -> None:
         while (dgram := self.sock.receive()) is not None:
             self._dispatch(dgram)
@@ -148,6 +158,7 @@ class InstanceDriver:
         self._vips = {v.address.ip: v for v in spec.vips}
         self.send_errors = 0
         self.address_errors = 0
+        self.last_transition_unix_s: float | None = None
 
     @property
     def name(self) -> str:
@@ -216,7 +227,32 @@ class InstanceDriver:
                 self.send_errors += 1
                 log.warning("%s: advert to %s not sent: %s", self.spec.name, dst, exc)
 
+    def status(self) -> InstanceStatus:
+        m = self.machine
+        return InstanceStatus(
+            name=self.spec.name,
+            vrid=self.spec.vrid,
+            interface=self.spec.interface,
+            family=str(self.spec.family),
+            state=m.state.name,
+            state_code=int(m.state),
+            priority=self.spec.priority,
+            effective_priority=m.priority,
+            master_address=str(m.master_address) if m.master_address else None,
+            vips=tuple(str(v.address) for v in self.spec.vips),
+            last_transition_unix_s=self.last_transition_unix_s,
+            adverts_received=m.counters.adverts_received,
+            adverts_sent=m.counters.adverts_sent,
+            refused={r.value: n for r, n in m.counters.refused.items()},
+            transitions={
+                (f.name, t.name, why.value): n for (f, t, why), n in m.counters.transitions.items()
+            },
+            faults=tuple(sorted(m.faults)),
+            sync_group=self.spec.sync_group,
+        )
+
     def _transitioned(self, t: act.Transitioned) -> None:
+        self.last_transition_unix_s = time.time()
         level = logging.INFO if t.reason is not TransitionReason.STARTUP else logging.DEBUG
         log.log(
             level,

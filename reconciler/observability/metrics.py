@@ -1,0 +1,111 @@
+"""Every Prometheus metric of the daemon, in one place.
+
+Metrics are computed at scrape time from a status snapshot (a custom
+collector), so the runtime keeps plain counters and never calls a metrics
+library. Label sets are bounded: instance names come from the desired state,
+reasons from enums.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from reconciler import __version__
+from reconciler.observability.status import StatusSource
+
+PREFIX = "reconciler_"
+
+
+class NodeCollector(Collector):
+    def __init__(self, source: StatusSource) -> None:
+        self.source = source
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily | InfoMetricFamily]:
+        st = self.source.status()
+        labels = ["instance", "vrid", "interface"]
+
+        def g(name: str, doc: str, extra: list[str] | None = None) -> GaugeMetricFamily:
+            return GaugeMetricFamily(PREFIX + name, doc, labels=labels + (extra or []))
+
+        def c(name: str, doc: str, extra: list[str] | None = None) -> CounterMetricFamily:
+            return CounterMetricFamily(PREFIX + name, doc, labels=labels + (extra or []))
+
+        state = g("vrrp_state", "VRRP state: 0 initialize, 1 backup, 2 master, 3 fault.")
+        prio = g("vrrp_priority", "Configured VRRP priority.")
+        eff = g("vrrp_effective_priority", "Priority after tracking weights; what is advertised.")
+        last = g("vrrp_last_transition_timestamp_seconds", "Unix time of the last transition.")
+        fault = g("vrrp_faults", "Trackers (or sync-group members) currently holding FAULT.")
+        rx = c("vrrp_adverts_received", "Adverts for this instance that reached it.")
+        tx = c("vrrp_adverts_sent", "Adverts sent by this instance.")
+        bad = c(
+            "vrrp_adverts_invalid",
+            "Adverts refused by the RFC 5798 7.1 checks, by reason.",
+            ["reason"],
+        )
+        moves = c(
+            "vrrp_transitions",
+            "State transitions by from, to and reason.",
+            ["from", "to", "reason"],
+        )
+        for i in st.instances:
+            key = [i.name, str(i.vrid), i.interface]
+            state.add_metric(key, i.state_code)
+            prio.add_metric(key, i.priority)
+            eff.add_metric(key, i.effective_priority)
+            fault.add_metric(key, len(i.faults))
+            if i.last_transition_unix_s is not None:
+                last.add_metric(key, i.last_transition_unix_s)
+            rx.add_metric(key, i.adverts_received)
+            tx.add_metric(key, i.adverts_sent)
+            for reason, n in sorted(i.refused.items()):
+                bad.add_metric([*key, reason], n)
+            for (frm, to, why), n in sorted(i.transitions.items()):
+                moves.add_metric([*key, frm.lower(), to.lower(), why], n)
+        yield from (state, prio, eff, last, fault, rx, tx, bad, moves)
+
+        malformed = CounterMetricFamily(
+            PREFIX + "vrrp_packets_malformed",
+            "Packets on a VRRP socket that could not be decoded, by reason.",
+            labels=["interface", "family", "reason"],
+        )
+        foreign = CounterMetricFamily(
+            PREFIX + "vrrp_packets_unknown_vrid",
+            "Well-formed adverts for a VRID this node does not run.",
+            labels=["interface", "family"],
+        )
+        for s in st.sockets:
+            for reason, n in sorted(s.malformed.items()):
+                malformed.add_metric([s.interface, s.family, reason], n)
+            foreign.add_metric([s.interface, s.family], s.unknown_vrid)
+        yield from (malformed, foreign)
+
+        info = InfoMetricFamily(
+            PREFIX + "desired_state", "The desired state this node runs.", labels=["revision"]
+        )
+        info.add_metric([st.revision], {"cluster": st.cluster, "node": st.node, "file": st.file})
+        yield info
+        applied = GaugeMetricFamily(
+            PREFIX + "desired_state_applied_timestamp_seconds",
+            "Unix time the running revision was applied.",
+        )
+        applied.add_metric([], st.applied_unix_s)
+        yield applied
+        reloads = CounterMetricFamily(
+            PREFIX + "config_reloads", "Reloads of the desired state by result.", labels=["result"]
+        )
+        reloads.add_metric(["ok"], st.reloads_ok)
+        reloads.add_metric(["invalid"], st.reloads_failed)
+        yield reloads
+        build = InfoMetricFamily(PREFIX + "build", "Version of the running daemon.")
+        build.add_metric([], {"version": __version__})
+        yield build
+
+
+def registry_for(source: StatusSource) -> CollectorRegistry:
+    """A fresh registry with the node's collector (tests make their own)."""
+    registry = CollectorRegistry()
+    registry.register(NodeCollector(source))
+    return registry

@@ -1,0 +1,58 @@
+"""Point-in-time status of a running node, as the runtime reports it.
+
+The runtime builds these snapshots on request; metrics, the /status endpoint
+and traces only read them. Nothing here steers the runtime.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class InstanceStatus:
+    name: str
+    vrid: int
+    interface: str
+    family: str  # "ipv4" | "ipv6"
+    state: str  # INITIALIZE | BACKUP | MASTER | FAULT
+    state_code: int  # 0 init, 1 backup, 2 master, 3 fault
+    priority: int  # configured
+    effective_priority: int  # after tracking weights
+    master_address: str | None  # the master this backup follows
+    vips: tuple[str, ...]
+    last_transition_unix_s: float | None
+    adverts_received: int
+    adverts_sent: int
+    refused: dict[str, int] = field(default_factory=dict)  # by reason
+    transitions: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (from,to,why)
+    faults: tuple[str, ...] = ()
+    sync_group: str | None = None
+
+
+@dataclass(frozen=True)
+class SocketStatus:
+    interface: str
+    family: str
+    malformed: dict[str, int]  # decode failures by reason
+    unknown_vrid: int
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    node: str
+    cluster: str
+    file: str
+    revision: str  # content hash of the running desired state
+    started_unix_s: float
+    applied_unix_s: float  # when the running revision was applied
+    reloads_ok: int
+    reloads_failed: int
+    last_reload_error: str | None
+    instances: tuple[InstanceStatus, ...]
+    sockets: tuple[SocketStatus, ...]
+
+
+class StatusSource(Protocol):
+    def status(self) -> NodeStatus: ...
