@@ -31,7 +31,9 @@ from reconciler.observability.http import StatusServer
 from reconciler.observability.metrics import registry_for
 from reconciler.observability.status import NodeStatus
 from reconciler.reconcile.ownership import OwnershipStore
+from reconciler.runtime.checks import CheckScheduler
 from reconciler.runtime.sync_groups import SyncGroups
+from reconciler.runtime.tracking import Tracking
 from reconciler.runtime.vrrp_driver import InstanceDriver, SocketMux, instance_params
 from reconciler.vrrp.actions import Transitioned
 from reconciler.vrrp.events import LinkDown, LinkUp
@@ -85,6 +87,8 @@ class NodeRuntime:
         self._tasks: set[asyncio.Task[None]] = set()
         self.stopping = asyncio.Event()
         self.sync_groups = SyncGroups(self._group_members(self.config), self.drivers)
+        self.tracking = Tracking(self.drivers, self.config.checks)
+        self.checks = CheckScheduler(self.tracking.on_check)
 
     def status(self) -> NodeStatus:
         return NodeStatus(
@@ -113,11 +117,15 @@ class NodeRuntime:
         self.ownership.load()
         await self.netlink.__aenter__()
         self.links = await self.netlink.links()
+        for name, link in self.links.items():
+            self.tracking.links[name] = link.running
         for spec in self.config.instances:
             await self._start_instance(spec)
+        self.checks.start(self.tracking.jobs())
         self._spawn(self._watch_links(), "netlink-watch")
 
     async def stop(self) -> None:
+        await self.checks.stop()
         await asyncio.gather(*(d.stop() for d in self.drivers.values()))
         self.drivers.clear()
         for task in self._tasks:
@@ -179,6 +187,7 @@ class NodeRuntime:
         driver.start()
         if not self.links[spec.interface].running:
             driver.feed(LinkDown())
+        self.tracking.apply(driver)
 
     async def _stop_instance(self, name: str) -> None:
         driver = self.drivers.pop(name)
@@ -199,9 +208,13 @@ class NodeRuntime:
         self.revision = revision
         self.applied_unix_s = time.time()
         self.sync_groups.groups = self._group_members(config)
+        self.tracking.set_checks(config.checks)
         for name in changed:
             if name in new:
                 await self._start_instance(new[name])
+        self.checks.replace(self.tracking.jobs())
+        for driver in self.drivers.values():
+            self.tracking.apply(driver)
         return changed
 
     # ------------------------------------------------------------ links
@@ -220,6 +233,7 @@ class NodeRuntime:
         log.info("link %s is %s", interface, "up" if running else "down")
         for driver in self._on_interface(interface):
             driver.feed(LinkUp() if running else LinkDown())
+        self.tracking.on_link(interface, running)
 
     def _on_interface(self, interface: str) -> Iterable[InstanceDriver]:
         return [d for d in self.drivers.values() if d.spec.interface == interface]

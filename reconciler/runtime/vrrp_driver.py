@@ -168,6 +168,14 @@ class InstanceDriver:
     def state(self) -> State:
         return self.machine.state
 
+    @property
+    def effective_priority(self) -> int:
+        return self.machine.priority
+
+    @property
+    def faults(self) -> frozenset[str]:
+        return frozenset(self.machine.faults)
+
     # ------------------------------------------------------------ events in
     def start(self) -> None:
         self.feed(Startup())

@@ -1,0 +1,129 @@
+"""VRRP tracking: checks and interface links move each instance's priority.
+
+Every change of a tracked check or link recomputes the effective priority of
+the instances that track it with keepalived's arithmetic
+(`health.priority.effective_priority`) and feeds the state machine: a new
+priority (advertised at once by a master, so a preempting backup takes over
+within one advert) and FAULT for weight-0 trackers that are down.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Protocol
+
+from reconciler.health.policy import CheckTransition
+from reconciler.health.priority import TrackerKind, TrackerStatus, effective_priority
+from reconciler.model.checks import Check, FileProbe
+from reconciler.model.common import CheckState
+from reconciler.model.vrrp import TrackCheck, TrackInterface, VrrpInstance
+from reconciler.runtime.checks import CheckJob
+from reconciler.vrrp.events import Event, FaultCleared, FaultSet, PriorityChanged
+
+log = logging.getLogger("reconciler.tracking")
+
+FAULT_PREFIX = "track:"
+
+
+class Tracked(Protocol):
+    """What tracking needs of an instance driver."""
+
+    @property
+    def spec(self) -> VrrpInstance: ...
+
+    @property
+    def effective_priority(self) -> int: ...
+
+    @property
+    def faults(self) -> frozenset[str]: ...
+
+    def feed(self, event: Event, now: float | None = None) -> None: ...
+
+
+class Tracking:
+    def __init__(self, drivers: Mapping[str, Tracked], checks: Iterable[Check] = ()) -> None:
+        self.drivers = drivers  # live view: instance name -> driver
+        self.checks: dict[str, Check] = {}
+        self.check_state: dict[str, tuple[CheckState, int | None]] = {}
+        self.links: dict[str, bool] = {}
+        self.set_checks(checks)
+
+    def set_checks(self, checks: Iterable[Check]) -> None:
+        """A new revision: keep the state of checks that did not change."""
+        new = {c.name: c for c in checks}
+        for name in list(self.check_state):
+            if self.checks.get(name) != new.get(name):
+                del self.check_state[name]
+        for name, c in new.items():
+            self.check_state.setdefault(name, (c.initial, None))
+        self.checks = new
+
+    def jobs(self) -> list[CheckJob]:
+        """The probes to schedule: one per tracked check (tracking checks name their target)."""
+        return [CheckJob(c) for _, c in sorted(self.checks.items())]
+
+    # ------------------------------------------------------------ inputs
+    def on_check(self, t: CheckTransition) -> None:
+        if t.check not in self.checks:
+            return
+        self.check_state[t.check] = (t.new, t.weight)
+        log.info("check %s: %s -> %s (%s)", t.check, t.old.value, t.new.value, t.reason)
+        for d in self.drivers.values():
+            if any(isinstance(x, TrackCheck) and x.check == t.check for x in d.spec.track):
+                self.apply(d)
+
+    def on_link(self, interface: str, running: bool) -> None:
+        self.links[interface] = running
+        for d in self.drivers.values():
+            if any(
+                isinstance(x, TrackInterface) and x.interface == interface for x in d.spec.track
+            ):
+                self.apply(d)
+
+    # ------------------------------------------------------------ output
+    def trackers(self, spec: VrrpInstance) -> list[TrackerStatus]:
+        out = []
+        for t in spec.track:
+            if isinstance(t, TrackCheck):
+                state, value = self.check_state.get(t.check, (CheckState.UNKNOWN, None))
+                check = self.checks.get(t.check)
+                is_file = check is not None and isinstance(check.probe, FileProbe)
+                out.append(
+                    TrackerStatus(
+                        f"check {t.check}",
+                        t.weight,
+                        state,
+                        value=value if is_file else None,
+                        kind=TrackerKind.VALUE if is_file else TrackerKind.STATE,
+                    )
+                )
+            else:
+                running = self.links.get(t.interface)
+                state = (
+                    CheckState.UNKNOWN
+                    if running is None
+                    else (CheckState.UP if running else CheckState.DOWN)
+                )
+                out.append(TrackerStatus(f"interface {t.interface}", t.weight, state))
+        return out
+
+    def apply(self, driver: Tracked) -> None:
+        spec = driver.spec
+        if not spec.track:
+            return
+        result = effective_priority(spec.priority, self.trackers(spec))
+        if result.priority != driver.effective_priority:
+            log.info(
+                "%s: effective priority %d -> %d",
+                spec.name,
+                driver.effective_priority,
+                result.priority,
+            )
+            driver.feed(PriorityChanged(result.priority))
+        wanted = {FAULT_PREFIX + f for f in result.faults}
+        held = {f for f in driver.faults if f.startswith(FAULT_PREFIX)}
+        for f in sorted(wanted - held):
+            driver.feed(FaultSet(f))
+        for f in sorted(held - wanted):
+            driver.feed(FaultCleared(f))

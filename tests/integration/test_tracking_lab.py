@@ -1,0 +1,88 @@
+"""keepalived + nginx, the classic: a dead web server moves the VIP, its return brings it back."""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+import time
+
+import pytest
+
+from reconciler.testing.netlab import Lab
+from reconciler.testing.vrrp_nodes import start_ours
+
+pytestmark = pytest.mark.root
+
+VIP = ipaddress.ip_interface("192.0.2.100/24")
+
+CONFIG = """\
+apiVersion: reconciler/v1
+kind: Cluster
+name: web-edge
+nodes:
+  h1: {{address: {a1}, interface: eth0}}
+  h2: {{address: {a2}, interface: eth0}}
+checks:
+  nginx:
+    http: {{url: "http://127.0.0.1:8080/healthz", status: "200-299"}}
+    interval: 200ms
+    timeout: 150ms
+    rise: 2
+    fall: 2
+  maintenance:
+    file: {{path: "{flag}"}}
+    interval: 200ms
+vrrp:
+  instances:
+    web:
+      vrid: 91
+      advert_interval: 100ms
+      priority: {{h1: 150, h2: 100}}
+      vips: [192.0.2.100/24]
+      track:
+        - {{check: nginx, weight: -60}}
+        - {{check: maintenance, weight: -1}}
+"""
+
+WEB = [sys.executable, "-m", "http.server", "8080", "--bind", "127.0.0.1"]
+
+
+def test_dead_nginx_moves_the_vip_and_recovery_brings_it_back(make_lab) -> None:  # type: ignore[no-untyped-def]
+    lab: Lab = make_lab(2)
+    h1, h2 = lab.host(1), lab.host(2)
+    www = lab.tmpdir / "www"
+    www.mkdir()
+    (www / "healthz").write_text("ok\n")
+    flag = lab.tmpdir / "maintenance"
+    config = lab.tmpdir / "c.yaml"
+    config.write_text(CONFIG.format(a1=h1.ipv4, a2=h2.ipv4, flag=flag))
+    webs = {h.name: h.spawn(WEB, cwd=www) for h in (h1, h2)}
+    nodes = {h.name: start_ours(h, config, lab.tmpdir / h.name) for h in (h1, h2)}
+    h1.watcher.wait_for(VIP, timeout=10)
+    time.sleep(0.5)
+    assert not h2.watcher.is_present(VIP)
+
+    # nginx dies on the master: 150 - 60 = 90 < 100, and the backup preempts.
+    t0 = time.monotonic()
+    webs["h1"].kill()
+    took = h2.watcher.wait_for(VIP, timeout=5, after=t0) - t0
+    h1.watcher.wait_for(VIP, present=False, timeout=2, after=t0)
+    # fall (2 probes of 200 ms) + the backup's Master_Down_Interval (361 ms), with slack.
+    assert took < 2 * 0.2 + 0.2 + 0.361 + 0.3, took
+    assert "web: effective priority 150 -> 90" in nodes["h1"].output()
+
+    # nginx comes back: rise 2, then h1 preempts after its own Master_Down_Interval.
+    t0 = time.monotonic()
+    webs["h1"] = h1.spawn(WEB, cwd=www)
+    h1.watcher.wait_for(VIP, timeout=5, after=t0)
+    h2.watcher.wait_for(VIP, present=False, timeout=2, after=t0)
+    assert "web: effective priority 90 -> 150" in nodes["h1"].output()
+
+    # A file tracker: the number in the file times the weight (-1) lowers the priority.
+    before = nodes["h1"].output().count("web: effective priority 150 -> 90")
+    flag.write_text("60\n")  # both nodes read the same path here: 150-60=90, 100-60=40
+    nodes["h2"].wait_for_output("web: effective priority 100 -> 40", timeout=3)
+    assert nodes["h1"].output().count("web: effective priority 150 -> 90") == before + 1
+    assert h1.watcher.is_present(VIP)  # 90 > 40: no move
+    for p in (*nodes.values(), *webs.values()):
+        p.stop()
