@@ -105,6 +105,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     st.add_argument("--addr", default="127.0.0.1:9650", metavar="HOST:PORT")
     st.add_argument("-o", "--output", choices=("text", "json"), default="text")
+
+    dg = sub.add_parser(
+        "digest",
+        help="print the body digest of a URL, to paste into an http check",
+        description="Fetch URL and print the MD5 of its body as keepalived's genhash does "
+        "(the value for `digest:` in an http check). Exit 0, or 2 when it cannot be fetched.",
+    )
+    dg.add_argument("url", metavar="URL")
+    dg.add_argument("--virtualhost", help="Host header to send")
+    dg.add_argument("--insecure", action="store_true", help="do not verify the TLS certificate")
+    dg.add_argument("--ca-file", help="CA bundle to verify the TLS certificate")
     return p
 
 
@@ -118,6 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args)
     if args.command == "status":
         return _status(args.addr, args.output)
+    if args.command == "digest":
+        return _digest(args)
     raise AssertionError(args.command)
 
 
@@ -138,6 +151,20 @@ def _run(args: argparse.Namespace) -> int:
         file=Path(args.file), node=args.node, state_dir=args.state_dir, http_addr=http_addr
     )
     return asyncio.run(run_node(options))
+
+
+def _digest(args: argparse.Namespace) -> int:
+    from reconciler.adapters.probes import ProbeError, digest_url  # noqa: PLC0415
+    from reconciler.model.checks import TlsOptions  # noqa: PLC0415
+
+    https = args.url.startswith("https://")
+    tls = TlsOptions(verify=not args.insecure, ca_file=args.ca_file) if https else None
+    try:
+        print(asyncio.run(digest_url(args.url, virtualhost=args.virtualhost, tls=tls)))
+    except (ProbeError, ValueError, OSError) as exc:
+        print(f"cannot digest: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_OK
 
 
 def parse_addr(text: str) -> tuple[str, int]:
