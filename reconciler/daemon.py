@@ -29,9 +29,9 @@ from reconciler.model.common import Family
 from reconciler.model.vrrp import VrrpInstance
 from reconciler.observability.http import StatusServer
 from reconciler.observability.metrics import registry_for
-from reconciler.observability.status import NodeStatus
+from reconciler.observability.status import CheckStatus, NodeStatus
 from reconciler.reconcile.ownership import OwnershipStore
-from reconciler.runtime.checks import CheckScheduler
+from reconciler.runtime.checks import CheckScheduler, ProbeRecord
 from reconciler.runtime.sync_groups import SyncGroups
 from reconciler.runtime.tracking import Tracking
 from reconciler.runtime.vrrp_driver import InstanceDriver, SocketMux, instance_params
@@ -88,7 +88,34 @@ class NodeRuntime:
         self.stopping = asyncio.Event()
         self.sync_groups = SyncGroups(self._group_members(self.config), self.drivers)
         self.tracking = Tracking(self.drivers, self.config.checks)
-        self.checks = CheckScheduler(self.tracking.on_check)
+        self.checks = CheckScheduler(self.tracking.on_check, on_probe=self._on_probe)
+        # per check and target: probes, failures, seconds in probes, worst lateness
+        self.probe_stats: dict[tuple[str, str], list[float]] = {}
+
+    def _on_probe(self, record: ProbeRecord) -> None:
+        stats = self.probe_stats.setdefault(record.key, [0, 0, 0.0, 0.0])
+        stats[0] += 1
+        stats[1] += 0 if record.result.ok else 1
+        stats[2] += record.duration_s
+        stats[3] = max(stats[3], record.lateness_s)
+
+    def _check_status(self) -> tuple[CheckStatus, ...]:
+        out = []
+        for key, cs in sorted(self.checks.status().items()):
+            n, bad, secs, late = self.probe_stats.get(key, [0, 0, 0.0, 0.0])
+            out.append(
+                CheckStatus(
+                    check=cs.check,
+                    target=cs.target,
+                    state=cs.state.value,
+                    detail=cs.detail,
+                    probes=int(n),
+                    probe_failures=int(bad),
+                    probe_seconds_sum=secs,
+                    probe_lateness_seconds_max=late,
+                )
+            )
+        return tuple(out)
 
     def status(self) -> NodeStatus:
         return NodeStatus(
@@ -103,6 +130,7 @@ class NodeRuntime:
             last_reload_error=self.last_reload_error,
             instances=tuple(self.drivers[n].status() for n in sorted(self.drivers)),
             sockets=tuple(m.status() for _, m in sorted(self.muxes.items())),
+            checks=self._check_status(),
         )
 
     @staticmethod

@@ -82,6 +82,38 @@ class NodeCollector(Collector):
             foreign.add_metric([s.interface, s.family], s.unknown_vrid)
         yield from (malformed, foreign)
 
+        up = GaugeMetricFamily(
+            PREFIX + "check_up",
+            "Health check state: 1 up, 0 down, -1 unknown (no result yet).",
+            labels=["check", "target"],
+        )
+        probes = CounterMetricFamily(
+            PREFIX + "check_probes", "Probe attempts finished.", labels=["check", "target"]
+        )
+        failed = CounterMetricFamily(
+            PREFIX + "check_probe_failures",
+            "Probe attempts that failed.",
+            labels=["check", "target"],
+        )
+        seconds = CounterMetricFamily(
+            PREFIX + "check_probe_duration_seconds",
+            "Time spent in probes (with _total: divide by check_probes for the mean).",
+            labels=["check", "target"],
+        )
+        late = GaugeMetricFamily(
+            PREFIX + "check_schedule_lateness_seconds_max",
+            "Worst delay of a probe's start against its schedule.",
+            labels=["check", "target"],
+        )
+        for ck in st.checks:
+            key = [ck.check, ck.target]
+            up.add_metric(key, {"up": 1, "down": 0}.get(ck.state, -1))
+            probes.add_metric(key, ck.probes)
+            failed.add_metric(key, ck.probe_failures)
+            seconds.add_metric(key, ck.probe_seconds_sum)
+            late.add_metric(key, ck.probe_lateness_seconds_max)
+        yield from (up, probes, failed, seconds, late)
+
         info = InfoMetricFamily(
             PREFIX + "desired_state", "The desired state this node runs.", labels=["revision"]
         )

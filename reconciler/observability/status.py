@@ -40,6 +40,18 @@ class SocketStatus:
 
 
 @dataclass(frozen=True)
+class CheckStatus:
+    check: str
+    target: str
+    state: str  # up | down | unknown
+    detail: str
+    probes: int  # attempts finished
+    probe_failures: int
+    probe_seconds_sum: float
+    probe_lateness_seconds_max: float  # worst start delay against the schedule
+
+
+@dataclass(frozen=True)
 class NodeStatus:
     node: str
     cluster: str
@@ -52,6 +64,7 @@ class NodeStatus:
     last_reload_error: str | None
     instances: tuple[InstanceStatus, ...]
     sockets: tuple[SocketStatus, ...]
+    checks: tuple[CheckStatus, ...] = ()
 
 
 class StatusSource(Protocol):

@@ -77,6 +77,22 @@ def test_dead_nginx_moves_the_vip_and_recovery_brings_it_back(make_lab) -> None:
     h1.watcher.wait_for(VIP, timeout=5, after=t0)
     h2.watcher.wait_for(VIP, present=False, timeout=2, after=t0)
     assert "web: effective priority 90 -> 150" in nodes["h1"].output()
+    code = (
+        "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen("
+        "'http://127.0.0.1:9650/metrics', timeout=5).read().decode())"
+    )
+    metrics = h1.run([sys.executable, "-c", code], timeout=30).stdout
+    assert 'reconciler_check_up{check="nginx",target="-"} 1.0' in metrics
+    assert (
+        'reconciler_vrrp_effective_priority{instance="web",interface="eth0",vrid="91"} 150.0'
+        in (metrics)
+    )
+    failures = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith('reconciler_check_probe_failures_total{check="nginx"')
+    ]
+    assert failures and float(failures[0].split()[-1]) >= 2
 
     # A file tracker: the number in the file times the weight (-1) lowers the priority.
     before = nodes["h1"].output().count("web: effective priority 150 -> 90")
