@@ -1,0 +1,346 @@
+"""The level-based reconcile loop: observe, diff, apply, record what is ours.
+
+Each pass re-reads live state (netlink events and file changes are only hints
+that wake the loop; a periodic resync catches missed ones), diffs it against
+the node's desired state with the pure `plan.diff`, and applies the steps
+idempotently. Rules that make it safe to run forever:
+
+- Only what is owned changes: objects this node created (the ownership record
+  survives restarts), and the real servers inside an IPVS service it owns (so
+  one added by hand to our service is removed). A foreign service is never
+  touched, nor is anything in it; a clash is reported as a conflict.
+- A real server leaving a TCP or SCTP service drains: first weight 0, then
+  deleted once its active and inactive connections are gone or the drain
+  timeout passed. UDP servers go at once. A service goes after its servers.
+- A transient failure backs off per object (doubling, capped); a permanent one
+  (the kernel refuses the object as described) is recorded and not retried
+  until the desired object changes.
+- Each pass ends in one outcome: converged, changed, or error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import errno
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from reconciler.adapters.outcome import WriteOutcome
+from reconciler.model.cluster import NodeConfig
+from reconciler.model.common import IPAddress, Key
+from reconciler.model.ipvs import Protocol as L4Protocol
+from reconciler.model.ipvs import ServiceKey
+from reconciler.model.kernel import LiveAddress, LiveDest, LiveService
+from reconciler.plan.diff import Action, Step, diff
+from reconciler.plan.live import project
+from reconciler.reconcile.ownership import Ident, OwnershipStore
+
+log = logging.getLogger("reconciler.reconcile")
+
+# Errors that mean "the kernel will never accept this object as described".
+PERMANENT_ERRNOS = frozenset(
+    {errno.EINVAL, errno.EPERM, errno.EOPNOTSUPP, errno.EAFNOSUPPORT, errno.ENOENT}
+)
+BACKOFF_START_S = 1.0
+BACKOFF_MAX_S = 60.0
+
+
+class IpvsPort(Protocol):
+    """What the loop needs of the IPVS adapter (`adapters.ipvs.Ipvs`)."""
+
+    async def dump(self) -> tuple[list[LiveService], list[LiveDest]]: ...
+    async def add_service(self, svc: LiveService) -> WriteOutcome: ...
+    async def edit_service(self, svc: LiveService) -> WriteOutcome: ...
+    async def delete_service(self, service: ServiceKey) -> WriteOutcome: ...
+    async def add_dest(self, dest: LiveDest) -> WriteOutcome: ...
+    async def edit_dest(self, dest: LiveDest) -> WriteOutcome: ...
+    async def delete_dest(
+        self, service: ServiceKey, address: IPAddress, port: int
+    ) -> WriteOutcome: ...
+
+
+class AddressPort(Protocol):
+    """What the loop needs of the address adapter (`adapters.netlink.Netlink`)."""
+
+    async def addresses(self) -> list[LiveAddress]: ...
+    async def add_address(self, a: LiveAddress) -> WriteOutcome: ...
+    async def delete_address(self, a: LiveAddress) -> WriteOutcome: ...
+
+
+class Outcome(enum.Enum):
+    CONVERGED = "converged"  # nothing to do
+    CHANGED = "changed"  # steps applied, all succeeded
+    ERROR = "error"  # at least one step failed
+
+
+@dataclass(frozen=True)
+class StepResult:
+    step: Step
+    outcome: WriteOutcome | None  # None: failed or skipped
+    error: str | None = None
+    permanent: bool = False
+
+
+@dataclass(frozen=True)
+class PassResult:
+    outcome: Outcome
+    steps: tuple[StepResult, ...]
+    conflicts: tuple[Step, ...]
+    draining: tuple[Key, ...]
+    duration_s: float
+    writes: int
+
+
+@dataclass
+class _Drain:
+    since_s: float
+
+
+@dataclass
+class LoopCounters:
+    passes: dict[str, int] = field(default_factory=lambda: {o.value: 0 for o in Outcome})
+    writes: int = 0
+    last_duration_s: float = 0.0
+    last_outcome: str | None = None
+    last_error: str | None = None
+
+
+class ReconcileLoop:
+    """Keeps one node's kernel objects equal to its share of the desired state."""
+
+    def __init__(
+        self,
+        desired: Callable[[], NodeConfig],
+        ownership: OwnershipStore,
+        *,
+        ipvs: IpvsPort | None = None,
+        addresses: AddressPort | None = None,
+        masters: Callable[[], frozenset[str]] = frozenset,
+        drain_timeout_s: float = 300.0,
+        resync_interval_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.desired = desired
+        self.ownership = ownership
+        self.ipvs = ipvs
+        self.addresses = addresses
+        self.masters = masters
+        self.drain_timeout_s = drain_timeout_s
+        self.resync_interval_s = resync_interval_s
+        self.clock = clock
+        self.counters = LoopCounters()
+        self.conflicts: tuple[Step, ...] = ()
+        self.permanent: dict[tuple[str, Key], tuple[object, str]] = {}  # ident -> (wanted, why)
+        self._backoff: dict[tuple[str, Key], tuple[float, float]] = {}  # ident -> (at, delay)
+        self._drains: dict[Key, _Drain] = {}
+        self._wake = asyncio.Event()
+
+    # ------------------------------------------------------------ scope
+    @property
+    def kinds(self) -> frozenset[str]:
+        kinds: set[str] = set()
+        if self.ipvs is not None:
+            kinds |= {LiveService.kind, LiveDest.kind}
+        if self.addresses is not None:
+            kinds.add(LiveAddress.kind)
+        return frozenset(kinds)
+
+    async def observe(self) -> list[LiveAddress | LiveService | LiveDest]:
+        observed: list[LiveAddress | LiveService | LiveDest] = []
+        if self.ipvs is not None:
+            services, dests = await self.ipvs.dump()
+            observed += services
+            observed += dests
+        if self.addresses is not None:
+            observed += await self.addresses.addresses()
+        return observed
+
+    def wanted(self) -> list[LiveAddress | LiveService | LiveDest]:
+        return [r for r in project(self.desired(), self.masters()) if r.kind in self.kinds]
+
+    def owned(self, observed: Iterable[LiveAddress | LiveService | LiveDest]) -> set[Ident]:
+        """Recorded objects, plus every real server inside a service we own."""
+        recorded = {i for i in self.ownership.owned if i[0] in self.kinds}
+        our_services = {key for kind, key in recorded if kind == LiveService.kind}
+        for r in observed:
+            if isinstance(r, LiveDest) and r.service.parts() in our_services:
+                recorded.add((r.kind, r.key))
+        return recorded
+
+    def plan(self, observed: list[LiveAddress | LiveService | LiveDest]) -> list[Step]:
+        return diff(self.wanted(), observed, self.owned(observed))
+
+    # ------------------------------------------------------------ one pass
+    async def run_once(self) -> PassResult:
+        t0 = self.clock()
+        observed = await self.observe()
+        steps = self.plan(observed)
+        live_dests = {r.key: r for r in observed if isinstance(r, LiveDest)}
+        conflicts = tuple(s for s in steps if s.action is Action.CONFLICT)
+        for c in conflicts:
+            if c not in self.conflicts:
+                log.warning(
+                    "conflict: %s %s exists and is not ours; left alone", c.kind, "/".join(c.key)
+                )
+        self.conflicts = conflicts
+        results: list[StepResult] = []
+        writes = 0
+        wanted_keys = {s.key for s in steps if s.action is not Action.DELETE}
+        for step in self._drain_steps(steps, live_dests, wanted_keys):
+            result = await self._apply(step)
+            results.append(result)
+            if result.outcome is not None:
+                writes += 1
+        self._forget_drains(observed)
+        failed = [r for r in results if r.error is not None]
+        outcome = Outcome.ERROR if failed else Outcome.CHANGED if results else Outcome.CONVERGED
+        duration = self.clock() - t0
+        counters = self.counters
+        counters.passes[outcome.value] += 1
+        counters.writes += writes
+        counters.last_duration_s = duration
+        counters.last_outcome = outcome.value
+        counters.last_error = failed[0].error if failed else None
+        return PassResult(outcome, tuple(results), conflicts, tuple(self._drains), duration, writes)
+
+    def _drain_steps(
+        self, steps: list[Step], live: dict[Key, LiveDest], wanted: set[Key]
+    ) -> list[Step]:
+        """Replace real-server deletes by weight 0 until drained; hold service deletes
+        until their servers are gone."""
+        now = self.clock()
+        out: list[Step] = []
+        for s in steps:
+            if s.action is Action.CONFLICT:
+                continue
+            if s.action is Action.DELETE and s.kind == LiveDest.kind:
+                dest = live.get(s.key)
+                if dest is None or dest.service.protocol is L4Protocol.UDP:
+                    out.append(s)
+                    continue
+                drain = self._drains.setdefault(s.key, _Drain(now))
+                busy = dest.active_connections + dest.inactive_connections
+                if busy == 0 or now - drain.since_s >= self.drain_timeout_s:
+                    out.append(s)
+                elif dest.weight != 0:
+                    zero = replace(dest, weight=0)
+                    out.append(Step(Action.UPDATE, s.kind, s.key, dest, zero, ()))
+                continue
+            if s.action is Action.DELETE and s.kind == LiveService.kind:
+                inside = [k for k in live if k[: len(s.key)] == s.key and k not in wanted]
+                if any(k in self._drains and k in live for k in inside):
+                    continue  # its servers are draining; delete it on a later pass
+            out.append(s)
+        return out
+
+    def _forget_drains(self, observed: Iterable[LiveAddress | LiveService | LiveDest]) -> None:
+        present = {r.key for r in observed if isinstance(r, LiveDest)}
+        wanted = {r.key for r in self.wanted() if isinstance(r, LiveDest)}
+        for key in list(self._drains):
+            if key not in present or key in wanted:
+                # Gone (deleted by hand), or wanted again (a revert during the drain).
+                del self._drains[key]
+
+    async def _apply(self, step: Step) -> StepResult:
+        ident = (step.kind, step.key)
+        now = self.clock()
+        wanted = step.after
+        if ident in self.permanent and self.permanent[ident][0] == wanted:
+            return StepResult(step, None, self.permanent[ident][1], permanent=True)
+        self.permanent.pop(ident, None)
+        at, delay = self._backoff.get(ident, (0.0, 0.0))
+        if now < at:
+            return StepResult(step, None, f"backing off for {at - now:.1f}s")
+        try:
+            outcome = await self._write(step)
+        except Exception as exc:  # adapters raise IpvsError / OSError / InterfaceMissing
+            code = getattr(exc, "code", None) or getattr(exc, "errno", None)
+            message = str(exc) or type(exc).__name__
+            permanent = code in PERMANENT_ERRNOS
+            if permanent:
+                self.permanent[ident] = (wanted, message)
+                log.error(
+                    "%s %s: %s (not retried until it changes)",
+                    step.action.value,
+                    "/".join(step.key),
+                    message,
+                )
+            else:
+                delay = min(max(delay * 2, BACKOFF_START_S), BACKOFF_MAX_S)
+                self._backoff[ident] = (now + delay, delay)
+                log.warning(
+                    "%s %s: %s (retry in %.0fs)",
+                    step.action.value,
+                    "/".join(step.key),
+                    message,
+                    delay,
+                )
+            return StepResult(step, None, message, permanent)
+        self._backoff.pop(ident, None)
+        if step.action is Action.CREATE:
+            self.ownership.update(add={ident})
+        elif step.action is Action.DELETE:
+            self.ownership.update(remove={ident})
+            self._drains.pop(step.key, None)
+        log.info("%s %s %s: %s", step.action.value, step.kind, "/".join(step.key), outcome.value)
+        return StepResult(step, outcome)
+
+    async def _write(self, step: Step) -> WriteOutcome:
+        r = step.after if step.after is not None else step.before
+        a = step.action
+        if isinstance(r, LiveService):
+            assert self.ipvs is not None
+            if a is Action.CREATE:
+                return await self.ipvs.add_service(r)
+            if a is Action.UPDATE:
+                return await self.ipvs.edit_service(r)
+            return await self.ipvs.delete_service(r.service)
+        if isinstance(r, LiveDest):
+            assert self.ipvs is not None
+            if a is Action.CREATE:
+                return await self.ipvs.add_dest(r)
+            if a is Action.UPDATE:
+                return await self.ipvs.edit_dest(r)
+            return await self.ipvs.delete_dest(r.service, r.address, r.port)
+        if isinstance(r, LiveAddress):
+            assert self.addresses is not None
+            if a is Action.DELETE:
+                return await self.addresses.delete_address(r)
+            if a is Action.UPDATE:
+                # label or scope differ: the kernel has no in-place edit of those
+                await self.addresses.delete_address(r)
+            return await self.addresses.add_address(r)
+        raise TypeError(f"cannot apply {step.kind}")
+
+    # ------------------------------------------------------------ forever
+    def wake(self) -> None:
+        """Something may have changed (netlink event, new revision, VRRP state)."""
+        self._wake.set()
+
+    async def run(
+        self, on_pass: Callable[[PassResult], Awaitable[None] | None] | None = None
+    ) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                result = await self.run_once()
+            except Exception as exc:  # observing failed: record, retry at the next wake
+                log.exception("reconcile pass failed")
+                self.counters.passes[Outcome.ERROR.value] += 1
+                self.counters.last_outcome = Outcome.ERROR.value
+                self.counters.last_error = str(exc)
+            else:
+                if on_pass is not None:
+                    maybe = on_pass(result)
+                    if maybe is not None:
+                        await maybe
+            timeout = self.resync_interval_s
+            if self._backoff or self._drains:
+                timeout = min(timeout, BACKOFF_START_S)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
