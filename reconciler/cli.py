@@ -10,12 +10,17 @@ import sys
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reconciler import __version__
 from reconciler.config.diagnostics import InvalidConfig
 from reconciler.config.load import Loaded, load_file
+from reconciler.plan.diff import Step
 from reconciler.plan.planner import Plan, plan_revision
 from reconciler.plan.render import FORMATS, render
+
+if TYPE_CHECKING:
+    from reconciler.reconcile.loop import PassResult
 
 EXIT_OK = 0
 EXIT_INVALID = 1  # validate: the file is invalid; plan: there are changes
@@ -68,7 +73,36 @@ def _parser() -> argparse.ArgumentParser:
         metavar="OLD_FILE",
         help="the revision the node runs now; default: nothing (a fresh node)",
     )
+    pl.add_argument(
+        "--live",
+        action="store_true",
+        help="plan against this machine's live IPVS table instead of an old revision "
+        "(needs --node and the node's --state-dir; VIPs follow VRRP and are not planned)",
+    )
+    pl.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path("/var/lib/reconciler"),
+        metavar="DIR",
+        help="with --live: where the node records what it created (default %(default)s)",
+    )
     pl.add_argument("-o", "--output", choices=FORMATS, default="text", help="output format")
+
+    ap = sub.add_parser(
+        "apply",
+        help="apply a node's IPVS services and sysctls once, and exit",
+        description=(
+            "Make this machine's IPVS table and director sysctls match NODE's share of FILE, "
+            "touching only what this node created (recorded under --state-dir). VIPs follow "
+            "VRRP and are left to `reconciler run`. A removed TCP real server is set to weight "
+            "0 to drain; run again to delete it once idle. Exit 0 when done, 1 when a step "
+            "failed, 2 when FILE is invalid or IPVS is unavailable."
+        ),
+    )
+    ap.add_argument("file", metavar="FILE")
+    ap.add_argument("--node", required=True, metavar="NODE")
+    ap.add_argument("--once", action="store_true", required=True, help="one pass, then exit")
+    ap.add_argument("--state-dir", type=Path, default=Path("/var/lib/reconciler"), metavar="DIR")
 
     r = sub.add_parser(
         "run",
@@ -123,8 +157,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "validate":
         return _validate(args.files, quiet=args.quiet)
+    if args.command == "plan" and args.live:
+        return _plan_live(args)
     if args.command == "plan":
         return _plan(args.file, args.old, args.node, args.output)
+    if args.command == "apply":
+        return _apply(args)
     if args.command == "run":
         return _run(args)
     if args.command == "status":
@@ -151,6 +189,95 @@ def _run(args: argparse.Namespace) -> int:
         file=Path(args.file), node=args.node, state_dir=args.state_dir, http_addr=http_addr
     )
     return asyncio.run(run_node(options))
+
+
+def _live_setup(args: argparse.Namespace) -> tuple[Loaded, str] | None:
+    if not args.node or len(args.node if isinstance(args.node, list) else [args.node]) != 1:
+        print("give exactly one --node: the node this machine is", file=sys.stderr)
+        return None
+    node = args.node[0] if isinstance(args.node, list) else args.node
+    loaded = _load_for_plan(args.file)
+    if loaded is None:
+        return None
+    if node not in loaded.cluster.node_names:
+        names = ", ".join(loaded.cluster.node_names)
+        print(f"unknown node {node!r}: {args.file} has {names}", file=sys.stderr)
+        return None
+    return loaded, node
+
+
+def _plan_live(args: argparse.Namespace) -> int:
+    from reconciler.adapters.ipvs import Ipvs, IpvsError  # noqa: PLC0415
+    from reconciler.reconcile.loop import ReconcileLoop  # noqa: PLC0415
+    from reconciler.reconcile.ownership import OwnershipStore  # noqa: PLC0415
+
+    setup = _live_setup(args)
+    if setup is None:
+        return EXIT_ERROR
+    loaded, node = setup
+    store = OwnershipStore(args.state_dir)
+    store.load()
+
+    async def steps() -> list[Step]:
+        async with Ipvs() as ipvs:
+            loop = ReconcileLoop(lambda: loaded.cluster.for_node(node), store, ipvs=ipvs)
+            return loop.plan(await loop.observe())
+
+    try:
+        found = asyncio.run(steps())
+    except IpvsError as exc:
+        print(f"cannot read IPVS: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    plan = Plan(node, "live kernel", args.file, tuple(found))
+    sys.stdout.write(render([plan], args.output))
+    return EXIT_CHANGES if plan.has_changes else EXIT_OK
+
+
+def _apply(args: argparse.Namespace) -> int:
+    from reconciler.adapters.ipvs import Ipvs, IpvsError  # noqa: PLC0415
+    from reconciler.adapters.sysctl import apply_sysctls  # noqa: PLC0415
+    from reconciler.reconcile.loop import Outcome, ReconcileLoop  # noqa: PLC0415
+    from reconciler.reconcile.ownership import OwnershipStore  # noqa: PLC0415
+
+    setup = _live_setup(args)
+    if setup is None:
+        return EXIT_ERROR
+    loaded, node = setup
+    store = OwnershipStore(args.state_dir)
+    store.load()
+    try:
+        for key, outcome in apply_sysctls(loaded.cluster.sysctls).items():
+            print(f"sysctl {key}: {outcome.value}")
+    except OSError as exc:
+        print(f"sysctls: {exc}", file=sys.stderr)
+
+    async def once() -> PassResult:
+        async with Ipvs() as ipvs:
+            loop = ReconcileLoop(
+                lambda: loaded.cluster.for_node(node),
+                store,
+                ipvs=ipvs,
+                drain_timeout_s=loaded.cluster.drain_timeout.total_seconds(),
+            )
+            return await loop.run_once()
+
+    try:
+        result = asyncio.run(once())
+    except IpvsError as exc:
+        print(f"cannot use IPVS: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    for r in result.steps:
+        what = f"{r.step.action.value} {r.step.kind} {'/'.join(r.step.key)}"
+        print(f"{what}: {r.outcome.value if r.outcome else 'FAILED: ' + str(r.error)}")
+    for c in result.conflicts:
+        print(f"conflict: {c.kind} {'/'.join(c.key)} exists and is not ours; left alone")
+    for drained in result.draining:
+        print(f"draining: {'/'.join(drained)} (weight 0 until its connections end)")
+    print(
+        f"{result.outcome.value}: {result.writes} kernel write(s) in "
+        f"{result.duration_s * 1000:.0f} ms"
+    )
+    return 1 if result.outcome is Outcome.ERROR else EXIT_OK
 
 
 def _digest(args: argparse.Namespace) -> int:

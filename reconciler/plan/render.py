@@ -13,7 +13,8 @@ from typing import Any
 from reconciler.model.checks import Check, probe_kind
 from reconciler.model.common import Resource
 from reconciler.model.durations import format_duration
-from reconciler.model.ipvs import RealServer, VirtualService
+from reconciler.model.ipvs import Endpoint, RealServer, VirtualService
+from reconciler.model.kernel import LiveAddress, LiveDest, LiveService
 from reconciler.model.vrrp import SyncGroup, VrrpInstance
 from reconciler.plan.diff import Action, Step
 from reconciler.plan.planner import Plan
@@ -65,6 +66,13 @@ def title(resource: Resource) -> str:
         return f"{resource.service} ({resource.name})"
     if isinstance(resource, Check | SyncGroup):
         return resource.name
+    if isinstance(resource, LiveDest):
+        endpoint = Endpoint(resource.address, resource.port, resource.forwarding)
+        return f"{resource.service} -> {endpoint}"
+    if isinstance(resource, LiveService):
+        return str(resource.service)
+    if isinstance(resource, LiveAddress):
+        return f"{resource.address} dev {resource.interface}"
     return "/".join(resource.key)
 
 
@@ -93,6 +101,13 @@ def summary(resource: Resource) -> str:
         return f"{probe_kind(resource.probe)} every {format_duration(resource.interval)}"
     if isinstance(resource, SyncGroup):
         return "members " + ", ".join(resource.members)
+    if isinstance(resource, LiveDest):
+        return f"weight {resource.weight}, {resource.forwarding.value}"
+    if isinstance(resource, LiveService):
+        pers = f", persistent {format_duration(resource.timeout)}" if resource.persistent else ""
+        return f"{resource.scheduler}{pers}"
+    if isinstance(resource, LiveAddress):
+        return f"label {resource.label}" if resource.label else "address"
     return ""
 
 
