@@ -15,21 +15,30 @@ import logging
 import signal
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 
 from reconciler.adapters.arp import Announcer
+from reconciler.adapters.ipvs import Ipvs, IpvsError
 from reconciler.adapters.netlink import Link, Netlink, watch
+from reconciler.adapters.sysctl import apply_sysctls
 from reconciler.adapters.vrrp_socket import VrrpSocket
 from reconciler.config.diagnostics import InvalidConfig
 from reconciler.config.load import load_file
-from reconciler.model.cluster import NodeConfig
+from reconciler.model.cluster import NodeConfig, Sysctls
 from reconciler.model.common import Family
+from reconciler.model.ipvs import Endpoint
 from reconciler.model.vrrp import VrrpInstance
 from reconciler.observability.http import StatusServer
 from reconciler.observability.metrics import registry_for
-from reconciler.observability.status import CheckStatus, NodeStatus
+from reconciler.observability.status import (
+    CheckStatus,
+    NodeStatus,
+    RealServerStatus,
+    ReconcileStatus,
+)
+from reconciler.reconcile.loop import ReconcileLoop
 from reconciler.reconcile.ownership import OwnershipStore
 from reconciler.runtime.checks import CheckScheduler, ProbeRecord
 from reconciler.runtime.sync_groups import SyncGroups
@@ -37,6 +46,7 @@ from reconciler.runtime.tracking import Tracking
 from reconciler.runtime.vrrp_driver import InstanceDriver, SocketMux, instance_params
 from reconciler.vrrp.actions import Transitioned
 from reconciler.vrrp.events import LinkDown, LinkUp
+from reconciler.vrrp.states import State
 
 log = logging.getLogger("reconciler.daemon")
 
@@ -59,6 +69,9 @@ class Revision:
     config: NodeConfig
     cluster: str
     digest: str  # sha256 of the file's bytes, shortened: what changed, at a glance
+    sysctls: Sysctls = field(default_factory=Sysctls)
+    resync_interval_s: float = 30.0
+    drain_timeout_s: float = 300.0
 
 
 class StartupError(Exception):
@@ -88,6 +101,17 @@ class NodeRuntime:
         self.stopping = asyncio.Event()
         self.sync_groups = SyncGroups(self._group_members(self.config), self.drivers)
         self.tracking = Tracking(self.drivers, self.config.checks)
+        self.ipvs: Ipvs | None = None
+        self.ipvs_error: str | None = None
+        self.sysctl_results: dict[str, str] = {}
+        self.reconcile = ReconcileLoop(
+            lambda: self.config,
+            self.ownership,
+            addresses=self.netlink,
+            masters=self._masters,
+            drain_timeout_s=revision.drain_timeout_s,
+            resync_interval_s=revision.resync_interval_s,
+        )
         self.checks = CheckScheduler(self.tracking.on_check, on_probe=self._on_probe)
         # per check and target: probes, failures, seconds in probes, worst lateness
         self.probe_stats: dict[tuple[str, str], list[float]] = {}
@@ -131,6 +155,33 @@ class NodeRuntime:
             instances=tuple(self.drivers[n].status() for n in sorted(self.drivers)),
             sockets=tuple(m.status() for _, m in sorted(self.muxes.items())),
             checks=self._check_status(),
+            reconcile=self._reconcile_status(),
+        )
+
+    def _reconcile_status(self) -> ReconcileStatus:
+        loop = self.reconcile
+        c = loop.counters
+        return ReconcileStatus(
+            enabled=True,
+            passes=dict(c.passes),
+            writes=c.writes,
+            last_outcome=c.last_outcome,
+            last_error=c.last_error,
+            last_duration_s=c.last_duration_s,
+            conflicts=tuple(f"{s.kind} {'/'.join(s.key)}" for s in loop.conflicts),
+            draining=tuple("/".join(k) for k in loop.draining),
+            ipvs_error=self.ipvs_error,
+            real_servers=tuple(
+                RealServerStatus(
+                    service=str(d.service),
+                    server=str(Endpoint(d.address, d.port, d.forwarding)),
+                    weight=d.weight,
+                    active_connections=d.active_connections,
+                    inactive_connections=d.inactive_connections,
+                )
+                for d in loop.last_dests
+            ),
+            sysctls=dict(self.sysctl_results),
         )
 
     @staticmethod
@@ -139,6 +190,37 @@ class NodeRuntime:
 
     def _on_transition(self, driver: InstanceDriver, t: Transitioned) -> None:
         self.sync_groups.on_transition(driver.name, t)
+        self.reconcile.wake()  # VIP presence follows mastership
+
+    def _masters(self) -> frozenset[str]:
+        return frozenset(n for n, d in self.drivers.items() if d.state is State.MASTER)
+
+    async def _open_ipvs(self) -> None:
+        """IPVS is managed when the kernel has it; without it VRRP still runs, and the
+        reason is in status and metrics (and an error when services are configured)."""
+        ipvs = Ipvs()
+        try:
+            await ipvs.open()
+        except IpvsError as exc:
+            self.ipvs_error = str(exc)
+            level = logging.ERROR if self.config.services else logging.DEBUG
+            log.log(level, "IPVS not managed: %s", exc)
+            return
+        self.ipvs = ipvs
+        self.ipvs_error = None
+        self.reconcile.ipvs = ipvs
+
+    def _apply_sysctls(self) -> None:
+        try:
+            done = apply_sysctls(self.revision.sysctls)
+        except OSError as exc:
+            log.error("sysctls: %s", exc)
+            self.sysctl_results = {"error": str(exc)}
+            return
+        self.sysctl_results = {k: v.value for k, v in done.items()}
+        for key, outcome in done.items():
+            if outcome.value != "unchanged":
+                log.info("sysctl %s: %s", key, outcome.value)
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -150,14 +232,22 @@ class NodeRuntime:
         for spec in self.config.instances:
             await self._start_instance(spec)
         self.checks.start(self.tracking.jobs())
+        self._apply_sysctls()
+        await self._open_ipvs()
         self._spawn(self._watch_links(), "netlink-watch")
+        self._spawn(self.reconcile.run(), "reconcile")
 
     async def stop(self) -> None:
+        for task in self._tasks:
+            if task.get_name() == "reconcile":
+                task.cancel()  # no pass may re-add a VIP while the instances stop
         await self.checks.stop()
         await asyncio.gather(*(d.stop() for d in self.drivers.values()))
         self.drivers.clear()
-        for task in self._tasks:
+        for task in list(self._tasks):
             task.cancel()
+        if self.ipvs is not None:
+            await self.ipvs.close()
         for mux in self.muxes.values():
             mux.close()
         for ann in self.announcers.values():
@@ -235,6 +325,9 @@ class NodeRuntime:
         self.config = config
         self.revision = revision
         self.applied_unix_s = time.time()
+        self.reconcile.drain_timeout_s = revision.drain_timeout_s
+        self.reconcile.resync_interval_s = revision.resync_interval_s
+        self._apply_sysctls()
         self.sync_groups.groups = self._group_members(config)
         self.tracking.set_checks(config.checks)
         for name in changed:
@@ -243,11 +336,13 @@ class NodeRuntime:
         self.checks.replace(self.tracking.jobs())
         for driver in self.drivers.values():
             self.tracking.apply(driver)
+        self.reconcile.wake()
         return changed
 
     # ------------------------------------------------------------ links
     async def _watch_links(self) -> None:
         async for hint in watch():
+            self.reconcile.wake()  # an address or link changed: re-check for drift
             if hint.kind != "link":
                 continue
             links = await self.netlink.links()
@@ -274,7 +369,15 @@ def _load_node(file: Path, node: str) -> Revision:
             f"node {node!r} is not in {file} (nodes: {', '.join(loaded.cluster.node_names)})"
         )
     digest = hashlib.sha256(file.read_bytes()).hexdigest()[:12]
-    return Revision(loaded.cluster.for_node(node), loaded.cluster.name, digest)
+    c = loaded.cluster
+    return Revision(
+        c.for_node(node),
+        c.name,
+        digest,
+        c.sysctls,
+        c.resync_interval.total_seconds(),
+        c.drain_timeout.total_seconds(),
+    )
 
 
 async def run_node(options: RunOptions) -> int:

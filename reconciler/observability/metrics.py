@@ -14,7 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from reconciler import __version__
-from reconciler.observability.status import StatusSource
+from reconciler.observability.status import ReconcileStatus, StatusSource
 
 PREFIX = "reconciler_"
 
@@ -114,6 +114,9 @@ class NodeCollector(Collector):
             late.add_metric(key, ck.probe_lateness_seconds_max)
         yield from (up, probes, failed, seconds, late)
 
+        if st.reconcile is not None:
+            yield from _reconcile_metrics(st.reconcile)
+
         info = InfoMetricFamily(
             PREFIX + "desired_state", "The desired state this node runs.", labels=["revision"]
         )
@@ -134,6 +137,54 @@ class NodeCollector(Collector):
         build = InfoMetricFamily(PREFIX + "build", "Version of the running daemon.")
         build.add_metric([], {"version": __version__})
         yield build
+
+
+def _reconcile_metrics(
+    rc: ReconcileStatus,
+) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    passes = CounterMetricFamily(
+        PREFIX + "reconcile", "Reconcile passes by result.", labels=["result"]
+    )
+    for result, n in sorted(rc.passes.items()):
+        passes.add_metric([result], n)
+    writes = CounterMetricFamily(PREFIX + "reconcile_writes", "Kernel writes made by reconcile.")
+    writes.add_metric([], rc.writes)
+    duration = GaugeMetricFamily(
+        PREFIX + "reconcile_duration_seconds", "Duration of the last reconcile pass."
+    )
+    duration.add_metric([], rc.last_duration_s)
+    conflicts = GaugeMetricFamily(
+        PREFIX + "reconcile_conflicts", "Objects wanted here that someone else owns."
+    )
+    conflicts.add_metric([], len(rc.conflicts))
+    draining = GaugeMetricFamily(
+        PREFIX + "ipvs_real_servers_draining", "Removed real servers waiting for connections."
+    )
+    draining.add_metric([], len(rc.draining))
+    ipvs_ok = GaugeMetricFamily(
+        PREFIX + "ipvs_managed", "1 when this node manages IPVS, 0 when it cannot."
+    )
+    ipvs_ok.add_metric([], 0 if rc.ipvs_error else 1)
+    weight = GaugeMetricFamily(
+        PREFIX + "ipvs_real_server_weight",
+        "Weight of each real server in the kernel.",
+        labels=["service", "server"],
+    )
+    active = GaugeMetricFamily(
+        PREFIX + "ipvs_connections_active",
+        "Active connections per real server.",
+        labels=["service", "server"],
+    )
+    inactive = GaugeMetricFamily(
+        PREFIX + "ipvs_connections_inactive",
+        "Inactive connections per real server.",
+        labels=["service", "server"],
+    )
+    for r in rc.real_servers:
+        weight.add_metric([r.service, r.server], r.weight)
+        active.add_metric([r.service, r.server], r.active_connections)
+        inactive.add_metric([r.service, r.server], r.inactive_connections)
+    yield from (passes, writes, duration, conflicts, draining, ipvs_ok, weight, active, inactive)
 
 
 def registry_for(source: StatusSource) -> CollectorRegistry:

@@ -52,6 +52,30 @@ class CheckStatus:
 
 
 @dataclass(frozen=True)
+class RealServerStatus:
+    service: str  # tcp/192.0.2.100:80
+    server: str  # 198.51.100.2:8080
+    weight: int
+    active_connections: int
+    inactive_connections: int
+
+
+@dataclass(frozen=True)
+class ReconcileStatus:
+    enabled: bool
+    passes: dict[str, int]  # by outcome: converged, changed, error
+    writes: int
+    last_outcome: str | None
+    last_error: str | None
+    last_duration_s: float
+    conflicts: tuple[str, ...]
+    draining: tuple[str, ...]
+    ipvs_error: str | None  # why IPVS is not managed, when it is not
+    real_servers: tuple[RealServerStatus, ...] = ()
+    sysctls: dict[str, str] = field(default_factory=dict)  # key -> outcome of the last write
+
+
+@dataclass(frozen=True)
 class NodeStatus:
     node: str
     cluster: str
@@ -65,6 +89,7 @@ class NodeStatus:
     instances: tuple[InstanceStatus, ...]
     sockets: tuple[SocketStatus, ...]
     checks: tuple[CheckStatus, ...] = ()
+    reconcile: ReconcileStatus | None = None
 
 
 class StatusSource(Protocol):

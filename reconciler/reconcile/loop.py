@@ -139,6 +139,11 @@ class ReconcileLoop:
         self._backoff: dict[tuple[str, Key], tuple[float, float]] = {}  # ident -> (at, delay)
         self._drains: dict[Key, _Drain] = {}
         self._wake = asyncio.Event()
+        self.last_dests: tuple[LiveDest, ...] = ()  # as last observed, with counters
+
+    @property
+    def draining(self) -> tuple[Key, ...]:
+        return tuple(self._drains)
 
     # ------------------------------------------------------------ scope
     @property
@@ -181,6 +186,7 @@ class ReconcileLoop:
         observed = await self.observe()
         steps = self.plan(observed)
         live_dests = {r.key: r for r in observed if isinstance(r, LiveDest)}
+        self.last_dests = tuple(live_dests.values())
         conflicts = tuple(s for s in steps if s.action is Action.CONFLICT)
         for c in conflicts:
             if c not in self.conflicts:
@@ -192,6 +198,14 @@ class ReconcileLoop:
         writes = 0
         wanted_keys = {s.key for s in steps if s.action is not Action.DELETE}
         for step in self._drain_steps(steps, live_dests, wanted_keys):
+            if (
+                isinstance(step.after, LiveAddress)
+                and step.action is not Action.DELETE
+                and step.after not in self.wanted()
+            ):
+                # VRRP moved on while this pass was reading: a VIP is only ever added
+                # for an instance that is master right now.
+                continue
             result = await self._apply(step)
             results.append(result)
             if result.outcome is not None:

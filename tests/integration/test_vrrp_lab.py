@@ -233,3 +233,15 @@ def test_sync_group_moves_together_when_one_member_faults(make_lab) -> None:  # 
     h1.watcher.wait_for(inside, timeout=5, after=t1)
     h2.watcher.wait_for(outside, present=False, timeout=2, after=t1)
     h2.watcher.wait_for(inside, present=False, timeout=2, after=t1)
+
+
+def test_a_vip_removed_by_hand_on_the_master_comes_back(lab2: Lab) -> None:
+    h1 = lab2.host(1)
+    c = Cluster(lab2, Instance("web", 58, (VIP4,), {"h1": 150, "h2": 100}))
+    c.start(h1)
+    _settle(h1, VIP4)
+    t0 = time.monotonic()
+    h1.ip("addr", "del", str(VIP4), "dev", "eth0")
+    back = h1.watcher.wait_for(VIP4, timeout=5, after=t0) - t0
+    assert back < 1.0, back
+    c.procs["h1"].wait_for_output("create address eth0/192.0.2.100/24: created", timeout=2)
