@@ -27,6 +27,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -38,10 +39,12 @@ from pyroute2 import IPRoute
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reconciler.adapters.ipvs import Ipvs
+from reconciler.model.cluster import Node, NodeConfig
 from reconciler.model.common import Family, Key
-from reconciler.model.ipvs import Forwarding, Protocol, ServiceKey
+from reconciler.model.ipvs import Forwarding, Protocol, RealServer, ServiceKey, VirtualService
 from reconciler.model.kernel import LiveDest, LiveService
-from reconciler.plan.diff import Action, Step, diff
+from reconciler.reconcile.loop import ReconcileLoop
+from reconciler.reconcile.ownership import OwnershipStore
 
 CLONE_NEWNET = 0x40000000
 Desired = list[LiveService | LiveDest]
@@ -75,32 +78,31 @@ def restore_rules(services: Sequence[LiveService], dests: Sequence[LiveDest]) ->
 # ------------------------------------------------------------------ one reconcile pass
 
 
-async def apply_step(ipvs: Ipvs, step: Step) -> None:
-    r = step.resource
-    if isinstance(r, LiveService):
-        if step.action is Action.CREATE:
-            await ipvs.add_service(r)
-        elif step.action is Action.UPDATE:
-            await ipvs.edit_service(r)
-        elif step.action is Action.DELETE:
-            await ipvs.delete_service(r.service)
-    elif isinstance(r, LiveDest):
-        if step.action is Action.CREATE:
-            await ipvs.add_dest(r)
-        elif step.action is Action.UPDATE:
-            await ipvs.edit_dest(r)
-        elif step.action is Action.DELETE:
-            await ipvs.delete_dest(r.service, r.address, r.port)
+def node_config(desired: Desired) -> NodeConfig:
+    """The same objects as a node's desired state, so the real loop plans them."""
+    services = [
+        VirtualService(name=f"s{i}", service=r.service, scheduler=r.scheduler)
+        for i, r in enumerate(desired)
+        if isinstance(r, LiveService)
+    ]
+    servers = [
+        RealServer(r.service, r.address, r.port, r.weight, r.forwarding)
+        for r in desired
+        if isinstance(r, LiveDest)
+    ]
+    return NodeConfig(Node("bench"), services=tuple(services), real_servers=tuple(servers))
 
 
 async def reconcile(ipvs: Ipvs, desired: Desired) -> int:
-    """Dump, diff, apply; the number of steps."""
-    services, dests = await ipvs.dump()
-    owned = {(r.kind, r.key) for r in desired}
-    steps = diff(desired, [*services, *dests], owned)
-    for step in steps:
-        await apply_step(ipvs, step)
-    return len(steps)
+    """One pass of the daemon's reconcile loop (dump, diff, apply, ownership); its steps."""
+    cfg = node_config(desired)
+    with tempfile.TemporaryDirectory() as state:
+        store = OwnershipStore(Path(state))
+        # Everything in the table was made by us: the bench owns its namespace.
+        services, dests = await ipvs.dump()
+        store.update(add={(r.kind, r.key) for r in [*services, *dests]})
+        result = await ReconcileLoop(lambda: cfg, store, ipvs=ipvs).run_once()
+    return len(result.steps)
 
 
 # ------------------------------------------------------------------ measurements

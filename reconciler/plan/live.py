@@ -28,6 +28,14 @@ def live_service(svc: VirtualService) -> LiveService:
     )
 
 
+def vip_addresses(cfg: NodeConfig, masters: frozenset[str]) -> Iterator[LiveAddress]:
+    """The VIPs that must be on this node: those of the instances it is master of."""
+    for inst in cfg.instances:
+        if inst.name in masters:
+            for vip in inst.vips:
+                yield LiveAddress(vip.dev, vip.address, vip.label, vip.scope)
+
+
 def project(
     cfg: NodeConfig,
     masters: frozenset[str] = frozenset(),
@@ -36,10 +44,7 @@ def project(
     """Kernel objects for `cfg`: VIPs of the instances in `masters`, every IPVS service,
     and real servers at their configured weight unless `weights` overrides it by key
     (None: the server is out of the table, as after a failed check)."""
-    for inst in cfg.instances:
-        if inst.name in masters:
-            for vip in inst.vips:
-                yield LiveAddress(vip.dev, vip.address, vip.label, vip.scope)
+    yield from vip_addresses(cfg, masters)
     for svc in cfg.services:
         yield live_service(svc)
     overrides = weights or {}

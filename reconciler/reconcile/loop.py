@@ -37,7 +37,7 @@ from reconciler.model.ipvs import Protocol as L4Protocol
 from reconciler.model.ipvs import ServiceKey
 from reconciler.model.kernel import LiveAddress, LiveDest, LiveService
 from reconciler.plan.diff import Action, Step, diff
-from reconciler.plan.live import project
+from reconciler.plan.live import project, vip_addresses
 from reconciler.reconcile.ownership import Ident, OwnershipStore
 
 log = logging.getLogger("reconciler.reconcile")
@@ -46,6 +46,7 @@ log = logging.getLogger("reconciler.reconcile")
 PERMANENT_ERRNOS = frozenset(
     {errno.EINVAL, errno.EPERM, errno.EOPNOTSUPP, errno.EAFNOSUPPORT, errno.ENOENT}
 )
+CONCURRENT_WRITES = 256  # requests in flight at once on the netlink socket
 BACKOFF_START_S = 1.0
 BACKOFF_MAX_S = 60.0
 
@@ -177,14 +178,19 @@ class ReconcileLoop:
                 recorded.add((r.kind, r.key))
         return recorded
 
-    def plan(self, observed: list[LiveAddress | LiveService | LiveDest]) -> list[Step]:
-        return diff(self.wanted(), observed, self.owned(observed))
+    def plan(
+        self,
+        observed: list[LiveAddress | LiveService | LiveDest],
+        wanted: list[LiveAddress | LiveService | LiveDest] | None = None,
+    ) -> list[Step]:
+        return diff(self.wanted() if wanted is None else wanted, observed, self.owned(observed))
 
     # ------------------------------------------------------------ one pass
     async def run_once(self) -> PassResult:
         t0 = self.clock()
         observed = await self.observe()
-        steps = self.plan(observed)
+        wanted = self.wanted()
+        steps = self.plan(observed, wanted)
         live_dests = {r.key: r for r in observed if isinstance(r, LiveDest)}
         self.last_dests = tuple(live_dests.values())
         conflicts = tuple(s for s in steps if s.action is Action.CONFLICT)
@@ -194,23 +200,33 @@ class ReconcileLoop:
                     "conflict: %s %s exists and is not ours; left alone", c.kind, "/".join(c.key)
                 )
         self.conflicts = conflicts
-        results: list[StepResult] = []
-        writes = 0
         wanted_keys = {s.key for s in steps if s.action is not Action.DELETE}
-        for step in self._drain_steps(steps, live_dests, wanted_keys):
-            if (
-                isinstance(step.after, LiveAddress)
-                and step.action is not Action.DELETE
-                and step.after not in self.wanted()
-            ):
+        todo = [
+            step
+            for step in self._drain_steps(steps, live_dests, wanted_keys)
+            if not (
                 # VRRP moved on while this pass was reading: a VIP is only ever added
                 # for an instance that is master right now.
-                continue
-            result = await self._apply(step)
-            results.append(result)
-            if result.outcome is not None:
-                writes += 1
-        self._forget_drains(observed)
+                isinstance(step.after, LiveAddress)
+                and step.action is not Action.DELETE
+                and step.after not in set(vip_addresses(self.desired(), self.masters()))
+            )
+        ]
+        # Claim what we are about to create before creating it (one write of the
+        # record per pass, not per object): after a crash mid-pass nothing we made
+        # is left unowned. Claims that did not create anything are dropped after.
+        claims = {(s.kind, s.key) for s in todo if s.action is Action.CREATE}
+        self.ownership.update(add=claims)
+        results = await self._apply_all(todo)
+        released = {
+            (r.step.kind, r.step.key)
+            for r in results
+            if (r.step.action is Action.CREATE and r.outcome is not WriteOutcome.CREATED)
+            or (r.step.action is Action.DELETE and r.outcome is not None)
+        }
+        self.ownership.update(remove=released)
+        writes = sum(1 for r in results if r.outcome is not None)
+        self._forget_drains(observed, wanted)
         failed = [r for r in results if r.error is not None]
         outcome = Outcome.ERROR if failed else Outcome.CHANGED if results else Outcome.CONVERGED
         duration = self.clock() - t0
@@ -221,6 +237,25 @@ class ReconcileLoop:
         counters.last_outcome = outcome.value
         counters.last_error = failed[0].error if failed else None
         return PassResult(outcome, tuple(results), conflicts, tuple(self._drains), duration, writes)
+
+    async def _apply_all(self, steps: list[Step]) -> list[StepResult]:
+        """Apply in plan order; consecutive IPVS steps of one phase (same action and kind)
+        are independent of each other and go to the kernel concurrently."""
+        results: list[StepResult] = []
+        i = 0
+        while i < len(steps):
+            j = i + 1
+            phase = (steps[i].action, steps[i].kind)
+            if steps[i].kind != LiveAddress.kind:
+                while (
+                    j < len(steps)
+                    and (steps[j].action, steps[j].kind) == phase
+                    and j - i < CONCURRENT_WRITES
+                ):
+                    j += 1
+            results += await asyncio.gather(*(self._apply(s) for s in steps[i:j]))
+            i = j
+        return results
 
     def _drain_steps(
         self, steps: list[Step], live: dict[Key, LiveDest], wanted: set[Key]
@@ -252,9 +287,13 @@ class ReconcileLoop:
             out.append(s)
         return out
 
-    def _forget_drains(self, observed: Iterable[LiveAddress | LiveService | LiveDest]) -> None:
+    def _forget_drains(
+        self,
+        observed: Iterable[LiveAddress | LiveService | LiveDest],
+        desired: Iterable[LiveAddress | LiveService | LiveDest],
+    ) -> None:
         present = {r.key for r in observed if isinstance(r, LiveDest)}
-        wanted = {r.key for r in self.wanted() if isinstance(r, LiveDest)}
+        wanted = {r.key for r in desired if isinstance(r, LiveDest)}
         for key in list(self._drains):
             if key not in present or key in wanted:
                 # Gone (deleted by hand), or wanted again (a revert during the drain).
@@ -296,10 +335,7 @@ class ReconcileLoop:
                 )
             return StepResult(step, None, message, permanent)
         self._backoff.pop(ident, None)
-        if step.action is Action.CREATE:
-            self.ownership.update(add={ident})
-        elif step.action is Action.DELETE:
-            self.ownership.update(remove={ident})
+        if step.action is Action.DELETE:
             self._drains.pop(step.key, None)
         log.info("%s %s %s: %s", step.action.value, step.kind, "/".join(step.key), outcome.value)
         return StepResult(step, outcome)
