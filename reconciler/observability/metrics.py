@@ -25,7 +25,7 @@ class NodeCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily | InfoMetricFamily]:
         st = self.source.status()
-        labels = ["instance", "vrid", "interface"]
+        labels = ["vrrp_instance", "vrid", "interface"]
 
         def g(name: str, doc: str, extra: list[str] | None = None) -> GaugeMetricFamily:
             return GaugeMetricFamily(PREFIX + name, doc, labels=labels + (extra or []))
@@ -134,6 +134,12 @@ class NodeCollector(Collector):
         reloads.add_metric(["ok"], st.reloads_ok)
         reloads.add_metric(["invalid"], st.reloads_failed)
         yield reloads
+        last = GaugeMetricFamily(
+            PREFIX + "config_last_reload_successful",
+            "0 while the latest reload was refused (the node runs an older revision), else 1.",
+        )
+        last.add_metric([], 0 if st.last_reload_error else 1)
+        yield last
         build = InfoMetricFamily(PREFIX + "build", "Version of the running daemon.")
         build.add_metric([], {"version": __version__})
         yield build

@@ -43,14 +43,14 @@ def test_metrics_status_and_reload(make_lab) -> None:  # type: ignore[no-untyped
     _wait_log(proc, "metrics and status on http://127.0.0.1:9650/")
 
     metrics = _get(h1, "/metrics")
-    assert 'reconciler_vrrp_state{instance="web",interface="eth0",vrid="81"} 2.0' in metrics
+    assert 'reconciler_vrrp_state{interface="eth0",vrid="81",vrrp_instance="web"} 2.0' in metrics
     assert (
-        'reconciler_vrrp_effective_priority{instance="web",interface="eth0",vrid="81"} 150.0'
+        'reconciler_vrrp_effective_priority{interface="eth0",vrid="81",vrrp_instance="web"} 150.0'
         in metrics
     )
     assert (
-        'reconciler_vrrp_transitions_total{from="backup",instance="web",interface="eth0",'
-        'reason="master_no_response",to="master",vrid="81"} 1.0'
+        'reconciler_vrrp_transitions_total{from="backup",interface="eth0",'
+        'reason="master_no_response",to="master",vrid="81",vrrp_instance="web"} 1.0'
     ) in metrics
     if shutil.which("promtool"):
         lint = subprocess.run(

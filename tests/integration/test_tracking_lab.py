@@ -84,7 +84,7 @@ def test_dead_nginx_moves_the_vip_and_recovery_brings_it_back(make_lab) -> None:
     metrics = h1.run([sys.executable, "-c", code], timeout=30).stdout
     assert 'reconciler_check_up{check="nginx",target="-"} 1.0' in metrics
     assert (
-        'reconciler_vrrp_effective_priority{instance="web",interface="eth0",vrid="91"} 150.0'
+        'reconciler_vrrp_effective_priority{interface="eth0",vrid="91",vrrp_instance="web"} 150.0'
         in (metrics)
     )
     failures = [
