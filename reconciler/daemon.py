@@ -171,6 +171,7 @@ class NodeRuntime:
             conflicts=tuple(f"{s.kind} {'/'.join(s.key)}" for s in loop.conflicts),
             draining=tuple("/".join(k) for k in loop.draining),
             ipvs_error=self.ipvs_error,
+            ipvs_required=bool(self.config.services),
             real_servers=tuple(
                 RealServerStatus(
                     service=str(d.service),

@@ -168,9 +168,10 @@ def _reconcile_metrics(
     )
     draining.add_metric([], len(rc.draining))
     ipvs_ok = GaugeMetricFamily(
-        PREFIX + "ipvs_managed", "1 when this node manages IPVS, 0 when it cannot."
+        PREFIX + "ipvs_managed",
+        "0 when this node has virtual services but cannot program IPVS, else 1.",
     )
-    ipvs_ok.add_metric([], 0 if rc.ipvs_error else 1)
+    ipvs_ok.add_metric([], 0 if rc.ipvs_error and rc.ipvs_required else 1)
     weight = GaugeMetricFamily(
         PREFIX + "ipvs_real_server_weight",
         "Weight of each real server in the kernel.",

@@ -71,6 +71,7 @@ class ReconcileStatus:
     conflicts: tuple[str, ...]
     draining: tuple[str, ...]
     ipvs_error: str | None  # why IPVS is not managed, when it is not
+    ipvs_required: bool  # the node has virtual services to program
     real_servers: tuple[RealServerStatus, ...] = ()
     sysctls: dict[str, str] = field(default_factory=dict)  # key -> outcome of the last write
 
