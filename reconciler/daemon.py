@@ -26,6 +26,7 @@ from reconciler.adapters.sysctl import apply_sysctls
 from reconciler.adapters.vrrp_socket import VrrpSocket
 from reconciler.config.diagnostics import InvalidConfig
 from reconciler.config.load import load_file
+from reconciler.health.policy import CheckTransition
 from reconciler.model.cluster import NodeConfig, Sysctls
 from reconciler.model.common import Family
 from reconciler.model.ipvs import Endpoint
@@ -40,7 +41,8 @@ from reconciler.observability.status import (
 )
 from reconciler.reconcile.loop import ReconcileLoop
 from reconciler.reconcile.ownership import OwnershipStore
-from reconciler.runtime.checks import CheckScheduler, ProbeRecord
+from reconciler.runtime.checks import CheckJob, CheckScheduler, ProbeRecord
+from reconciler.runtime.real_servers import RealServerHealth
 from reconciler.runtime.sync_groups import SyncGroups
 from reconciler.runtime.tracking import Tracking
 from reconciler.runtime.vrrp_driver import InstanceDriver, SocketMux, instance_params
@@ -112,9 +114,19 @@ class NodeRuntime:
             drain_timeout_s=revision.drain_timeout_s,
             resync_interval_s=revision.resync_interval_s,
         )
-        self.checks = CheckScheduler(self.tracking.on_check, on_probe=self._on_probe)
+        self.real_servers = RealServerHealth(self.reconcile.wake)
+        self.real_servers.set_config(self.config)
+        self.reconcile.health = self.real_servers.overlay
+        self.checks = CheckScheduler(self._on_check, on_probe=self._on_probe)
         # per check and target: probes, failures, seconds in probes, worst lateness
         self.probe_stats: dict[tuple[str, str], list[float]] = {}
+
+    def _on_check(self, t: CheckTransition) -> None:
+        if not self.real_servers.on_check(t):
+            self.tracking.on_check(t)
+
+    def _check_jobs(self) -> list[CheckJob]:
+        return self.tracking.jobs() + self.real_servers.jobs()
 
     def _on_probe(self, record: ProbeRecord) -> None:
         stats = self.probe_stats.setdefault(record.key, [0, 0, 0.0, 0.0])
@@ -232,7 +244,7 @@ class NodeRuntime:
             self.tracking.links[name] = link.running
         for spec in self.config.instances:
             await self._start_instance(spec)
-        self.checks.start(self.tracking.jobs())
+        self.checks.start(self._check_jobs())
         self._apply_sysctls()
         await self._open_ipvs()
         self._spawn(self._watch_links(), "netlink-watch")
@@ -331,10 +343,11 @@ class NodeRuntime:
         self._apply_sysctls()
         self.sync_groups.groups = self._group_members(config)
         self.tracking.set_checks(config.checks)
+        self.real_servers.set_config(config)
         for name in changed:
             if name in new:
                 await self._start_instance(new[name])
-        self.checks.replace(self.tracking.jobs())
+        self.checks.replace(self._check_jobs())
         for driver in self.drivers.values():
             self.tracking.apply(driver)
         self.reconcile.wake()

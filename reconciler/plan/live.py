@@ -8,11 +8,21 @@ here, so this stays pure and the live diff is `diff(project(...), observed, owne
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 
 from reconciler.model.cluster import NodeConfig
 from reconciler.model.common import Key
 from reconciler.model.ipvs import VirtualService
 from reconciler.model.kernel import LiveAddress, LiveDest, LiveService
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """What health changes in the desired IPVS table: server weights by key (None: out of
+    the table) and the services switched to their sorry server (quorum lost)."""
+
+    weights: Mapping[Key, int | None] = field(default_factory=dict)
+    sorry_active: frozenset[Key] = frozenset()
 
 
 def live_service(svc: VirtualService) -> LiveService:
@@ -40,13 +50,25 @@ def project(
     cfg: NodeConfig,
     masters: frozenset[str] = frozenset(),
     weights: Mapping[Key, int | None] | None = None,
+    sorry_active: frozenset[Key] = frozenset(),
 ) -> Iterator[LiveAddress | LiveService | LiveDest]:
     """Kernel objects for `cfg`: VIPs of the instances in `masters`, every IPVS service,
     and real servers at their configured weight unless `weights` overrides it by key
-    (None: the server is out of the table, as after a failed check)."""
+    (None: the server is out of the table, as after a failed check). Services in
+    `sorry_active` (quorum lost) get their sorry server; others keep it at weight 0
+    when `sorry_server_inhibit` is set."""
     yield from vip_addresses(cfg, masters)
     for svc in cfg.services:
         yield live_service(svc)
+        sorry = svc.sorry_server
+        if sorry is not None and (svc.key in sorry_active or svc.sorry_server_inhibit):
+            yield LiveDest(
+                service=svc.service,
+                address=sorry.address,
+                port=sorry.port,
+                weight=1 if svc.key in sorry_active else 0,
+                forwarding=sorry.forwarding,
+            )
     overrides = weights or {}
     for rs in cfg.real_servers:
         weight = overrides.get(rs.key, rs.weight)

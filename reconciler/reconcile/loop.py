@@ -37,7 +37,7 @@ from reconciler.model.ipvs import Protocol as L4Protocol
 from reconciler.model.ipvs import ServiceKey
 from reconciler.model.kernel import LiveAddress, LiveDest, LiveService
 from reconciler.plan.diff import Action, Step, diff
-from reconciler.plan.live import project, vip_addresses
+from reconciler.plan.live import Overlay, project, vip_addresses
 from reconciler.reconcile.ownership import Ident, OwnershipStore
 
 log = logging.getLogger("reconciler.reconcile")
@@ -122,6 +122,7 @@ class ReconcileLoop:
         ipvs: IpvsPort | None = None,
         addresses: AddressPort | None = None,
         masters: Callable[[], frozenset[str]] = frozenset,
+        health: Callable[[], Overlay] | None = None,
         drain_timeout_s: float = 300.0,
         resync_interval_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
@@ -131,6 +132,7 @@ class ReconcileLoop:
         self.ipvs = ipvs
         self.addresses = addresses
         self.masters = masters
+        self.health = health
         self.drain_timeout_s = drain_timeout_s
         self.resync_interval_s = resync_interval_s
         self.clock = clock
@@ -167,7 +169,12 @@ class ReconcileLoop:
         return observed
 
     def wanted(self) -> list[LiveAddress | LiveService | LiveDest]:
-        return [r for r in project(self.desired(), self.masters()) if r.kind in self.kinds]
+        overlay = self.health() if self.health is not None else Overlay()
+        return [
+            r
+            for r in project(self.desired(), self.masters(), overlay.weights, overlay.sorry_active)
+            if r.kind in self.kinds
+        ]
 
     def owned(self, observed: Iterable[LiveAddress | LiveService | LiveDest]) -> set[Ident]:
         """Recorded objects, plus every real server inside a service we own."""

@@ -4,12 +4,17 @@ foreign objects stay, and a removed real server drains without dropping its conn
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from ipvs_helpers import REAL_PORT, REAL_SERVERS, VIP, ipvsadm, parse_ipvsadm
+from ipvs_helpers import REAL_PORT, REAL_SERVERS, VIP, NamedServer, ask, ipvsadm, parse_ipvsadm
 
 from reconciler.adapters.ipvs import Ipvs
 from reconciler.cli import main
@@ -155,3 +160,99 @@ def test_apply_once_and_plan_live_commands(
     assert "No changes." in capsys.readouterr().out
     assert main(["apply", example, "--once", *args]) == 0
     assert "converged: 0 kernel write(s)" in capsys.readouterr().out
+
+
+HEALTH_CONFIG = """
+apiVersion: reconciler/v1
+kind: Cluster
+name: t
+nodes:
+  a: {address: 192.0.2.11}
+virtual_services:
+  web:
+    address: 192.0.2.10
+    port: 80
+    scheduler: rr
+    check: {tcp: {}, interval: 300ms, timeout: 200ms}
+    quorum: {min_weight: 2}
+    sorry_server: {address: 127.0.0.7, port: 8080}
+    real_servers:
+      - {address: 127.0.0.5, port: 8080}
+      - {address: 127.0.0.6, port: 8080}
+"""
+
+
+def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}:\n{ipvsadm('-Ln')}"
+        time.sleep(0.1)
+
+
+def _servers() -> set[str]:
+    """Real servers with a weight, from one `ipvsadm -Ln` (the daemon writes meanwhile)."""
+    out = set()
+    for line in ipvsadm("-Ln").splitlines():
+        parts = line.split()
+        if parts[:1] == ["->"] and parts[1][0].isdigit() and int(parts[3]) > 0:
+            out.add(parts[1].rsplit(":", 1)[0])
+    return out
+
+
+def test_run_removes_failed_servers_and_switches_to_the_sorry_server(
+    vip: object, tmp_path: Path
+) -> None:
+    del vip
+    config = tmp_path / "c.yaml"
+    config.write_text(HEALTH_CONFIG)
+    servers = {
+        name: NamedServer(name, (addr, REAL_PORT))
+        for name, addr in (("a", "127.0.0.5"), ("b", "127.0.0.6"), ("sorry", "127.0.0.7"))
+    }
+    threads = [
+        threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        for s in servers.values()
+    ]
+    for t in threads:
+        t.start()
+    node = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "reconciler",
+            "run",
+            str(config),
+            "--node",
+            "a",
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--metrics-addr",
+            "off",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        _wait(lambda: _servers() == {"127.0.0.5", "127.0.0.6"}, 30, "both real servers")
+        assert ask(VIP, 80) in {"a", "b"}
+        # Server a dies: it leaves the table, the live weight (1) loses the quorum (2),
+        # and the service switches to the sorry server.
+        servers["a"].shutdown()
+        servers["a"].server_close()
+        _wait(lambda: _servers() == {"127.0.0.7"}, 10, "the sorry server alone")
+        assert {ask(VIP, 80) for _ in range(3)} == {"sorry"}
+        # It comes back: the real servers return and the sorry server goes.
+        servers["a"] = NamedServer("a", ("127.0.0.5", REAL_PORT))
+        threading.Thread(target=servers["a"].serve_forever, daemon=True).start()
+        _wait(lambda: _servers() == {"127.0.0.5", "127.0.0.6"}, 10, "the real servers back")
+        assert {ask(VIP, 80) for _ in range(4)} == {"a", "b"}
+    finally:
+        node.send_signal(signal.SIGTERM)
+        out, _ = node.communicate(timeout=20)
+        for s in servers.values():
+            s.shutdown()
+            s.server_close()
+    assert node.returncode == 0, out
+    assert "quorum lost; traffic goes to sorry server 127.0.0.7:8080" in out
+    assert "quorum regained" in out
