@@ -28,8 +28,8 @@ from reconciler.config.diagnostics import InvalidConfig
 from reconciler.config.load import load_file
 from reconciler.health.policy import CheckTransition
 from reconciler.model.cluster import NodeConfig, Sysctls
-from reconciler.model.common import Family
-from reconciler.model.ipvs import Endpoint
+from reconciler.model.common import CheckState, Family
+from reconciler.model.ipvs import Endpoint, RealServer
 from reconciler.model.vrrp import VrrpInstance
 from reconciler.observability.http import StatusServer
 from reconciler.observability.metrics import registry_for
@@ -42,6 +42,7 @@ from reconciler.observability.status import (
 from reconciler.reconcile.loop import ReconcileLoop
 from reconciler.reconcile.ownership import OwnershipStore
 from reconciler.runtime.checks import CheckJob, CheckScheduler, ProbeRecord
+from reconciler.runtime.notify import Notifier
 from reconciler.runtime.real_servers import RealServerHealth
 from reconciler.runtime.sync_groups import SyncGroups
 from reconciler.runtime.tracking import Tracking
@@ -114,7 +115,9 @@ class NodeRuntime:
             drain_timeout_s=revision.drain_timeout_s,
             resync_interval_s=revision.resync_interval_s,
         )
-        self.real_servers = RealServerHealth(self.reconcile.wake)
+        self.notifier = Notifier(self._hook_env)
+        self.group_states: dict[str, State] = {}
+        self.real_servers = RealServerHealth(self.reconcile.wake, self._on_server)
         self.real_servers.set_config(self.config)
         self.reconcile.health = self.real_servers.overlay
         self.checks = CheckScheduler(self._on_check, on_probe=self._on_probe)
@@ -201,12 +204,59 @@ class NodeRuntime:
     def _group_members(config: NodeConfig) -> dict[str, tuple[str, ...]]:
         return {g.name: g.members for g in config.sync_groups}
 
+    def _hook_env(self) -> dict[str, str]:
+        return {
+            "RECONCILER_NODE": self.options.node,
+            "RECONCILER_CLUSTER": self.revision.cluster,
+            "RECONCILER_REVISION": self.revision.digest,
+        }
+
     def _on_transition(self, driver: InstanceDriver, t: Transitioned) -> None:
         self.sync_groups.on_transition(driver.name, t)
         self.reconcile.wake()  # VIP presence follows mastership
+        self._group_notify(driver.spec.sync_group)
+
+    def _group_notify(self, group: str | None) -> None:
+        """A sync group's hooks run once the whole group is in a new state."""
+        spec = next((g for g in self.config.sync_groups if g.name == group), None)
+        if spec is None:
+            return
+        states = {self.drivers[m].state for m in spec.members if m in self.drivers}
+        if len(states) != 1:
+            return
+        (state,) = states
+        if self.group_states.get(spec.name) is state:
+            return
+        self.group_states[spec.name] = state
+        hooks = {
+            State.MASTER: spec.notify.master,
+            State.BACKUP: spec.notify.backup,
+            State.FAULT: spec.notify.fault,
+            State.INITIALIZE: spec.notify.stop,
+        }[state]
+        name = {State.MASTER: "master", State.BACKUP: "backup", State.FAULT: "fault"}
+        env = {"RECONCILER_GROUP": spec.name, "RECONCILER_STATE": name.get(state, "stop")}
+        self.notifier.submit(f"group:{spec.name}", hooks, env)
+
+    def _on_server(self, event: str, rs: RealServer, state: CheckState) -> None:
+        """Real-server up/down and quorum hooks."""
+        del state
+        env = {
+            "RECONCILER_SERVICE": str(rs.service),
+            "RECONCILER_SERVER": str(rs.endpoint),
+            "RECONCILER_STATE": event,
+        }
+        if event in ("up", "down"):
+            hooks = rs.notify_up if event == "up" else rs.notify_down
+            self.notifier.submit(f"server:{rs.service}:{rs.endpoint}", hooks, env)
+            return
+        svc = next((v for v in self.config.services if v.service == rs.service), None)
+        if svc is not None:
+            hooks = svc.quorum.up if event == "quorum_up" else svc.quorum.down
+            self.notifier.submit(f"service:{rs.service}", hooks, env)
 
     def _masters(self) -> frozenset[str]:
-        return frozenset(n for n, d in self.drivers.items() if d.state is State.MASTER)
+        return frozenset(n for n, d in self.drivers.items() if d.holds_vips)
 
     async def _open_ipvs(self) -> None:
         """IPVS is managed when the kernel has it; without it VRRP still runs, and the
@@ -257,6 +307,7 @@ class NodeRuntime:
         await self.checks.stop()
         await asyncio.gather(*(d.stop() for d in self.drivers.values()))
         self.drivers.clear()
+        await self.notifier.stop()
         for task in list(self._tasks):
             task.cancel()
         if self.ipvs is not None:
@@ -312,6 +363,7 @@ class NodeRuntime:
             self.ownership,
             self.loop,
             on_transition=self._on_transition,
+            notifier=self.notifier,
         )
         mux.instances[spec.vrid] = driver
         self.drivers[spec.name] = driver

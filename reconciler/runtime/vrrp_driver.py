@@ -28,8 +28,10 @@ from reconciler.adapters.outcome import WriteOutcome
 from reconciler.adapters.vrrp_socket import Datagram, VrrpSocket
 from reconciler.model import vrrp as model
 from reconciler.model.kernel import LiveAddress
+from reconciler.model.vrrp import Hook
 from reconciler.observability.status import InstanceStatus, SocketStatus
 from reconciler.reconcile.ownership import OwnershipStore
+from reconciler.runtime.notify import Notifier
 from reconciler.vrrp import actions as act
 from reconciler.vrrp.events import AdvertReceived, Event, Shutdown, Startup, TimerExpired
 from reconciler.vrrp.fsm import VrrpInstance as Machine
@@ -75,6 +77,31 @@ def instance_params(spec: model.VrrpInstance, primary: IPAddr) -> InstanceParams
             model.UnicastChecksum.RFC: UnicastChecksum.NEVER,
         }[spec.unicast_checksum],
     )
+
+
+@dataclass(frozen=True)
+class _Release:
+    """Remove VIPs on leaving MASTER for `to_state`, after its before-release hooks."""
+
+    addresses: tuple[IPAddr, ...]
+    to_state: State
+
+
+@dataclass(frozen=True)
+class _Notify:
+    """Run the notify hooks of a state entered (after the address work queued before)."""
+
+    from_state: State
+    to_state: State
+    reason: TransitionReason
+
+
+_HOOK_STATE = {
+    State.MASTER: "master",
+    State.BACKUP: "backup",
+    State.FAULT: "fault",
+    State.INITIALIZE: "stop",
+}
 
 
 @dataclass
@@ -141,6 +168,7 @@ class InstanceDriver:
         ownership: OwnershipStore,
         loop: asyncio.AbstractEventLoop,
         on_transition: TransitionListener | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.spec = spec
         self.params = params
@@ -151,14 +179,16 @@ class InstanceDriver:
         self.ownership = ownership
         self.loop = loop
         self.on_transition = on_transition
+        self.notifier = notifier
         self._timers: dict[TimerKind, asyncio.TimerHandle] = {}
         self._garp_handles: list[asyncio.TimerHandle] = []
-        self._work: asyncio.Queue[act.Action | None] = asyncio.Queue()
+        self._work: asyncio.Queue[act.Action | _Release | _Notify | None] = asyncio.Queue()
         self._worker = loop.create_task(self._run_worker(), name=f"vrrp-{spec.name}-worker")
         self._vips = {v.address.ip: v for v in spec.vips}
         self.send_errors = 0
         self.address_errors = 0
         self.last_transition_unix_s: float | None = None
+        self._releasing = 0  # VIP releases queued or running (before_release hooks first)
 
     @property
     def name(self) -> str:
@@ -167,6 +197,11 @@ class InstanceDriver:
     @property
     def state(self) -> State:
         return self.machine.state
+
+    @property
+    def holds_vips(self) -> bool:
+        """The VIPs belong on this node: master, or still releasing them."""
+        return self.machine.state is State.MASTER or self._releasing > 0
 
     @property
     def effective_priority(self) -> int:
@@ -199,6 +234,7 @@ class InstanceDriver:
 
     # ------------------------------------------------------------ actions out
     def _perform(self, actions: list[act.Action], now: float) -> None:
+        moved = next((a for a in actions if isinstance(a, act.Transitioned)), None)
         for a in actions:
             if isinstance(a, act.SendAdvert):
                 self._send(a)
@@ -213,8 +249,13 @@ class InstanceDriver:
                     handle.cancel()
             elif isinstance(a, act.Transitioned):
                 self._transitioned(a)
+            elif isinstance(a, act.RemoveVips) and moved is not None:
+                self._releasing += 1
+                self._work.put_nowait(_Release(a.addresses, moved.to_state))
             else:
                 self._work.put_nowait(a)
+        if moved is not None:
+            self._work.put_nowait(_Notify(moved.from_state, moved.to_state, moved.reason))
 
     def _timer_fired(self, kind: TimerKind) -> None:
         self._timers.pop(kind, None)
@@ -284,13 +325,52 @@ class InstanceDriver:
             try:
                 if isinstance(a, act.AddVips):
                     await self._add_vips(a.addresses)
+                elif isinstance(a, _Release):
+                    try:
+                        await self._before_release(a.to_state)
+                        await self._remove_vips(a.addresses)
+                    finally:
+                        self._releasing -= 1
                 elif isinstance(a, act.RemoveVips):
                     await self._remove_vips(a.addresses)
+                elif isinstance(a, _Notify):
+                    self._notify(a)
                 elif isinstance(a, act.SendGratuitous):
                     self._announce_schedule(a.addresses)
             except Exception:
                 self.address_errors += 1
                 log.exception("%s: %s failed", self.spec.name, type(a).__name__)
+
+    def _hooks(self, state: State) -> tuple[Hook, ...]:
+        if state is State.INITIALIZE:
+            return self.spec.notify.stop
+        return tuple(getattr(self.spec.notify, _HOOK_STATE[state]))
+
+    def hook_env(self, state: State, from_state: State | None = None) -> dict[str, str]:
+        env = {
+            "RECONCILER_INSTANCE": self.spec.name,
+            "RECONCILER_STATE": _HOOK_STATE[state],
+            "RECONCILER_PRIORITY": str(self.machine.priority),
+            "RECONCILER_VRID": str(self.spec.vrid),
+            "RECONCILER_INTERFACE": self.spec.interface,
+        }
+        if from_state is not None:
+            env["RECONCILER_FROM_STATE"] = _HOOK_STATE[from_state]
+        return env
+
+    async def _before_release(self, to_state: State) -> None:
+        """Hooks marked before_release run, and are waited for (each up to its timeout),
+        before the VIPs go: e.g. to drain sessions or tell a peer."""
+        hooks = tuple(h for h in self._hooks(to_state) if h.before_release)
+        if hooks and self.notifier is not None:
+            await self.notifier.run_now(hooks, self.hook_env(to_state, State.MASTER))
+
+    def _notify(self, n: _Notify) -> None:
+        if n.to_state is State.INITIALIZE and n.reason is not TransitionReason.SHUTDOWN:
+            return
+        hooks = tuple(h for h in self._hooks(n.to_state) if not h.before_release)
+        if hooks and self.notifier is not None:
+            self.notifier.submit(self.spec.name, hooks, self.hook_env(n.to_state, n.from_state))
 
     def _live(self, ip: IPAddr) -> LiveAddress:
         vip = self._vips[ip]
