@@ -472,7 +472,7 @@ def test_prometheus_runs_the_dashboard_and_the_alerts(cluster: Cluster) -> None:
         # "Current master per instance": h1, with the variables on All or set.
         master = _promql(queries[(CURRENT_MASTER, "A")], variables)
         result = _eventually("a current master", lambda: api.query(master) or None)
-        keys = ("cluster", "exported_instance", "vrid", "node")
+        keys = ("cluster", "vrrp_instance", "vrid", "node")
         rows = [tuple(m["metric"][k] for k in keys) for m in result]
         assert rows == [("lab", "web", "91", "h1")]
         chosen = {"cluster": "lab", "node": "(h1|h2)", "vrrp_instance": "web"}
@@ -533,7 +533,7 @@ def test_prometheus_runs_the_dashboard_and_the_alerts(cluster: Cluster) -> None:
             "instance": cluster.metrics_urls["h1"],
             "cluster": "lab",
             "node": "h1",
-            "exported_instance": "web",
+            "vrrp_instance": "web",
             "vrid": "91",
             "interface": "eth0",
         }
