@@ -39,7 +39,8 @@ from reconciler.observability.status import (
     RealServerStatus,
     ReconcileStatus,
 )
-from reconciler.reconcile.loop import ReconcileLoop
+from reconciler.observability.tracing import Tracing, tracer_provider_from_env
+from reconciler.reconcile.loop import PassResult, ReconcileLoop
 from reconciler.reconcile.ownership import OwnershipStore
 from reconciler.runtime.checks import CheckJob, CheckScheduler, ProbeRecord
 from reconciler.runtime.notify import Notifier
@@ -84,8 +85,9 @@ class StartupError(Exception):
 class NodeRuntime:
     """Everything running on one node, and the wiring between the parts."""
 
-    def __init__(self, options: RunOptions, revision: Revision) -> None:
+    def __init__(self, options: RunOptions, revision: Revision, tracing: Tracing) -> None:
         self.options = options
+        self.tracing = tracing
         self.revision = revision
         self.config = revision.config
         self.started_unix_s = time.time()
@@ -125,8 +127,26 @@ class NodeRuntime:
         self.probe_stats: dict[tuple[str, str], list[float]] = {}
 
     def _on_check(self, t: CheckTransition) -> None:
+        if t.state_changed:
+            self.tracing.check_transition(
+                t.check, t.target, t.old.value, t.new.value, t.reason, time.time()
+            )
         if not self.real_servers.on_check(t):
             self.tracking.on_check(t)
+
+    def _trace_pass(self, result: PassResult) -> None:
+        if not self.tracing.enabled:
+            return
+        self.tracing.reconcile_pass(
+            result.outcome.value,
+            time.time() - result.duration_s,
+            result.duration_s,
+            result.writes,
+            [
+                (r.step.action.value, r.step.kind, "/".join(r.step.key), r.error)
+                for r in result.steps
+            ],
+        )
 
     def _check_jobs(self) -> list[CheckJob]:
         return self.tracking.jobs() + self.real_servers.jobs()
@@ -212,9 +232,32 @@ class NodeRuntime:
         }
 
     def _on_transition(self, driver: InstanceDriver, t: Transitioned) -> None:
+        self._trace_transition(driver, t)
         self.sync_groups.on_transition(driver.name, t)
         self.reconcile.wake()  # VIP presence follows mastership
         self._group_notify(driver.spec.sync_group)
+
+    def _trace_transition(self, driver: InstanceDriver, t: Transitioned) -> None:
+        if not self.tracing.enabled:
+            return
+        now = time.time()
+        spec = driver.spec
+        self.tracing.vrrp_transition(
+            spec.name,
+            spec.vrid,
+            spec.interface,
+            t.from_state.name.lower(),
+            t.to_state.name.lower(),
+            t.reason.value,
+            driver.effective_priority,
+            now,
+        )
+        if t.to_state is State.MASTER and t.from_state is State.BACKUP:
+            # The failover as the backup saw it: from the last advert it heard (the
+            # master's last sign of life, or its priority-0 goodbye) to taking over.
+            heard = driver.last_advert_mono
+            started = now - (self.loop.time() - heard) if heard is not None else now
+            self.tracing.failover(spec.name, spec.vrid, started, now, t.reason.value)
 
     def _group_notify(self, group: str | None) -> None:
         """A sync group's hooks run once the whole group is in a new state."""
@@ -298,7 +341,7 @@ class NodeRuntime:
         self._apply_sysctls()
         await self._open_ipvs()
         self._spawn(self._watch_links(), "netlink-watch")
-        self._spawn(self.reconcile.run(), "reconcile")
+        self._spawn(self.reconcile.run(self._trace_pass), "reconcile")
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -459,7 +502,8 @@ async def run_node(options: RunOptions) -> int:
         log.error("%s", exc)
         return 2
 
-    runtime = NodeRuntime(options, revision)
+    tracing = Tracing(tracer_provider_from_env("reconciler", options.node, revision.cluster))
+    runtime = NodeRuntime(options, revision, tracing)
     server = StatusServer(runtime, registry_for(runtime))
     loop = asyncio.get_running_loop()
     reloads: asyncio.Queue[None] = asyncio.Queue()
@@ -494,6 +538,7 @@ async def run_node(options: RunOptions) -> int:
         log.info("stopping: releasing VIPs")
         await runtime.stop()
         await server.close()
+        await asyncio.to_thread(tracing.shutdown)
         return 0
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -510,6 +555,9 @@ async def _reload(runtime: NodeRuntime, options: RunOptions) -> None:
         log.error("reload: %s is invalid; still running the last good revision", options.file)
         runtime.reloads_failed += 1
         runtime.last_reload_error = str(exc.diagnostics[0]) if exc.diagnostics else "invalid"
+        runtime.tracing.reload(
+            runtime.revision.digest, False, runtime.last_reload_error, [], time.time()
+        )
         return
     except (OSError, StartupError) as exc:
         log.error("reload: %s; still running the last good revision", exc)
@@ -525,4 +573,5 @@ async def _reload(runtime: NodeRuntime, options: RunOptions) -> None:
         return
     runtime.reloads_ok += 1
     runtime.last_reload_error = None
+    runtime.tracing.reload(revision.digest, True, None, changed, time.time())
     log.info("reload: %d instance(s) restarted: %s", len(changed), ", ".join(changed) or "none")

@@ -189,6 +189,7 @@ class InstanceDriver:
         self.address_errors = 0
         self.last_transition_unix_s: float | None = None
         self._releasing = 0  # VIP releases queued or running (before_release hooks first)
+        self.last_advert_mono: float | None = None  # last advert handed to the machine
 
     @property
     def name(self) -> str:
@@ -217,6 +218,8 @@ class InstanceDriver:
 
     def feed(self, event: Event, now: float | None = None) -> None:
         t = self.loop.time() if now is None else now
+        if isinstance(event, AdvertReceived):
+            self.last_advert_mono = t
         self._perform(self.machine.handle(event, t), t)
 
     async def stop(self, timeout_s: float = 5.0) -> None:

@@ -108,7 +108,14 @@ def keepalived_conf(host: Host, peers: tuple[Host, ...], instances: tuple[Instan
     return "\n".join(out)
 
 
-def start_ours(host: Host, config: Path, state_dir: Path, *, log_level: str = "info") -> LabProcess:
+def start_ours(
+    host: Host,
+    config: Path,
+    state_dir: Path,
+    *,
+    log_level: str = "info",
+    env: dict[str, str] | None = None,
+) -> LabProcess:
     return host.spawn(
         [
             sys.executable,
@@ -124,6 +131,7 @@ def start_ours(host: Host, config: Path, state_dir: Path, *, log_level: str = "i
             log_level,
         ],
         name=f"reconciler-{host.name}",
+        env=env,
     )
 
 
