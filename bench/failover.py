@@ -9,7 +9,10 @@ As root, from the repository root::
 
 One netlab (2 hosts, 2 segments) serves the whole run. h1 has priority 150,
 h2 priority 100, VRRPv3, one VIP, preempt on; both speakers are started the
-same way (``reconciler.testing.vrrp_nodes``) and run one pair at a time.
+same way (``reconciler.testing.vrrp_nodes``) and run one pair at a time. Ours
+runs from a copy of ``reconciler/`` taken when the run starts, so that edits to
+the checkout during the run do not mix versions (the table names the commit;
+the JSON has the copy's SHA-256).
 
 What is measured (all times are ``time.monotonic()``; VIP events are the
 netlink RTM_NEWADDR/RTM_DELADDR stamps of the lab's watchers, adverts are
@@ -53,6 +56,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import hashlib
 import itertools
 import json
 import math
@@ -61,6 +65,7 @@ import platform
 import random
 import re
 import select
+import shutil
 import signal
 import socket
 import struct
@@ -508,6 +513,7 @@ class Pair:
                         entry["problems"].append(line[-300:])
         for entry in out.values():
             entry["transitions"] = dict(entry["transitions"])
+            entry["problem_count"] = len(entry["problems"])
             entry["problems"] = entry["problems"][:50]
         return out
 
@@ -1104,6 +1110,24 @@ def code_stamp() -> float:
     return max(p.stat().st_mtime for p in (REPO / "reconciler").rglob("*.py"))
 
 
+def snapshot_code(dest: Path) -> Path:
+    """A copy of the speaker's package as it is now, to run ours from.
+
+    ``python -m reconciler`` imports from its working directory first, so the
+    speakers started from ``dest`` run this copy even if the checkout is edited
+    during a long run (each start would otherwise import whatever is on disk).
+    """
+    shutil.copytree(
+        REPO / "reconciler", dest / "reconciler", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    digest = hashlib.sha256()
+    for path in sorted((dest / "reconciler").rglob("*")):
+        if path.is_file():
+            digest.update(str(path.relative_to(dest)).encode() + b"\0" + path.read_bytes())
+    (dest / "SHA256").write_text(digest.hexdigest() + "\n")
+    return dest
+
+
 def git(*args: str) -> str:
     proc = subprocess.run(
         ["git", "-C", str(REPO), *args], capture_output=True, text=True, check=False
@@ -1124,6 +1148,7 @@ def environment() -> dict[str, Any]:
         "reconciler_modified": git("status", "--porcelain", "--", "reconciler") != "",
         "code_stamp": code_stamp(),
         "code_changed_during_run": False,
+        "code_snapshot_sha256": None,
     }
 
 
@@ -1138,6 +1163,8 @@ def capture(lab: Lab) -> Iterator[AdvertCapture]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.json:
+        args.json = args.json.resolve()  # the run changes directory
     reason = netns_unavailable_reason()
     if reason:
         print(f"cannot run: {reason}", file=sys.stderr)
@@ -1156,8 +1183,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     resources: list[dict[str, Any]] = []
     env = environment()
     started = time.time()
-    with Lab(2, segments=2, keep_tmpdir=args.keep_logs) as lab:
+    with (
+        Lab(2, segments=2, keep_tmpdir=args.keep_logs) as lab,
+        contextlib.chdir(snapshot_code(lab.tmpdir / "code")),
+    ):
+        env["code_snapshot_sha256"] = Path("SHA256").read_text().strip()
         progress(f"lab {lab.id} up in {lab.setup_seconds:.1f}s; logs in {lab.tmpdir}")
+        progress(f"ours runs from a snapshot of reconciler/ in {Path.cwd()}")
         if args.only in (None, "timing"):
             with capture(lab) as cap:
                 cell_no = 0
@@ -1191,7 +1223,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(table)
     print(NOTES)
     if env["code_changed_during_run"]:
-        print("WARNING: files under reconciler/ changed during the run; ours is mixed-version.")
+        print(
+            "- reconciler/ in the checkout changed during the run; ours ran from the snapshot"
+            " taken at its start."
+        )
     if args.json:
         doc = {
             "environment": env,
@@ -1248,6 +1283,8 @@ def report_cell_problems(cell: TimingCell) -> None:
 def report_log_problems(label: str, logs: dict[str, Any]) -> None:
     for host, entry in logs.items():
         progress(f"{label} {host}: {entry['starts']} start(s), transitions {entry['transitions']}")
+        if entry["problem_count"]:
+            progress(f"{label} {host}: {entry['problem_count']} warning/error line(s) in its log")
         for line in entry["problems"][:10]:
             progress(f"{label} {host} log: {line}")
 
