@@ -62,6 +62,10 @@ class Netlink:
     def __init__(self, netns: str | None = None) -> None:
         self._netns = netns
         self._ipr: Any = None
+        # Interface indexes by name: a VIP is added in one netlink round trip instead of
+        # two, which is on the failover's critical path. Dropped when a write says the
+        # device is gone (interfaces can be re-created under the same name).
+        self._indexes: dict[str, int] = {}
 
     async def __aenter__(self) -> Netlink:
         self._ipr = AsyncIPRoute(netns=self._netns) if self._netns else AsyncIPRoute()
@@ -76,10 +80,12 @@ class Netlink:
     # ------------------------------------------------------------ reads
     async def links(self) -> dict[str, Link]:
         out: dict[str, Link] = {}
+        self._indexes.clear()
         async for m in await self._ipr.link("dump"):
             name = m.get("IFLA_IFNAME")
             flags = m["flags"]
             out[name] = Link(m["index"], name, bool(flags & IFF_UP), bool(flags & IFF_RUNNING))
+            self._indexes[name] = m["index"]
         return out
 
     async def addresses(self) -> list[LiveAddress]:
@@ -109,9 +115,13 @@ class Netlink:
         return out
 
     async def _index(self, name: str) -> int:
+        cached = self._indexes.get(name)
+        if cached is not None:
+            return cached
         found = await self._ipr.link_lookup(ifname=name)
         if not found:
             raise InterfaceMissing(name)
+        self._indexes[name] = int(found[0])
         return int(found[0])
 
     # ------------------------------------------------------------ writes
@@ -134,6 +144,8 @@ class Netlink:
         except NetlinkError as exc:
             if exc.code == errno.EEXIST:
                 return WriteOutcome.UNCHANGED
+            if exc.code == errno.ENODEV and self._indexes.pop(a.interface, None) is not None:
+                return await self.add_address(a)  # the cached index was stale
             raise
         return WriteOutcome.CREATED
 
@@ -149,6 +161,9 @@ class Netlink:
         except NetlinkError as exc:
             if exc.code in (errno.EADDRNOTAVAIL, errno.ENOENT, errno.ESRCH):
                 return WriteOutcome.UNCHANGED
+            if exc.code == errno.ENODEV:
+                self._indexes.pop(a.interface, None)
+                return WriteOutcome.UNCHANGED  # the device is gone, and its addresses
             raise
         return WriteOutcome.DELETED
 

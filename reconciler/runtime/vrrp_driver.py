@@ -49,6 +49,8 @@ from reconciler.vrrp.states import State, TimerKind, TransitionReason
 
 log = logging.getLogger("reconciler.vrrp")
 
+PRECISE_WAKE_S = 0.0015  # how early the Master_Down_Timer wakes the loop (see _perform)
+
 IPAddr = IPv4Address | IPv6Address
 TransitionListener = Callable[["InstanceDriver", act.Transitioned], None]
 
@@ -259,6 +261,12 @@ class InstanceDriver:
                 self._work.put_nowait(a)
         if moved is not None:
             self._work.put_nowait(_Notify(moved.from_state, moved.to_state, moved.reason))
+
+    def _precise_fire(self, kind: TimerKind, deadline: float) -> None:
+        remaining = deadline - self.loop.time()
+        if remaining > 0:
+            time.sleep(remaining)
+        self._timer_fired(kind)
 
     def _timer_fired(self, kind: TimerKind) -> None:
         self._timers.pop(kind, None)
