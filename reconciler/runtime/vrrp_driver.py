@@ -247,7 +247,18 @@ class InstanceDriver:
                 old = self._timers.pop(a.kind, None)
                 if old is not None:
                     old.cancel()
-                self._timers[a.kind] = self.loop.call_at(now + a.delay_s, self._timer_fired, a.kind)
+                deadline = now + a.delay_s
+                if a.kind is TimerKind.MASTER_DOWN:
+                    # The takeover instant is what failover time is measured against.
+                    # epoll waits in whole milliseconds, rounded up, so the loop wakes a
+                    # little early and sleeps out the rest (rare: once per takeover).
+                    self._timers[a.kind] = self.loop.call_at(
+                        deadline - PRECISE_WAKE_S, self._precise_fire, a.kind, deadline
+                    )
+                else:
+                    self._timers[a.kind] = self.loop.call_at(
+                        deadline, self._timer_fired, a.kind, deadline
+                    )
             elif isinstance(a, act.CancelTimer):
                 handle = self._timers.pop(a.kind, None)
                 if handle is not None:
@@ -266,11 +277,13 @@ class InstanceDriver:
         remaining = deadline - self.loop.time()
         if remaining > 0:
             time.sleep(remaining)
-        self._timer_fired(kind)
+        self._timer_fired(kind, deadline)
 
-    def _timer_fired(self, kind: TimerKind) -> None:
+    def _timer_fired(self, kind: TimerKind, deadline: float) -> None:
         self._timers.pop(kind, None)
-        self.feed(TimerExpired(kind))
+        # Handled at its deadline, not at the (later) moment the loop got to it, so the
+        # next Adver_Timer is armed from the schedule and the cadence does not drift.
+        self.feed(TimerExpired(kind), deadline)
 
     def _send(self, a: act.SendAdvert) -> None:
         params = self.params
@@ -388,28 +401,36 @@ class InstanceDriver:
         return LiveAddress(vip.dev, vip.address, vip.label, vip.scope)
 
     async def _add_vips(self, addresses: tuple[IPAddr, ...]) -> None:
-        for ip in addresses:
-            live = self._live(ip)
-            ident = (live.kind, live.key)
+        lives = [self._live(ip) for ip in addresses]
+        idents = {(live.kind, live.key) for live in lives}
+        before = self.ownership.owned
+        # Claim first, in one write of the record: a crash right after the add leaves
+        # nothing unowned, and a reconcile pass running meanwhile sees them as ours.
+        self.ownership.update(add=idents)
+        foreign = set()
+        for live in lives:
             outcome = await self.netlink.add_address(live)
-            if outcome is WriteOutcome.CREATED:
-                self.ownership.update(add={ident})
-            elif ident not in self.ownership.owned:
+            ident = (live.kind, live.key)
+            if outcome is not WriteOutcome.CREATED and ident not in before:
+                foreign.add(ident)
                 log.warning(
                     "%s: VIP %s is already on %s and was not added by us; leaving it alone",
                     self.spec.name,
                     live.address,
                     live.interface,
                 )
+        self.ownership.update(remove=foreign)
 
     async def _remove_vips(self, addresses: tuple[IPAddr, ...]) -> None:
+        removed = set()
         for ip in addresses:
             live = self._live(ip)
             ident = (live.kind, live.key)
             if ident not in self.ownership.owned:
                 continue  # never remove an address someone else configured
             await self.netlink.delete_address(live)
-            self.ownership.update(remove={ident})
+            removed.add(ident)
+        self.ownership.update(remove=removed)
 
     def _announce_schedule(self, addresses: tuple[IPAddr, ...]) -> None:
         """keepalived's policy: a burst now, a second burst after master_delay, then
