@@ -25,6 +25,7 @@ class OwnershipStore:
     def __init__(self, state_dir: Path) -> None:
         self.path = state_dir / FILE_NAME
         self._owned: set[Ident] = set()
+        self._dirty = False  # claimed in memory, not yet written
 
     def load(self) -> set[Ident]:
         try:
@@ -41,11 +42,18 @@ class OwnershipStore:
     def owned(self) -> frozenset[Ident]:
         return frozenset(self._owned)
 
+    def claim(self, idents: Iterable[Ident]) -> None:
+        """Mark as ours in memory only, at once; the next `update` writes it down. For the
+        failover path, where an fsync before adding a VIP would delay the takeover."""
+        self._owned |= set(idents)
+        self._dirty = True
+
     def update(self, add: Iterable[Ident] = (), remove: Iterable[Ident] = ()) -> None:
         new = (self._owned | set(add)) - set(remove)
-        if new != self._owned:
+        if new != self._owned or self._dirty:
             self._owned = new
             self._save()
+            self._dirty = False
 
     def _save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

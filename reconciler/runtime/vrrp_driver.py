@@ -404,9 +404,9 @@ class InstanceDriver:
         lives = [self._live(ip) for ip in addresses]
         idents = {(live.kind, live.key) for live in lives}
         before = self.ownership.owned
-        # Claim first, in one write of the record: a crash right after the add leaves
-        # nothing unowned, and a reconcile pass running meanwhile sees them as ours.
-        self.ownership.update(add=idents)
+        # Claimed before the add (in memory: an fsync here would delay the takeover) so a
+        # reconcile pass running meanwhile sees them as ours; written down right after.
+        self.ownership.claim(idents)
         foreign = set()
         for live in lives:
             outcome = await self.netlink.add_address(live)
