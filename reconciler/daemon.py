@@ -400,7 +400,7 @@ class NodeRuntime:
         driver = InstanceDriver(
             spec,
             params,
-            mux.sock,
+            mux,
             self.netlink,
             announcer,
             self.ownership,
@@ -408,7 +408,7 @@ class NodeRuntime:
             on_transition=self._on_transition,
             notifier=self.notifier,
         )
-        mux.instances[spec.vrid] = driver
+        mux.attach(driver)
         self.drivers[spec.name] = driver
         driver.start()
         if not self.links[spec.interface].running:
@@ -419,7 +419,7 @@ class NodeRuntime:
         driver = self.drivers.pop(name)
         await driver.stop()
         mux = self.muxes[(driver.spec.interface, driver.spec.family)]
-        mux.instances.pop(driver.spec.vrid, None)
+        mux.detach(driver.spec.vrid)
 
     async def replace_config(self, revision: Revision) -> list[str]:
         """Apply a new revision: restart exactly the instances whose spec changed."""

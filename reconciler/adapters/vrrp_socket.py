@@ -17,8 +17,8 @@ from __future__ import annotations
 import socket
 import struct
 import time
-from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
+from typing import NamedTuple
 
 from reconciler.vrrp.packet import IPPROTO_VRRP, VRRP_MULTICAST_IPV4, VRRP_MULTICAST_IPV6
 
@@ -35,11 +35,17 @@ IPV6_TCLASS = getattr(socket, "IPV6_TCLASS", 67)
 VRRP_TTL = 255
 VRRP_TOS = 0xC0
 _CMSG_SPACE = 256
+_ADDRESS_CACHE_MAX = 4096  # distinct peer addresses remembered before the cache restarts
+_TIMESPEC = struct.Struct("@qq")
+_INT = struct.Struct("@i")
 
 
-@dataclass(frozen=True)
-class Datagram:
-    """One received packet: bytes and what the kernel said about it."""
+class Datagram(NamedTuple):
+    """One received packet: bytes and what the kernel said about it.
+
+    A NamedTuple rather than a frozen dataclass: one is built per advert received, and
+    building a tuple costs a fraction of a frozen dataclass's ``__init__``.
+    """
 
     data: bytes  # IPv4: the whole IP packet; IPv6: the VRRP payload
     source: IPv4Address | IPv6Address
@@ -69,6 +75,14 @@ class VrrpSocket:
             self.sock.close()
             raise
         self.sock.setblocking(False)
+        # Parsed addresses and prepared send arguments, by their raw form: the same few
+        # peers send every advert, and parsing an address costs more than the lookup.
+        self._sources: dict[str, IPv4Address | IPv6Address] = {}
+        self._destinations: dict[bytes, IPv6Address] = {}
+        self._send_args: dict[
+            tuple[IPv4Address | IPv6Address, IPv4Address | IPv6Address],
+            tuple[list[tuple[int, int, bytes]], tuple[str, int] | tuple[str, int, int, int]],
+        ] = {}
 
     def _configure(self) -> None:
         s = self.sock
@@ -111,14 +125,30 @@ class VrrpSocket:
         destination: IPv4Address | IPv6Address | None = None
         for level, kind, payload in ancdata:
             if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= 16:
-                sec, nsec = struct.unpack("@qq", payload[:16])
+                sec, nsec = _TIMESPEC.unpack_from(payload)
                 stamp = _kernel_time_to_monotonic(sec + nsec / 1e9)
             elif level == socket.IPPROTO_IPV6 and kind == IPV6_HOPLIMIT:
-                hop_limit = struct.unpack("@i", payload[:4])[0]
+                hop_limit = _INT.unpack_from(payload)[0]
             elif level == socket.IPPROTO_IPV6 and kind == IPV6_PKTINFO:
-                destination = IPv6Address(payload[:16])
-        source = ip_address(addr[0].split("%")[0])
+                destination = self._destination(payload[:16])
+        source = self._sources.get(addr[0])
+        if source is None:
+            source = self._source(addr[0])
         return Datagram(data, source, destination, hop_limit, stamp or time.monotonic())
+
+    def _source(self, text: str) -> IPv4Address | IPv6Address:
+        if len(self._sources) >= _ADDRESS_CACHE_MAX:
+            self._sources.clear()  # forged sources cannot grow it without bound
+        address = self._sources[text] = ip_address(text.split("%", maxsplit=1)[0])
+        return address
+
+    def _destination(self, packed: bytes) -> IPv6Address:
+        address = self._destinations.get(packed)
+        if address is None:
+            if len(self._destinations) >= _ADDRESS_CACHE_MAX:
+                self._destinations.clear()
+            address = self._destinations[packed] = IPv6Address(packed)
+        return address
 
     def send(
         self,
@@ -127,13 +157,25 @@ class VrrpSocket:
         destination: IPv4Address | IPv6Address,
     ) -> None:
         """Send one VRRP payload; the kernel adds the IP header (TTL, TOS from options)."""
+        args = self._send_args.get((source, destination))
+        if args is None:
+            args = self._send_args[(source, destination)] = self._prepare(source, destination)
+        cmsg, address = args
+        self.sock.sendmsg([payload], cmsg, 0, address)
+
+    def _prepare(
+        self, source: IPv4Address | IPv6Address, destination: IPv4Address | IPv6Address
+    ) -> tuple[list[tuple[int, int, bytes]], tuple[str, int] | tuple[str, int, int, int]]:
+        """The ancillary data choosing the source address, and the destination sockaddr."""
         if self.family == 4:
             # struct in_pktinfo { int ipi_ifindex; in_addr ipi_spec_dst; in_addr ipi_addr; }
             info = struct.pack("@i4s4s", self.ifindex, source.packed, b"\0" * 4)
-            cmsg = [(socket.IPPROTO_IP, IP_PKTINFO, info)]
-            self.sock.sendmsg([payload], cmsg, 0, (str(destination), 0))
-        else:
-            # struct in6_pktinfo { in6_addr ipi6_addr; int ipi6_ifindex; }
-            info = source.packed + struct.pack("@i", self.ifindex)
-            cmsg = [(socket.IPPROTO_IPV6, IPV6_PKTINFO, info)]
-            self.sock.sendmsg([payload], cmsg, 0, (str(destination), 0, 0, self.ifindex))
+            return [(socket.IPPROTO_IP, IP_PKTINFO, info)], (str(destination), 0)
+        # struct in6_pktinfo { in6_addr ipi6_addr; int ipi6_ifindex; }
+        info = source.packed + struct.pack("@i", self.ifindex)
+        return [(socket.IPPROTO_IPV6, IPV6_PKTINFO, info)], (
+            str(destination),
+            0,
+            0,
+            self.ifindex,
+        )

@@ -7,6 +7,14 @@ hands each to the instance with that VRID. Time is the event loop's clock
 (monotonic), and an advert is handled at its kernel receive timestamp so that
 timers restart from when the packet arrived, not from when Python got to it.
 
+That is what lets a socket be read in batches: while adverts keep coming, a mux
+reads its socket every few milliseconds instead of waking for each packet (a
+wake-up costs more than the advert), and the delay changes no timer because
+each advert still counts from its arrival. The window is a quarter of the
+shortest Skew_Time among the socket's instances (so a priority-0 advert is
+acted on in time), at most ``MAX_BATCH_S``; and before a Master_Down_Timer
+fires the socket is read first, so a waiting advert is never missed.
+
 Address changes and announcements run on a per-instance serial worker so a
 VIP is configured before it is announced, without holding up adverts.
 """
@@ -15,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -36,8 +45,10 @@ from reconciler.vrrp import actions as act
 from reconciler.vrrp.events import AdvertReceived, Event, Shutdown, Startup, TimerExpired
 from reconciler.vrrp.fsm import VrrpInstance as Machine
 from reconciler.vrrp.packet import (
+    Advert,
     AuthType,
     MalformedAdvert,
+    ReceivedAdvert,
     VrrpVersion,
     decode_ipv4,
     decode_ipv6,
@@ -46,10 +57,23 @@ from reconciler.vrrp.packet import (
 )
 from reconciler.vrrp.params import InstanceParams, UnicastChecksum
 from reconciler.vrrp.states import State, TimerKind, TransitionReason
+from reconciler.vrrp.timers import skew_time
 
 log = logging.getLogger("reconciler.vrrp")
 
-PRECISE_WAKE_S = 0.0015  # how early the Master_Down_Timer wakes the loop (see _perform)
+# The Master_Down_Timer's instant is what failover time is measured against. epoll waits
+# in whole milliseconds, rounded up, and the kernel lets a sleep of a normal task run late
+# by 0.1 % of its length (timer slack: 3.6 ms on a 3.6 s timer), so the loop wakes early
+# by both, then once more shortly before the deadline, and sleeps out the rest.
+PRECISE_WAKE_S = 0.0015
+EPOLL_SLACK = 0.001
+# Adver_Timer deadlines are rounded down to this grid (VRRPv3's centisecond): instances
+# with the same interval then send in the same wake-up and their adverts arrive together,
+# so both ends wake once for several. Sending up to 10 ms early is always safe: receivers
+# wait three intervals plus Skew_Time.
+ADVER_GRID_S = 0.01
+MAX_BATCH_S = 0.02  # the longest adverts wait in a busy socket (see the module docstring)
+_DECODED_CACHE_MAX = 1024
 
 IPAddr = IPv4Address | IPv6Address
 TransitionListener = Callable[["InstanceDriver", act.Transitioned], None]
@@ -120,10 +144,36 @@ class SocketMux:
         self.loop = loop
         self.instances: dict[int, InstanceDriver] = {}
         self.counters = MuxCounters(Counter())
-        loop.add_reader(sock.fileno(), self._readable)
+        # Decoded adverts, as the event handed on, by their bytes: a master repeats the
+        # same advert, and decoding (checksum, addresses) is pure; the machine also skips
+        # the receive checks for the advert it validated last. Bounded; forged traffic
+        # only clears it.
+        self._decoded: dict[object, AdvertReceived] = {}
+        self._window_s: float | None = None  # batching window; None: to be recomputed
+        self._resume: asyncio.TimerHandle | None = None
+        self._fd = sock.fileno()
+        loop.add_reader(self._fd, self._readable)
+        self._reading = True
+
+    def attach(self, driver: InstanceDriver) -> None:
+        self.instances[driver.spec.vrid] = driver
+        self._window_s = None
+
+    def detach(self, vrid: int) -> None:
+        self.instances.pop(vrid, None)
+        self._window_s = None
+
+    def timing_changed(self) -> None:
+        """An instance's Skew_Time changed (priority or learned interval)."""
+        self._window_s = None
 
     def close(self) -> None:
-        self.loop.remove_reader(self.sock.fileno())
+        if self._resume is not None:
+            self._resume.cancel()
+            self._resume = None
+        if self._reading:
+            self.loop.remove_reader(self._fd)
+            self._reading = False
         self.sock.close()
 
     def status(self) -> SocketStatus:
@@ -134,27 +184,69 @@ class SocketMux:
             unknown_vrid=self.counters.unknown_vrid,
         )
 
-    def _readable(self) -> None:
+    def drain(self) -> int:
+        """Handle every advert waiting in the socket; how many there were."""
+        n = 0
         while (dgram := self.sock.receive()) is not None:
             self._dispatch(dgram)
+            n += 1
+        return n
+
+    def window_s(self) -> float:
+        """How long adverts may wait unread: a quarter of the shortest Skew_Time."""
+        if self._window_s is None:
+            budget = min((d.reaction_budget_s for d in self.instances.values()), default=0.0)
+            self._window_s = min(MAX_BATCH_S, budget / 4)
+        return self._window_s
+
+    def _readable(self) -> None:
+        self.drain()
+        window = self.window_s()
+        if window > 0:
+            self.loop.remove_reader(self._fd)
+            self._reading = False
+            self._resume = self.loop.call_later(window, self._poll)
+
+    def _poll(self) -> None:
+        """The window is over: read what came; keep polling while adverts keep coming."""
+        self._resume = None
+        if self.drain():
+            self._resume = self.loop.call_later(self.window_s(), self._poll)
+        else:
+            self.loop.add_reader(self._fd, self._readable)
+            self._reading = True
 
     def _dispatch(self, dgram: Datagram) -> None:
-        try:
-            if self.sock.family == 4:
-                received = decode_ipv4(dgram.data)
-            else:
-                assert isinstance(dgram.source, IPv6Address)
-                assert isinstance(dgram.destination, IPv6Address)
-                assert dgram.hop_limit is not None
-                received = decode_ipv6(dgram.data, dgram.source, dgram.destination, dgram.hop_limit)
-        except MalformedAdvert as exc:
-            self.counters.malformed[exc.reason.value] += 1
-            return
-        driver = self.instances.get(received.advert.vrid)
+        data = dgram.data
+        key: object
+        if self.sock.family == 4:
+            # Everything but the IP identification and header checksum, which change per
+            # packet; the kernel has verified that header checksum already.
+            key = data[:4] + data[6:10] + data[12:]
+        else:
+            key = (data, dgram.source, dgram.destination, dgram.hop_limit)
+        event = self._decoded.get(key)
+        if event is None:
+            received: ReceivedAdvert
+            try:
+                if self.sock.family == 4:
+                    received = decode_ipv4(data)
+                else:
+                    assert isinstance(dgram.source, IPv6Address)
+                    assert isinstance(dgram.destination, IPv6Address)
+                    assert dgram.hop_limit is not None
+                    received = decode_ipv6(data, dgram.source, dgram.destination, dgram.hop_limit)
+            except MalformedAdvert as exc:
+                self.counters.malformed[exc.reason.value] += 1
+                return
+            if len(self._decoded) >= _DECODED_CACHE_MAX:
+                self._decoded.clear()
+            event = self._decoded[key] = AdvertReceived(received)
+        driver = self.instances.get(event.received.advert.vrid)
         if driver is None:
             self.counters.unknown_vrid += 1  # another cluster's VRID on this link
             return
-        driver.feed(AdvertReceived(received), dgram.received_at)
+        driver.feed(event, dgram.received_at)
 
 
 class InstanceDriver:
@@ -164,7 +256,7 @@ class InstanceDriver:
         self,
         spec: model.VrrpInstance,
         params: InstanceParams,
-        sock: VrrpSocket,
+        mux: SocketMux,
         netlink: Netlink,
         announcer: Announcer,
         ownership: OwnershipStore,
@@ -175,14 +267,24 @@ class InstanceDriver:
         self.spec = spec
         self.params = params
         self.machine = Machine(params)
-        self.sock = sock
+        self.mux = mux
+        self.sock: VrrpSocket = mux.sock
         self.netlink = netlink
         self.announcer = announcer
         self.ownership = ownership
         self.loop = loop
         self.on_transition = on_transition
         self.notifier = notifier
-        self._timers: dict[TimerKind, asyncio.TimerHandle] = {}
+        # Running timers: their deadlines, and the loop handles that wake us for them. A
+        # handle may wake earlier than its deadline (a backup pushes the Master_Down_Timer
+        # on with every advert; moving the deadline is a store, and the early wake re-arms).
+        self._deadlines: dict[TimerKind, float] = {}
+        self._handles: dict[TimerKind, tuple[asyncio.TimerHandle, float]] = {}
+        # Encoded adverts by (priority, old checksum): what we send rarely changes.
+        self._packets: dict[tuple[int, bool], tuple[Advert, list[tuple[bytes, IPAddr]]]] = {}
+        self._budget_priority = -1  # the priority and interval reaction_budget_s is for
+        self._budget_interval_cs = -1
+        self.reaction_budget_s = 0.0
         self._garp_handles: list[asyncio.TimerHandle] = []
         self._work: asyncio.Queue[act.Action | _Release | _Notify | None] = asyncio.Queue()
         self._worker = loop.create_task(self._run_worker(), name=f"vrrp-{spec.name}-worker")
@@ -220,16 +322,36 @@ class InstanceDriver:
 
     def feed(self, event: Event, now: float | None = None) -> None:
         t = self.loop.time() if now is None else now
-        if isinstance(event, AdvertReceived):
+        if type(event) is AdvertReceived:
             self.last_advert_mono = t
-        self._perform(self.machine.handle(event, t), t)
+        m = self.machine
+        self._perform(m.handle(event, t), t)
+        if (
+            m.priority != self._budget_priority
+            or m.master_adver_interval_cs != self._budget_interval_cs
+        ):
+            self._timing_changed()
+
+    def _timing_changed(self) -> None:
+        """Skew_Time moved: the socket's batching window depends on it."""
+        m = self.machine
+        self._budget_priority = m.priority
+        self._budget_interval_cs = m.master_adver_interval_cs
+        # The shortest delay an advert can start: Skew_Time after a priority-0 advert.
+        self.reaction_budget_s = float(
+            skew_time(min(m.priority, 254), m.master_adver_interval_cs, self.params.version)
+        )
+        self.mux.timing_changed()
 
     async def stop(self, timeout_s: float = 5.0) -> None:
         """Graceful stop: priority-0 advert, VIPs released, worker drained."""
         self.feed(Shutdown())
-        for handle in (*self._timers.values(), *self._garp_handles):
+        for handle, _ in self._handles.values():
             handle.cancel()
-        self._timers.clear()
+        for handle in self._garp_handles:
+            handle.cancel()
+        self._handles.clear()
+        self._deadlines.clear()
         self._work.put_nowait(None)
         try:
             await asyncio.wait_for(asyncio.shield(self._worker), timeout_s)
@@ -239,30 +361,23 @@ class InstanceDriver:
 
     # ------------------------------------------------------------ actions out
     def _perform(self, actions: list[act.Action], now: float) -> None:
-        moved = next((a for a in actions if isinstance(a, act.Transitioned)), None)
+        if len(actions) == 1 and type(actions[0]) is act.StartTimer:
+            self._start(actions[0], now)  # a backup following its master: most adverts
+            return
+        moved = None
         for a in actions:
-            if isinstance(a, act.SendAdvert):
+            if isinstance(a, act.Transitioned):
+                moved = a
+        for a in actions:
+            if isinstance(a, act.StartTimer):
+                self._start(a, now)
+            elif isinstance(a, act.SendAdvert):
                 self._send(a)
-            elif isinstance(a, act.StartTimer):
-                old = self._timers.pop(a.kind, None)
-                if old is not None:
-                    old.cancel()
-                deadline = now + a.delay_s
-                if a.kind is TimerKind.MASTER_DOWN:
-                    # The takeover instant is what failover time is measured against.
-                    # epoll waits in whole milliseconds, rounded up, so the loop wakes a
-                    # little early and sleeps out the rest (rare: once per takeover).
-                    self._timers[a.kind] = self.loop.call_at(
-                        deadline - PRECISE_WAKE_S, self._precise_fire, a.kind, deadline
-                    )
-                else:
-                    self._timers[a.kind] = self.loop.call_at(
-                        deadline, self._timer_fired, a.kind, deadline
-                    )
             elif isinstance(a, act.CancelTimer):
-                handle = self._timers.pop(a.kind, None)
-                if handle is not None:
-                    handle.cancel()
+                self._deadlines.pop(a.kind, None)
+                armed = self._handles.pop(a.kind, None)
+                if armed is not None:
+                    armed[0].cancel()
             elif isinstance(a, act.Transitioned):
                 self._transitioned(a)
             elif isinstance(a, act.RemoveVips) and moved is not None:
@@ -273,26 +388,73 @@ class InstanceDriver:
         if moved is not None:
             self._work.put_nowait(_Notify(moved.from_state, moved.to_state, moved.reason))
 
-    def _precise_fire(self, kind: TimerKind, deadline: float) -> None:
-        remaining = deadline - self.loop.time()
-        if remaining > 0:
-            time.sleep(remaining)
-        self._timer_fired(kind, deadline)
+    # ------------------------------------------------------------ timers
+    def _start(self, a: act.StartTimer, now: float) -> None:
+        deadline = now + a.delay_s
+        if a.kind is TimerKind.ADVER:
+            deadline = math.floor(deadline / ADVER_GRID_S + 1e-6) * ADVER_GRID_S
+        self._arm(a.kind, deadline, now)
 
-    def _timer_fired(self, kind: TimerKind, deadline: float) -> None:
-        self._timers.pop(kind, None)
+    def _arm(self, kind: TimerKind, deadline: float, now: float) -> None:
+        self._deadlines[kind] = deadline
+        if kind is TimerKind.MASTER_DOWN:
+            wake = deadline - PRECISE_WAKE_S - EPOLL_SLACK * max(0.0, deadline - now)
+        else:
+            wake = deadline
+        armed = self._handles.get(kind)
+        if armed is not None:
+            handle, at = armed
+            if at <= wake:
+                return  # it wakes first and re-arms then
+            handle.cancel()
+        self._handles[kind] = (self.loop.call_at(wake, self._wake, kind, wake), wake)
+
+    def _wake(self, kind: TimerKind, at: float) -> None:
+        self._handles.pop(kind, None)
+        if kind is TimerKind.MASTER_DOWN:
+            # Adverts may be waiting in the socket (it is read in batches): they come
+            # first, and one from the master restarts this timer.
+            self.mux.drain()
+            if kind in self._handles:
+                return  # an advert re-armed it
+        deadline = self._deadlines.get(kind)
+        if deadline is None:
+            return  # cancelled meanwhile
+        now = self.loop.time()
+        if kind is TimerKind.MASTER_DOWN:
+            remaining = deadline - now
+            if remaining > 2 * PRECISE_WAKE_S:
+                self._arm(kind, deadline, now)  # moved on, or woke early: once more
+                return
+            if remaining > 0:
+                time.sleep(remaining)  # under 3 ms, once per takeover
+        elif at < deadline:
+            self._arm(kind, deadline, now)  # the deadline moved on while it waited
+            return
+        del self._deadlines[kind]
         # Handled at its deadline, not at the (later) moment the loop got to it, so the
         # next Adver_Timer is armed from the schedule and the cadence does not drift.
         self.feed(TimerExpired(kind), deadline)
 
     def _send(self, a: act.SendAdvert) -> None:
-        params = self.params
-        source = params.primary_address
-        destinations: tuple[IPAddr, ...] = params.unicast_peers or (multicast_group(source),)
-        for dst in destinations:
-            payload = encode_advert(
-                a.advert, source, dst, old_unicast_checksum=a.old_unicast_checksum
+        source = self.params.primary_address
+        key = (a.advert.priority, a.old_unicast_checksum)
+        cached = self._packets.get(key)
+        if cached is None or cached[0] is not a.advert:
+            destinations: tuple[IPAddr, ...] = self.params.unicast_peers or (
+                multicast_group(source),
             )
+            packets = [
+                (
+                    encode_advert(
+                        a.advert, source, dst, old_unicast_checksum=a.old_unicast_checksum
+                    ),
+                    dst,
+                )
+                for dst in destinations
+            ]
+            cached = self._packets[key] = (a.advert, packets)
+        for payload, dst in cached[1]:
             try:
                 self.sock.send(payload, source, dst)
             except OSError as exc:

@@ -20,7 +20,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from fractions import Fraction
 from ipaddress import IPv4Address, IPv6Address
 
 from reconciler.vrrp.actions import (
@@ -47,7 +46,7 @@ from reconciler.vrrp.events import (
     SyncGroupMaster,
     TimerExpired,
 )
-from reconciler.vrrp.packet import ChecksumVerdict, VrrpVersion
+from reconciler.vrrp.packet import Advert, ChecksumVerdict, ReceivedAdvert, VrrpVersion
 from reconciler.vrrp.params import PRIORITY_OWNER, PRIORITY_STOP, InstanceParams, UnicastChecksum
 from reconciler.vrrp.receive import Refusal, validate_advert
 from reconciler.vrrp.states import State, TimerKind, TransitionReason
@@ -90,6 +89,17 @@ class VrrpInstance:
         self._preempt_deadline_s: float | None = None
         self._now = 0.0
         self._out: list[Action] = []
+        self._adverts: dict[int, Advert] = {}  # what we send, by priority (params are fixed)
+        # Timer lengths by (priority, Master_Adver_Interval) and the StartTimer actions by
+        # (kind, seconds): a backup restarts the same timer with every advert, and both
+        # the Fraction arithmetic and building the action cost more than the rest of it.
+        self._down_s: dict[tuple[int, int], float] = {}
+        self._skew_s: dict[tuple[int, int], float] = {}
+        self._start_actions: dict[tuple[TimerKind, float], StartTimer] = {}
+        # The last advert that passed the §7.1 checks. The driver hands the same object
+        # again for byte-identical adverts (a master repeats itself), and the checks are a
+        # pure function of the advert and our fixed params, so they need not run again.
+        self._last_valid: ReceivedAdvert | None = None
 
     # --- public -------------------------------------------------------------------------
 
@@ -112,10 +122,12 @@ class VrrpInstance:
 
     # --- timers and sending -------------------------------------------------------------
 
-    def _start_timer(self, kind: TimerKind, delay_s: Fraction) -> None:
-        delay = float(delay_s)
-        self._timers[kind] = self._now + delay
-        self._out.append(StartTimer(kind, delay))
+    def _start_timer(self, kind: TimerKind, delay_s: float) -> None:
+        self._timers[kind] = self._now + delay_s
+        action = self._start_actions.get((kind, delay_s))
+        if action is None:
+            action = self._start_actions[(kind, delay_s)] = StartTimer(kind, delay_s)
+        self._out.append(action)
 
     def _cancel_timer(self, kind: TimerKind) -> None:
         if self._timers.pop(kind, None) is not None:
@@ -123,9 +135,12 @@ class VrrpInstance:
 
     def _send_advert(self, priority: int) -> None:
         params = self.params
+        advert = self._adverts.get(priority)
+        if advert is None:
+            advert = self._adverts[priority] = params.advert(priority)
         self._out.append(
             SendAdvert(
-                params.advert(priority),
+                advert,
                 old_unicast_checksum=(
                     params.unicast
                     and params.version is VrrpVersion.V3
@@ -137,16 +152,23 @@ class VrrpInstance:
         if priority == PRIORITY_STOP:
             self.counters.priority_zero_sent += 1
 
-    def _master_down_interval(self) -> Fraction:
-        return master_down_interval(
-            self.priority, self.master_adver_interval_cs, self.params.version
-        )
+    def _master_down_interval(self) -> float:
+        """Master_Down_Interval in seconds, at our priority and the master's interval."""
+        key = (self.priority, self.master_adver_interval_cs)
+        seconds = self._down_s.get(key)
+        if seconds is None:
+            seconds = self._down_s[key] = float(master_down_interval(*key, self.params.version))
+        return seconds
 
-    def _skew_time(self) -> Fraction:
-        return skew_time(self.priority, self.master_adver_interval_cs, self.params.version)
+    def _skew_time(self) -> float:
+        key = (self.priority, self.master_adver_interval_cs)
+        seconds = self._skew_s.get(key)
+        if seconds is None:
+            seconds = self._skew_s[key] = float(skew_time(*key, self.params.version))
+        return seconds
 
-    def _advert_interval(self) -> Fraction:
-        return interval_seconds(self.params.advert_interval_cs)
+    def _advert_interval(self) -> float:
+        return float(interval_seconds(self.params.advert_interval_cs))
 
     # --- the choke point ----------------------------------------------------------------
 
@@ -253,10 +275,12 @@ class VrrpInstance:
         assert isinstance(event, AdvertReceived)
         counters = self.counters
         counters.adverts_received += 1
-        refusal = validate_advert(self.params, event.received)
-        if refusal is not None:
-            counters.refused[refusal] += 1
-            return None
+        if event.received is not self._last_valid:
+            refusal = validate_advert(self.params, event.received)
+            if refusal is not None:
+                counters.refused[refusal] += 1
+                return None
+            self._last_valid = event.received
         if event.received.checksum is ChecksumVerdict.VALID_OLD_UNICAST:
             counters.old_unicast_checksum_received += 1
         if event.received.advert.priority == PRIORITY_STOP:

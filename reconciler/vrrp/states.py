@@ -23,6 +23,10 @@ class TimerKind(enum.Enum):
     MASTER_DOWN = "master_down"  # Master_Down_Timer, runs in BACKUP
     ADVER = "adver"  # Adver_Timer, runs in MASTER
 
+    # Members are singletons compared by identity, so identity hashing is exact; Enum's
+    # own __hash__ is Python code, and timers are dictionary keys on every advert.
+    __hash__ = object.__hash__
+
 
 class TransitionReason(enum.Enum):
     """Why a transition happened (bounded, for ``vrrp_transitions_total{reason}``)."""

@@ -5,11 +5,16 @@ nothing is truncated (keepalived truncates to whole microseconds; at priority 15
 1 s interval it uses 414062 µs where the RFC value is 414062.5 µs). Intervals come in as
 integer **centiseconds**, the unit of the v3 Max Adver Int field. Callers convert to
 float only at the edge (a timer deadline).
+
+The functions are memoized: a backup recomputes Master_Down_Interval on every advert
+(§6.4.2), always from the same few (priority, interval, version) triples, and Fraction
+arithmetic costs more than the rest of handling the advert.
 """
 
 from __future__ import annotations
 
 from fractions import Fraction
+from functools import lru_cache
 
 from reconciler.vrrp.packet import VrrpVersion
 
@@ -24,6 +29,7 @@ def _check(priority: int, interval_cs: int) -> None:
         raise ValueError(f"advertisement interval {interval_cs} cs is not positive")
 
 
+@lru_cache(maxsize=1024)
 def skew_time(
     priority: int, master_adver_interval_cs: int, version: VrrpVersion = VrrpVersion.V3
 ) -> Fraction:
@@ -41,6 +47,7 @@ def skew_time(
     )
 
 
+@lru_cache(maxsize=1024)
 def master_down_interval(
     priority: int, master_adver_interval_cs: int, version: VrrpVersion = VrrpVersion.V3
 ) -> Fraction:
@@ -54,6 +61,7 @@ def master_down_interval(
     )
 
 
+@lru_cache(maxsize=1024)
 def interval_seconds(interval_cs: int) -> Fraction:
     """An advertisement interval in centiseconds, as exact seconds."""
     return Fraction(interval_cs, CENTISECONDS_PER_SECOND)
