@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 
+from reconciler.adapters import process_memory
 from reconciler.adapters.arp import Announcer
 from reconciler.adapters.ipvs import Ipvs, IpvsError
 from reconciler.adapters.netlink import Link, Netlink, watch
@@ -516,6 +517,7 @@ async def run_node(options: RunOptions) -> int:
             if options.http_addr is not None:
                 port = await server.start(*options.http_addr)
                 log.info("metrics and status on http://%s:%d/", options.http_addr[0], port)
+            process_memory.settle()
         except (StartupError, OSError) as exc:
             log.error("cannot start: %s", exc)
             await runtime.stop()
@@ -566,6 +568,7 @@ async def _reload(runtime: NodeRuntime, options: RunOptions) -> None:
         return
     try:
         changed = await runtime.replace_config(revision)
+        process_memory.settle()
     except (StartupError, OSError) as exc:
         log.error("reload: %s", exc)
         runtime.reloads_failed += 1

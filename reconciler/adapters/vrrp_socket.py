@@ -54,12 +54,6 @@ class Datagram(NamedTuple):
     received_at: float  # time.monotonic() of the kernel receive timestamp
 
 
-def _kernel_time_to_monotonic(realtime_s: float) -> float:
-    # SO_TIMESTAMPNS is CLOCK_REALTIME; timers run on the monotonic clock. The
-    # offset is read now, a few microseconds after the packet was stamped.
-    return time.monotonic() - (time.time() - realtime_s)
-
-
 class VrrpSocket:
     """A non-blocking raw VRRP socket on one interface for one family."""
 
@@ -114,27 +108,35 @@ class VrrpSocket:
     def close(self) -> None:
         self.sock.close()
 
-    def receive(self) -> Datagram | None:
-        """One pending packet, or None when there is none."""
-        try:
-            data, ancdata, _flags, addr = self.sock.recvmsg(65535, _CMSG_SPACE)
-        except (BlockingIOError, InterruptedError):
-            return None
-        stamp: float | None = None
-        hop_limit: int | None = None
-        destination: IPv4Address | IPv6Address | None = None
-        for level, kind, payload in ancdata:
-            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= 16:
-                sec, nsec = _TIMESPEC.unpack_from(payload)
-                stamp = _kernel_time_to_monotonic(sec + nsec / 1e9)
-            elif level == socket.IPPROTO_IPV6 and kind == IPV6_HOPLIMIT:
-                hop_limit = _INT.unpack_from(payload)[0]
-            elif level == socket.IPPROTO_IPV6 and kind == IPV6_PKTINFO:
-                destination = self._destination(payload[:16])
-        source = self._sources.get(addr[0])
-        if source is None:
-            source = self._source(addr[0])
-        return Datagram(data, source, destination, hop_limit, stamp or time.monotonic())
+    def receive(self, limit: int = 256) -> list[Datagram]:
+        """The packets waiting in the socket, at most ``limit`` (none: an empty list)."""
+        out: list[Datagram] = []
+        # SO_TIMESTAMPNS stamps are CLOCK_REALTIME and timers run on the monotonic
+        # clock; the offset between the two is read once per batch.
+        realtime_to_monotonic = time.monotonic() - time.time()
+        recvmsg = self.sock.recvmsg
+        sources = self._sources
+        for _ in range(limit):
+            try:
+                data, ancdata, _flags, addr = recvmsg(65535, _CMSG_SPACE)
+            except (BlockingIOError, InterruptedError):
+                break
+            stamp: float | None = None
+            hop_limit: int | None = None
+            destination: IPv4Address | IPv6Address | None = None
+            for level, kind, payload in ancdata:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= 16:
+                    sec, nsec = _TIMESPEC.unpack_from(payload)
+                    stamp = sec + nsec / 1e9 + realtime_to_monotonic
+                elif level == socket.IPPROTO_IPV6 and kind == IPV6_HOPLIMIT:
+                    hop_limit = _INT.unpack_from(payload)[0]
+                elif level == socket.IPPROTO_IPV6 and kind == IPV6_PKTINFO:
+                    destination = self._destination(payload[:16])
+            source = sources.get(addr[0])
+            if source is None:
+                source = self._source(addr[0])
+            out.append(Datagram(data, source, destination, hop_limit, stamp or time.monotonic()))
+        return out
 
     def _source(self, text: str) -> IPv4Address | IPv6Address:
         if len(self._sources) >= _ADDRESS_CACHE_MAX:

@@ -12,8 +12,10 @@ reads its socket every few milliseconds instead of waking for each packet (a
 wake-up costs more than the advert), and the delay changes no timer because
 each advert still counts from its arrival. The window is a quarter of the
 shortest Skew_Time among the socket's instances (so a priority-0 advert is
-acted on in time), at most ``MAX_BATCH_S``; and before a Master_Down_Timer
-fires the socket is read first, so a waiting advert is never missed.
+acted on in time) and a twentieth of the shortest advert interval (how late a
+master may answer or yield to an advert), at most ``MAX_BATCH_S``; and before a
+Master_Down_Timer fires the socket is read first, so a waiting advert is never
+missed.
 
 Address changes and announcements run on a per-instance serial worker so a
 VIP is configured before it is announced, without holding up adverts.
@@ -72,7 +74,8 @@ EPOLL_SLACK = 0.001
 # so both ends wake once for several. Sending up to 10 ms early is always safe: receivers
 # wait three intervals plus Skew_Time.
 ADVER_GRID_S = 0.01
-MAX_BATCH_S = 0.02  # the longest adverts wait in a busy socket (see the module docstring)
+MAX_BATCH_S = 0.05  # the longest adverts wait in a busy socket (see the module docstring)
+DRAIN_LIMIT = 512  # packets handled per read of a socket
 _DECODED_CACHE_MAX = 1024
 
 IPAddr = IPv4Address | IPv6Address
@@ -185,18 +188,23 @@ class SocketMux:
         )
 
     def drain(self) -> int:
-        """Handle every advert waiting in the socket; how many there were."""
-        n = 0
-        while (dgram := self.sock.receive()) is not None:
+        """Handle the adverts waiting in the socket; how many there were.
+
+        At most ``DRAIN_LIMIT`` at a time, so a flood cannot starve the timers: a busy
+        socket stays in polling mode and is read again a window later.
+        """
+        batch = self.sock.receive(DRAIN_LIMIT)
+        for dgram in batch:
             self._dispatch(dgram)
-            n += 1
-        return n
+        return len(batch)
 
     def window_s(self) -> float:
-        """How long adverts may wait unread: a quarter of the shortest Skew_Time."""
+        """How long adverts may wait unread: a quarter of the shortest Skew_Time, and
+        at most a twentieth of the shortest advert interval (a master answering or
+        yielding to an advert is late by up to this)."""
         if self._window_s is None:
             budget = min((d.reaction_budget_s for d in self.instances.values()), default=0.0)
-            self._window_s = min(MAX_BATCH_S, budget / 4)
+            self._window_s = min(MAX_BATCH_S, budget)
         return self._window_s
 
     def _readable(self) -> None:
@@ -322,9 +330,13 @@ class InstanceDriver:
 
     def feed(self, event: Event, now: float | None = None) -> None:
         t = self.loop.time() if now is None else now
+        m = self.machine
         if type(event) is AdvertReceived:
             self.last_advert_mono = t
-        m = self.machine
+            deadline = m.follow_repeat(event, t)
+            if deadline is not None:
+                self._arm(TimerKind.MASTER_DOWN, deadline, t)  # the master repeated itself
+                return
         self._perform(m.handle(event, t), t)
         if (
             m.priority != self._budget_priority
@@ -337,10 +349,10 @@ class InstanceDriver:
         m = self.machine
         self._budget_priority = m.priority
         self._budget_interval_cs = m.master_adver_interval_cs
-        # The shortest delay an advert can start: Skew_Time after a priority-0 advert.
-        self.reaction_budget_s = float(
-            skew_time(min(m.priority, 254), m.master_adver_interval_cs, self.params.version)
-        )
+        # The shortest delay an advert can start is Skew_Time, after a priority-0 advert.
+        skew = skew_time(min(m.priority, 254), m.master_adver_interval_cs, self.params.version)
+        interval_s = min(m.master_adver_interval_cs, self.params.advert_interval_cs) / 100
+        self.reaction_budget_s = min(float(skew) / 4, interval_s / 20)
         self.mux.timing_changed()
 
     async def stop(self, timeout_s: float = 5.0) -> None:
@@ -411,12 +423,6 @@ class InstanceDriver:
 
     def _wake(self, kind: TimerKind, at: float) -> None:
         self._handles.pop(kind, None)
-        if kind is TimerKind.MASTER_DOWN:
-            # Adverts may be waiting in the socket (it is read in batches): they come
-            # first, and one from the master restarts this timer.
-            self.mux.drain()
-            if kind in self._handles:
-                return  # an advert re-armed it
         deadline = self._deadlines.get(kind)
         if deadline is None:
             return  # cancelled meanwhile
@@ -428,6 +434,11 @@ class InstanceDriver:
                 return
             if remaining > 0:
                 time.sleep(remaining)  # under 3 ms, once per takeover
+            # Adverts may be waiting in the socket (it is read in batches): they come
+            # first, and one from the master restarts this timer.
+            self.mux.drain()
+            if kind in self._handles or kind not in self._deadlines:
+                return
         elif at < deadline:
             self._arm(kind, deadline, now)  # the deadline moved on while it waited
             return

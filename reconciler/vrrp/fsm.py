@@ -100,6 +100,10 @@ class VrrpInstance:
         # again for byte-identical adverts (a master repeats itself), and the checks are a
         # pure function of the advert and our fixed params, so they need not run again.
         self._last_valid: ReceivedAdvert | None = None
+        # The advert this BACKUP last followed (see ``follow_repeat``) and the
+        # Master_Down_Interval it restarted; cleared by any other event.
+        self._followed: AdvertReceived | None = None
+        self._followed_down_s = 0.0
 
     # --- public -------------------------------------------------------------------------
 
@@ -107,10 +111,31 @@ class VrrpInstance:
         """Feed one event at monotonic time ``now`` (seconds); return the actions."""
         self._now = now
         self._out = []
+        self._followed = None
         handler = _HANDLERS.get((self.state, type(event)))
         if handler is not None:
             handler(self, event, now)
         return self._out
+
+    def follow_repeat(self, event: AdvertReceived, now: float) -> float | None:
+        """The fast path of ``handle`` for the advert a BACKUP receives most: the very
+        advert it followed last, with nothing else handled since.
+
+        That advert passed the §7.1 checks, left the state, priority, learned interval and
+        master as they are, and restarted the Master_Down_Timer; handling the same advert
+        again does exactly that again. Returns the timer's new deadline (seconds; the
+        driver restarts it), counted as ``handle`` counts it; None when the full
+        ``handle`` is needed.
+        """
+        if event is not self._followed:
+            return None
+        counters = self.counters
+        counters.adverts_received += 1
+        if event.received.checksum is ChecksumVerdict.VALID_OLD_UNICAST:
+            counters.old_unicast_checksum_received += 1
+        deadline = now + self._followed_down_s
+        self._timers[TimerKind.MASTER_DOWN] = deadline
+        return deadline
 
     @property
     def faulted(self) -> bool:
@@ -322,13 +347,18 @@ class VrrpInstance:
             self._learn_interval(advert.advert_interval_cs)
             self.master_address = accepted.received.source
             self._down_reason = TransitionReason.MASTER_NO_RESPONSE
-            self._start_timer(TimerKind.MASTER_DOWN, self._master_down_interval())
-            if params.preempt_delay_s > 0:
-                if advert.priority >= self.priority:
-                    self._preempt_deadline_s = None
-                elif self._preempt_deadline_s is None:
-                    # first lower-priority advert: preemption may happen after the delay
-                    self._preempt_deadline_s = now + params.preempt_delay_s
+            down_s = self._master_down_interval()
+            self._start_timer(TimerKind.MASTER_DOWN, down_s)
+            if params.preempt_delay_s == 0:
+                # Without a preempt delay, the same advert again would do the same again.
+                assert isinstance(event, AdvertReceived)
+                self._followed = event
+                self._followed_down_s = down_s
+            elif advert.priority >= self.priority:
+                self._preempt_deadline_s = None
+            elif self._preempt_deadline_s is None:
+                # first lower-priority advert: preemption may happen after the delay
+                self._preempt_deadline_s = now + params.preempt_delay_s
         else:
             # §6.4.2: preempt and a lower priority: discard, so the Master_Down_Timer runs
             # out and we take over.

@@ -151,3 +151,70 @@ def test_invariants(params: InstanceParams, steps: list[tuple[Event, float, bool
         if fsm.state is State.FAULT:
             assert fsm.faulted
     note_event(f"ended in {fsm.state.name}")
+
+
+# A small pool of advert *objects*: the driver hands the very same object again for a
+# byte-identical advert, which is what ``follow_repeat`` keys on.
+_ADVERT_POOL = [
+    AdvertReceived(
+        ReceivedAdvert(
+            Advert(VrrpVersion.V3, 51, priority, interval, VIPS),
+            source,
+            VRRP_MULTICAST_IPV4,
+            255,
+            ChecksumVerdict.VALID,
+        )
+    )
+    for priority in (0, 100, 150, 254)
+    for source in PEERS[:2]
+    for interval in (100, 200)
+]
+pooled_events = st.one_of(
+    st.sampled_from(_ADVERT_POOL),
+    st.sampled_from(_ADVERT_POOL),
+    st.sampled_from(_ADVERT_POOL),
+    events,
+)
+
+
+@settings(max_examples=300)
+@given(
+    instances,
+    st.lists(
+        st.tuples(
+            pooled_events,
+            st.one_of(st.sampled_from([0.0, 1.0]), st.floats(0, 5)),
+            st.integers(1, 4),  # the same event this many times in a row
+        ),
+        max_size=40,
+    ),
+)
+def test_follow_repeat_is_handle(
+    params: InstanceParams, steps: list[tuple[Event, float, int]]
+) -> None:
+    """The fast path does exactly what the full ``handle`` does for the same events."""
+    full, fast = VrrpInstance(params), VrrpInstance(params)
+    now = 0.0
+    used = 0
+    sequence = [(Startup(), 0.0)] + [(e, step) for e, step, n in steps for _ in range(n)]
+    for event, step in sequence:
+        now += step
+        expected = full.handle(event, now)
+        deadline = (
+            fast.follow_repeat(event, now) if isinstance(event, AdvertReceived) else None
+        )
+        if deadline is None:
+            assert fast.handle(event, now) == expected
+        else:
+            used += 1
+            assert len(expected) == 1
+            assert isinstance(expected[0], StartTimer)
+            assert expected[0].kind is TimerKind.MASTER_DOWN
+            assert now + expected[0].delay_s == deadline
+        for attr in ("state", "priority", "master_address", "master_adver_interval_cs"):
+            assert getattr(fast, attr) == getattr(full, attr), attr
+        assert fast.counters == full.counters
+        assert fast.faulted == full.faulted
+        for kind in TimerKind:
+            assert fast.timer_deadline(kind) == full.timer_deadline(kind)
+    note_event(f"fast path used: {min(used, 3)}+")
