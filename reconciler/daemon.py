@@ -56,6 +56,7 @@ from reconciler.vrrp.states import State
 log = logging.getLogger("reconciler.daemon")
 
 DEFAULT_STATE_DIR = Path("/var/lib/reconciler")
+SETTLE_AFTER_S = 10.0  # quiet time after the last transition before memory is settled
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class NodeRuntime:
         self.started_unix_s = time.time()
         self.applied_unix_s = self.started_unix_s
         self.reloads_ok = 0
+        self._settle_handle: asyncio.TimerHandle | None = None
         self.reloads_failed = 0
         self.last_reload_error: str | None = None
         self.loop = asyncio.get_running_loop()
@@ -234,9 +236,17 @@ class NodeRuntime:
 
     def _on_transition(self, driver: InstanceDriver, t: Transitioned) -> None:
         self._trace_transition(driver, t)
+        self._settle_when_quiet()
         self.sync_groups.on_transition(driver.name, t)
         self.reconcile.wake()  # VIP presence follows mastership
         self._group_notify(driver.spec.sync_group)
+
+    def _settle_when_quiet(self) -> None:
+        """Settle memory once transitions have stopped for a while: a mass takeover
+        leaves megabytes of freed heap behind (netlink requests, announcements)."""
+        if self._settle_handle is not None:
+            self._settle_handle.cancel()
+        self._settle_handle = self.loop.call_later(SETTLE_AFTER_S, process_memory.settle)
 
     def _trace_transition(self, driver: InstanceDriver, t: Transitioned) -> None:
         if not self.tracing.enabled:
@@ -345,6 +355,8 @@ class NodeRuntime:
         self._spawn(self.reconcile.run(self._trace_pass), "reconcile")
 
     async def stop(self) -> None:
+        if self._settle_handle is not None:
+            self._settle_handle.cancel()
         for task in self._tasks:
             if task.get_name() == "reconcile":
                 task.cancel()  # no pass may re-add a VIP while the instances stop
@@ -550,7 +562,10 @@ async def run_node(options: RunOptions) -> int:
 
 async def _reload(runtime: NodeRuntime, options: RunOptions) -> None:
     try:
-        revision = _load_node(options.file, options.node)
+        # Parsed and validated in a thread: a large file takes a good part of a second,
+        # and the event loop must keep sending adverts meanwhile (it gets the GIL back
+        # at least every sys.getswitchinterval(), 5 ms).
+        revision = await asyncio.to_thread(_load_node, options.file, options.node)
     except InvalidConfig as exc:
         for d in exc.diagnostics:
             log.error("%s", d)

@@ -34,7 +34,7 @@ from ipaddress import IPv4Network, IPv6Address, ip_address
 from types import TracebackType
 from typing import Any, Final, TypeVar
 
-from pyroute2 import AsyncIPVS
+from pyroute2.ipvs import AsyncIPVS
 from pyroute2.netlink import NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.generic import ipvs as genl
