@@ -18,7 +18,6 @@ transitions have gone quiet:
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import gc
 import logging
 
@@ -27,11 +26,10 @@ log = logging.getLogger("reconciler.memory")
 
 def _malloc_trim() -> bool:
     """glibc's malloc_trim(0); False where the C library has none (e.g. musl)."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
     try:
-        trim = ctypes.CDLL(name).malloc_trim
+        # The symbols already loaded into this process (libc among them): no search
+        # (ctypes.util.find_library would run ldconfig in a subprocess).
+        trim = ctypes.CDLL(None).malloc_trim
     except (OSError, AttributeError):
         return False
     trim.argtypes = [ctypes.c_size_t]

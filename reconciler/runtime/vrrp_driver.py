@@ -42,6 +42,7 @@ from reconciler.model.kernel import LiveAddress
 from reconciler.model.vrrp import Hook
 from reconciler.observability.status import InstanceStatus, SocketStatus
 from reconciler.reconcile.ownership import OwnershipStore
+from reconciler.runtime.deadlines import DeadlineQueue
 from reconciler.runtime.notify import Notifier
 from reconciler.vrrp import actions as act
 from reconciler.vrrp.events import AdvertReceived, Event, Shutdown, Startup, TimerExpired
@@ -154,6 +155,7 @@ class SocketMux:
         self._decoded: dict[object, AdvertReceived] = {}
         self._window_s: float | None = None  # batching window; None: to be recomputed
         self._resume: asyncio.TimerHandle | None = None
+        self.deadlines = DeadlineQueue(loop)  # the timers of the instances on this socket
         self._fd = sock.fileno()
         loop.add_reader(self._fd, self._readable)
         self._reading = True
@@ -171,6 +173,7 @@ class SocketMux:
         self._window_s = None
 
     def close(self) -> None:
+        self.deadlines.close()
         if self._resume is not None:
             self._resume.cancel()
             self._resume = None
@@ -287,7 +290,7 @@ class InstanceDriver:
         # handle may wake earlier than its deadline (a backup pushes the Master_Down_Timer
         # on with every advert; moving the deadline is a store, and the early wake re-arms).
         self._deadlines: dict[TimerKind, float] = {}
-        self._handles: dict[TimerKind, tuple[asyncio.TimerHandle, float]] = {}
+        self._armed: dict[TimerKind, float] = {}  # the wake-up asked of mux.deadlines
         # Encoded adverts by (priority, old checksum): what we send rarely changes.
         self._packets: dict[tuple[int, bool], tuple[Advert, list[tuple[bytes, IPAddr]]]] = {}
         self._budget_priority = -1  # the priority and interval reaction_budget_s is for
@@ -358,11 +361,9 @@ class InstanceDriver:
     async def stop(self, timeout_s: float = 5.0) -> None:
         """Graceful stop: priority-0 advert, VIPs released, worker drained."""
         self.feed(Shutdown())
-        for handle, _ in self._handles.values():
-            handle.cancel()
         for handle in self._garp_handles:
             handle.cancel()
-        self._handles.clear()
+        self._armed.clear()  # a pending wake-up finds nothing armed and does nothing
         self._deadlines.clear()
         self._work.put_nowait(None)
         try:
@@ -387,9 +388,7 @@ class InstanceDriver:
                 self._send(a)
             elif isinstance(a, act.CancelTimer):
                 self._deadlines.pop(a.kind, None)
-                armed = self._handles.pop(a.kind, None)
-                if armed is not None:
-                    armed[0].cancel()
+                self._armed.pop(a.kind, None)
             elif isinstance(a, act.Transitioned):
                 self._transitioned(a)
             elif isinstance(a, act.RemoveVips) and moved is not None:
@@ -413,16 +412,16 @@ class InstanceDriver:
             wake = deadline - PRECISE_WAKE_S - EPOLL_SLACK * max(0.0, deadline - now)
         else:
             wake = deadline
-        armed = self._handles.get(kind)
-        if armed is not None:
-            handle, at = armed
-            if at <= wake:
-                return  # it wakes first and re-arms then
-            handle.cancel()
-        self._handles[kind] = (self.loop.call_at(wake, self._wake, kind, wake), wake)
+        at = self._armed.get(kind)
+        if at is not None and at <= wake:
+            return  # it wakes first and re-arms then
+        self._armed[kind] = wake
+        self.mux.deadlines.call_at(wake, self._wake, kind, wake)
 
     def _wake(self, kind: TimerKind, at: float) -> None:
-        self._handles.pop(kind, None)
+        if self._armed.get(kind) != at:
+            return  # superseded by an earlier wake-up, or cancelled
+        del self._armed[kind]
         deadline = self._deadlines.get(kind)
         if deadline is None:
             return  # cancelled meanwhile
@@ -437,7 +436,7 @@ class InstanceDriver:
             # Adverts may be waiting in the socket (it is read in batches): they come
             # first, and one from the master restarts this timer.
             self.mux.drain()
-            if kind in self._handles or kind not in self._deadlines:
+            if kind in self._armed or kind not in self._deadlines:
                 return
         elif at < deadline:
             self._arm(kind, deadline, now)  # the deadline moved on while it waited
