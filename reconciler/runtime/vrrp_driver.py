@@ -77,6 +77,7 @@ EPOLL_SLACK = 0.001
 ADVER_GRID_S = 0.01
 MAX_BATCH_S = 0.05  # the longest adverts wait in a busy socket (see the module docstring)
 DRAIN_LIMIT = 512  # packets handled per read of a socket
+IDLE_POLLS = 3  # empty reads in a row before a socket goes back to waking per packet
 _DECODED_CACHE_MAX = 1024
 
 IPAddr = IPv4Address | IPv6Address
@@ -155,6 +156,7 @@ class SocketMux:
         self._decoded: dict[object, AdvertReceived] = {}
         self._window_s: float | None = None  # batching window; None: to be recomputed
         self._resume: asyncio.TimerHandle | None = None
+        self._idle_polls = 0
         self.deadlines = DeadlineQueue(loop)  # the timers of the instances on this socket
         self._fd = sock.fileno()
         loop.add_reader(self._fd, self._readable)
@@ -219,11 +221,14 @@ class SocketMux:
             self._resume = self.loop.call_later(window, self._poll)
 
     def _poll(self) -> None:
-        """The window is over: read what came; keep polling while adverts keep coming."""
+        """The window is over: read what came; keep polling while adverts keep coming
+        (a short gap in them does not end it: switching costs two epoll_ctl calls)."""
         self._resume = None
-        if self.drain():
+        self._idle_polls = 0 if self.drain() else self._idle_polls + 1
+        if self._idle_polls < IDLE_POLLS:
             self._resume = self.loop.call_later(self.window_s(), self._poll)
         else:
+            self._idle_polls = 0
             self.loop.add_reader(self._fd, self._readable)
             self._reading = True
 
