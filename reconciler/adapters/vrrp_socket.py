@@ -17,7 +17,7 @@ from __future__ import annotations
 import socket
 import struct
 import time
-from ipaddress import IPv4Address, IPv6Address, ip_address
+from ipaddress import IPv4Address, IPv6Address
 from typing import NamedTuple
 
 from reconciler.vrrp.packet import IPPROTO_VRRP, VRRP_MULTICAST_IPV4, VRRP_MULTICAST_IPV6
@@ -37,6 +37,8 @@ VRRP_TOS = 0xC0
 _CMSG_SPACE = 256
 _ADDRESS_CACHE_MAX = 4096  # distinct peer addresses remembered before the cache restarts
 _TIMESPEC = struct.Struct("@qq")
+_SOL_SOCKET = socket.SOL_SOCKET
+_IPPROTO_IPV6 = socket.IPPROTO_IPV6
 _INT = struct.Struct("@i")
 
 
@@ -48,7 +50,7 @@ class Datagram(NamedTuple):
     """
 
     data: bytes  # IPv4: the whole IP packet; IPv6: the VRRP payload
-    source: IPv4Address | IPv6Address
+    source: IPv6Address | None  # IPv6 only (IPv4 has it in the header)
     destination: IPv4Address | IPv6Address | None  # IPv6 only (IPv4 has it in the header)
     hop_limit: int | None  # IPv6 only
     received_at: float  # time.monotonic() of the kernel receive timestamp
@@ -71,7 +73,7 @@ class VrrpSocket:
         self.sock.setblocking(False)
         # Parsed addresses and prepared send arguments, by their raw form: the same few
         # peers send every advert, and parsing an address costs more than the lookup.
-        self._sources: dict[str, IPv4Address | IPv6Address] = {}
+        self._sources: dict[str, IPv6Address] = {}
         self._destinations: dict[bytes, IPv6Address] = {}
         self._send_args: dict[
             tuple[IPv4Address | IPv6Address, IPv4Address | IPv6Address],
@@ -115,7 +117,7 @@ class VrrpSocket:
         # clock; the offset between the two is read once per batch.
         realtime_to_monotonic = time.monotonic() - time.time()
         recvmsg = self.sock.recvmsg
-        sources = self._sources
+        ipv6 = self.family == 6
         for _ in range(limit):
             try:
                 data, ancdata, _flags, addr = recvmsg(65535, _CMSG_SPACE)
@@ -123,25 +125,33 @@ class VrrpSocket:
                 break
             stamp: float | None = None
             hop_limit: int | None = None
-            destination: IPv4Address | IPv6Address | None = None
+            destination: IPv6Address | None = None
             for level, kind, payload in ancdata:
-                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= 16:
+                if kind == SO_TIMESTAMPNS and level == _SOL_SOCKET and len(payload) >= 16:
                     sec, nsec = _TIMESPEC.unpack_from(payload)
                     stamp = sec + nsec / 1e9 + realtime_to_monotonic
-                elif level == socket.IPPROTO_IPV6 and kind == IPV6_HOPLIMIT:
+                elif level == _IPPROTO_IPV6 and kind == IPV6_HOPLIMIT:
                     hop_limit = _INT.unpack_from(payload)[0]
-                elif level == socket.IPPROTO_IPV6 and kind == IPV6_PKTINFO:
+                elif level == _IPPROTO_IPV6 and kind == IPV6_PKTINFO:
                     destination = self._destination(payload[:16])
-            source = sources.get(addr[0])
-            if source is None:
-                source = self._source(addr[0])
-            out.append(Datagram(data, source, destination, hop_limit, stamp or time.monotonic()))
+            source = self._source(addr[0]) if ipv6 else None
+            out.append(
+                Datagram(
+                    data,
+                    source,
+                    destination,
+                    hop_limit,
+                    stamp if stamp is not None else time.monotonic(),
+                )
+            )
         return out
 
-    def _source(self, text: str) -> IPv4Address | IPv6Address:
-        if len(self._sources) >= _ADDRESS_CACHE_MAX:
-            self._sources.clear()  # forged sources cannot grow it without bound
-        address = self._sources[text] = ip_address(text.split("%", maxsplit=1)[0])
+    def _source(self, text: str) -> IPv6Address:
+        address = self._sources.get(text)
+        if address is None:
+            if len(self._sources) >= _ADDRESS_CACHE_MAX:
+                self._sources.clear()  # forged sources cannot grow it without bound
+            address = self._sources[text] = IPv6Address(text.split("%", maxsplit=1)[0])
         return address
 
     def _destination(self, packed: bytes) -> IPv6Address:

@@ -149,11 +149,11 @@ class SocketMux:
         self.loop = loop
         self.instances: dict[int, InstanceDriver] = {}
         self.counters = MuxCounters(Counter())
-        # Decoded adverts, as the event handed on, by their bytes: a master repeats the
-        # same advert, and decoding (checksum, addresses) is pure; the machine also skips
-        # the receive checks for the advert it validated last. Bounded; forged traffic
-        # only clears it.
-        self._decoded: dict[object, AdvertReceived] = {}
+        # Decoded adverts, as (VRID, the event handed on), by their bytes: a master
+        # repeats the same advert, and decoding (checksum, addresses) is pure; the machine
+        # also skips the receive checks for the advert it validated last. Bounded; forged
+        # traffic only clears it.
+        self._decoded: dict[object, tuple[int, AdvertReceived]] = {}
         self._window_s: float | None = None  # batching window; None: to be recomputed
         self._resume: asyncio.TimerHandle | None = None
         self._idle_polls = 0
@@ -236,13 +236,15 @@ class SocketMux:
         data = dgram.data
         key: object
         if self.sock.family == 4:
-            # Everything but the IP identification and header checksum, which change per
-            # packet; the kernel has verified that header checksum already.
-            key = data[:4] + data[6:10] + data[12:]
+            # What decoding depends on: version and header length, fragment fields, TTL,
+            # then addresses, options and payload. Not the identification or the header
+            # checksum, which change per packet (the kernel has verified the checksum);
+            # the length is that of the bytes, the protocol is the socket's.
+            key = (data[0], data[6], data[7], data[8], data[12:])
         else:
             key = (data, dgram.source, dgram.destination, dgram.hop_limit)
-        event = self._decoded.get(key)
-        if event is None:
+        cached = self._decoded.get(key)
+        if cached is None:
             received: ReceivedAdvert
             try:
                 if self.sock.family == 4:
@@ -257,8 +259,9 @@ class SocketMux:
                 return
             if len(self._decoded) >= _DECODED_CACHE_MAX:
                 self._decoded.clear()
-            event = self._decoded[key] = AdvertReceived(received)
-        driver = self.instances.get(event.received.advert.vrid)
+            cached = self._decoded[key] = (received.advert.vrid, AdvertReceived(received))
+        vrid, event = cached
+        driver = self.instances.get(vrid)
         if driver is None:
             self.counters.unknown_vrid += 1  # another cluster's VRID on this link
             return
@@ -342,8 +345,11 @@ class InstanceDriver:
         if type(event) is AdvertReceived:
             self.last_advert_mono = t
             deadline = m.follow_repeat(event, t)
-            if deadline is not None:
-                self._arm(TimerKind.MASTER_DOWN, deadline, t)  # the master repeated itself
+            if deadline is not None:  # the master repeated itself: the timer moves on
+                self._deadlines[TimerKind.MASTER_DOWN] = deadline
+                at = self._armed.get(TimerKind.MASTER_DOWN)
+                if at is None or at > deadline - PRECISE_WAKE_S - EPOLL_SLACK * (deadline - t):
+                    self._arm(TimerKind.MASTER_DOWN, deadline, t)  # (rare) moved earlier
                 return
         self._perform(m.handle(event, t), t)
         if (

@@ -104,6 +104,7 @@ class VrrpInstance:
         # Master_Down_Interval it restarted; cleared by any other event.
         self._followed: AdvertReceived | None = None
         self._followed_down_s = 0.0
+        self._followed_old_checksum = False
 
     # --- public -------------------------------------------------------------------------
 
@@ -131,7 +132,7 @@ class VrrpInstance:
             return None
         counters = self.counters
         counters.adverts_received += 1
-        if event.received.checksum is ChecksumVerdict.VALID_OLD_UNICAST:
+        if self._followed_old_checksum:
             counters.old_unicast_checksum_received += 1
         deadline = now + self._followed_down_s
         self._timers[TimerKind.MASTER_DOWN] = deadline
@@ -354,6 +355,9 @@ class VrrpInstance:
                 assert isinstance(event, AdvertReceived)
                 self._followed = event
                 self._followed_down_s = down_s
+                self._followed_old_checksum = (
+                    accepted.received.checksum is ChecksumVerdict.VALID_OLD_UNICAST
+                )
             elif advert.priority >= self.priority:
                 self._preempt_deadline_s = None
             elif self._preempt_deadline_s is None:
