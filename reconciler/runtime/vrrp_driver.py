@@ -7,10 +7,10 @@ hands each to the instance with that VRID. Time is the event loop's clock
 (monotonic), and an advert is handled at its kernel receive timestamp so that
 timers restart from when the packet arrived, not from when Python got to it.
 
-That is what lets a socket be read in batches: while adverts keep coming, a mux
-reads its socket every few milliseconds instead of waking for each packet (a
-wake-up costs more than the advert), and the delay changes no timer because
-each advert still counts from its arrival. The window is a quarter of the
+That is what lets a socket be read in batches: while adverts come faster than
+one per window, a mux reads its socket every few milliseconds instead of waking
+for each packet (a wake-up costs more than the advert), and the delay changes no
+timer because each advert still counts from its arrival. The window is a quarter of the
 shortest Skew_Time among the socket's instances (so a priority-0 advert is
 acted on in time) and a twentieth of the shortest advert interval (how late a
 master may answer or yield to an advert), at most ``MAX_BATCH_S``; and before a
@@ -77,6 +77,7 @@ EPOLL_SLACK = 0.001
 ADVER_GRID_S = 0.01
 MAX_BATCH_S = 0.05  # the longest adverts wait in a busy socket (see the module docstring)
 DRAIN_LIMIT = 512  # packets handled per read of a socket
+BATCH_MIN = 2  # adverts waiting at a wake-up that make polling worth it
 IDLE_POLLS = 3  # empty reads in a row before a socket goes back to waking per packet
 _DECODED_CACHE_MAX = 1024
 
@@ -157,6 +158,7 @@ class SocketMux:
         self._window_s: float | None = None  # batching window; None: to be recomputed
         self._resume: asyncio.TimerHandle | None = None
         self._idle_polls = 0
+        self._last_readable = -math.inf
         self.deadlines = DeadlineQueue(loop)  # the timers of the instances on this socket
         self._fd = sock.fileno()
         loop.add_reader(self._fd, self._readable)
@@ -213,16 +215,23 @@ class SocketMux:
         return self._window_s
 
     def _readable(self) -> None:
-        self.drain()
+        now = self.loop.time()
+        waiting = self.drain()
         window = self.window_s()
-        if window > 0:
+        # Adverts come faster than one per window (several were waiting, or this wake-up
+        # follows the last within a window): read them in batches from now on. Sparse
+        # adverts (one instance, a quiet link) keep waking per packet: polling would
+        # only add wake-ups.
+        dense = waiting >= BATCH_MIN or now - self._last_readable < window
+        self._last_readable = now
+        if dense and window > 0:
             self.loop.remove_reader(self._fd)
             self._reading = False
             self._resume = self.loop.call_later(window, self._poll)
 
     def _poll(self) -> None:
         """The window is over: read what came; keep polling while adverts keep coming
-        (a short gap in them does not end it: switching costs two epoll_ctl calls)."""
+        (a short lull does not end it: switching costs two epoll_ctl calls)."""
         self._resume = None
         self._idle_polls = 0 if self.drain() else self._idle_polls + 1
         if self._idle_polls < IDLE_POLLS:
