@@ -35,6 +35,9 @@ IPV6_TCLASS = getattr(socket, "IPV6_TCLASS", 67)
 VRRP_TTL = 255
 VRRP_TOS = 0xC0
 _CMSG_SPACE = 256
+# The largest VRRP packet a socket delivers: IPv4 with a 60-byte header, 8 + 255 x 4 bytes of
+# addresses and 8 of authentication (1096); IPv6 payload 8 + 255 x 16 (4088).
+_RECV_BUFSIZE = 4096
 _ADDRESS_CACHE_MAX = 4096  # distinct peer addresses remembered before the cache restarts
 _TIMESPEC = struct.Struct("@qq")
 _SOL_SOCKET = socket.SOL_SOCKET
@@ -120,7 +123,7 @@ class VrrpSocket:
         ipv6 = self.family == 6
         for _ in range(limit):
             try:
-                data, ancdata, _flags, addr = recvmsg(65535, _CMSG_SPACE)
+                data, ancdata, _flags, addr = recvmsg(_RECV_BUFSIZE, _CMSG_SPACE)
             except (BlockingIOError, InterruptedError):
                 break
             stamp: float | None = None

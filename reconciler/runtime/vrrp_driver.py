@@ -449,7 +449,11 @@ class InstanceDriver:
         if kind is TimerKind.MASTER_DOWN:
             remaining = deadline - now
             if remaining > 2 * PRECISE_WAKE_S:
-                self._arm(kind, deadline, now)  # moved on, or woke early: once more
+                # Moved on (adverts came), or the early wake-up: once more. (_arm's work,
+                # inline: this runs for every instance every few intervals.)
+                wake = deadline - PRECISE_WAKE_S - EPOLL_SLACK * remaining
+                self._armed[kind] = wake
+                self.mux.deadlines.call_at(wake, self._wake, kind, wake)
                 return
             if remaining > 0:
                 time.sleep(remaining)  # under 3 ms, once per takeover
