@@ -64,10 +64,12 @@ def test_failover_is_a_span_at_the_collector(make_lab) -> None:  # type: ignore[
     collector = h2.spawn([sys.executable, "-c", RECEIVER])
     collector.wait_for_output("ready")
     env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_BSP_SCHEDULE_DELAY": "100"}
+    # h1 first: at 100 ms adverts the two Master_Down_Intervals differ by 20 ms, less
+    # than two Python start-ups can differ by on a busy machine.
     p1 = start_ours(h1, config, lab.tmpdir / "s1")
-    p2 = start_ours(h2, config, lab.tmpdir / "s2", env=env)
     h1.watcher.wait_for(VIP, timeout=10)
-    time.sleep(0.3)
+    p2 = start_ours(h2, config, lab.tmpdir / "s2", env=env)
+    time.sleep(1.0)  # h2 up and following h1
     p1.kill()
     h2.watcher.wait_for(VIP, timeout=5)
     p2.signal(signal.SIGTERM)
