@@ -67,9 +67,10 @@ log = logging.getLogger("reconciler.vrrp")
 # The Master_Down_Timer's instant is what failover time is measured against. epoll waits
 # in whole milliseconds, rounded up, and the kernel lets a sleep of a normal task run late
 # by 0.1 % of its length (timer slack: 3.6 ms on a 3.6 s timer), so the loop wakes early
-# by both, then once more shortly before the deadline, and sleeps out the rest.
+# by both (the slack twice over, for margin), then once more shortly before the deadline
+# (a short wait has next to no slack), and sleeps out the rest.
 PRECISE_WAKE_S = 0.0015
-EPOLL_SLACK = 0.001
+EPOLL_SLACK = 0.002
 # Adver_Timer deadlines are rounded down to this grid (VRRPv3's centisecond): instances
 # with the same interval then send in the same wake-up and their adverts arrive together,
 # so both ends wake once for several. Sending up to 10 ms early is always safe: receivers
