@@ -57,6 +57,10 @@ log = logging.getLogger("reconciler.daemon")
 
 DEFAULT_STATE_DIR = Path("/var/lib/reconciler")
 SETTLE_AFTER_S = 10.0  # quiet time after the last transition before memory is settled
+# Transitions since the last settle that make one worth it: a mass takeover leaves
+# megabytes behind, a single failover does not, and a settle (a collection, ~ms) should
+# not land in the middle of a node's next election for nothing.
+SETTLE_MIN_TRANSITIONS = 50
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,7 @@ class NodeRuntime:
         self.applied_unix_s = self.started_unix_s
         self.reloads_ok = 0
         self._settle_handle: asyncio.TimerHandle | None = None
+        self._transitions_unsettled = 0
         self.reloads_failed = 0
         self.last_reload_error: str | None = None
         self.loop = asyncio.get_running_loop()
@@ -244,9 +249,17 @@ class NodeRuntime:
     def _settle_when_quiet(self) -> None:
         """Settle memory once transitions have stopped for a while: a mass takeover
         leaves megabytes of freed heap behind (netlink requests, announcements)."""
+        self._transitions_unsettled += 1
+        if self._transitions_unsettled < SETTLE_MIN_TRANSITIONS:
+            return
         if self._settle_handle is not None:
             self._settle_handle.cancel()
-        self._settle_handle = self.loop.call_later(SETTLE_AFTER_S, process_memory.settle)
+        self._settle_handle = self.loop.call_later(SETTLE_AFTER_S, self._settle)
+
+    def _settle(self) -> None:
+        self._settle_handle = None
+        self._transitions_unsettled = 0
+        process_memory.settle()
 
     def _trace_transition(self, driver: InstanceDriver, t: Transitioned) -> None:
         if not self.tracing.enabled:
