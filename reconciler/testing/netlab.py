@@ -1632,13 +1632,25 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def sweep_stale(prefix: str = DEFAULT_PREFIX) -> tuple[str, ...]:
-    """Remove namespaces of labs whose creating process no longer exists.
+def _sweep_stale_tmpdirs(prefix: str) -> None:
+    """A lab's temp dir outlives it only when its process was killed outright."""
+    pattern = re.compile(rf"{re.escape(prefix)}(\d+)x\d+-\w+")
+    tmp = Path(tempfile.gettempdir())
+    for entry in tmp.iterdir():
+        m = pattern.fullmatch(entry.name)
+        if m and int(m.group(1)) != os.getpid() and not _pid_alive(int(m.group(1))):
+            shutil.rmtree(entry, ignore_errors=True)
 
-    Only names of the exact lab form ``<prefix><pid>x<n>{b,h<i>,p}`` whose pid is
-    dead are touched. Processes still living in such a namespace (lab processes
-    orphaned by the killed run) are SIGKILLed first. Returns the removed names.
+
+def sweep_stale(prefix: str = DEFAULT_PREFIX) -> tuple[str, ...]:
+    """Remove namespaces and temp dirs of labs whose creating process no longer exists.
+
+    Only names of the exact lab form ``<prefix><pid>x<n>{b,h<i>,p}`` (namespaces) and
+    ``<prefix><pid>x<n>-*`` (temp dirs) whose pid is dead are touched. Processes still
+    living in such a namespace (lab processes orphaned by the killed run) are SIGKILLed
+    first. Returns the removed namespace names.
     """
+    _sweep_stale_tmpdirs(prefix)
     pattern = re.compile(rf"{re.escape(prefix)}(\d+)x\d+(?:b|h\d+|p)")
     try:
         names = sorted(os.listdir(NETNS_RUN_DIR))

@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from collections.abc import Callable
@@ -394,6 +395,7 @@ def test_sweep_removes_only_stale_lab_namespaces() -> None:
 
         assert set(removed) >= {f"{lab_id}b", f"{lab_id}h1", f"{lab_id}h2"}
         assert lab_namespaces(lab_id) == []
+        assert list(Path(tempfile.gettempdir()).glob(f"{lab_id}-*")) == []  # its temp dir
         assert gone(pids[0])
         for name in keep:
             assert (NETNS_DIR / name).exists(), name

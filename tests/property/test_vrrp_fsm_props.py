@@ -200,9 +200,7 @@ def test_follow_repeat_is_handle(
     for event, step in sequence:
         now += step
         expected = full.handle(event, now)
-        deadline = (
-            fast.follow_repeat(event, now) if isinstance(event, AdvertReceived) else None
-        )
+        deadline = fast.follow_repeat(event, now) if isinstance(event, AdvertReceived) else None
         if deadline is None:
             assert fast.handle(event, now) == expected
         else:
