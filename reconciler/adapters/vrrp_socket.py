@@ -129,15 +129,6 @@ class VrrpSocket:
             stamp: float | None = None
             hop_limit: int | None = None
             destination: IPv6Address | None = None
-            if not ipv6 and len(ancdata) == 1:
-                # IPv4 asks for one thing only, the timestamp.
-                level, kind, payload = ancdata[0]
-                if kind == SO_TIMESTAMPNS and level == _SOL_SOCKET and len(payload) >= 16:
-                    sec, nsec = _TIMESPEC.unpack_from(payload)
-                    out.append(
-                        Datagram(data, None, None, None, sec + nsec / 1e9 + realtime_to_monotonic)
-                    )
-                    continue
             for level, kind, payload in ancdata:
                 if kind == SO_TIMESTAMPNS and level == _SOL_SOCKET and len(payload) >= 16:
                     sec, nsec = _TIMESPEC.unpack_from(payload)

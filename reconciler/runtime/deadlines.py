@@ -33,9 +33,6 @@ class DeadlineQueue:
         # asyncio runs a timer once the clock is within this of it; so do we.
         self._resolution = time.get_clock_info("monotonic").resolution
 
-    def __len__(self) -> int:
-        return len(self._heap)
-
     def call_at(self, when: float, fn: Callable[..., None], *args: Any) -> None:
         heapq.heappush(self._heap, (when, next(self._seq), fn, args))
         if not self._running and (self._handle is None or when < self._handle_at):

@@ -202,22 +202,27 @@ class SocketMux:
         socket stays in polling mode and is read again a window later.
         """
         batch = self.sock.receive(DRAIN_LIMIT)
-        if self.sock.family == 4:
-            # The common case inline: an advert seen before, for an instance we run.
-            decoded = self._decoded
-            instances = self.instances
-            for dgram in batch:
-                data = dgram.data
-                cached = decoded.get((data[0], data[6], data[7], data[8], data[12:]))
-                if cached is not None:
-                    driver = instances.get(cached[0])
-                    if driver is not None:
-                        driver.feed(cached[1], dgram.received_at)
-                        continue
-                self._dispatch(dgram)  # new, malformed, or not ours: the full path
-        else:
-            for dgram in batch:
-                self._dispatch(dgram)
+        decoded = self._decoded
+        instances = self.instances
+        ipv4 = self.sock.family == 4
+        for dgram in batch:
+            data = dgram.data
+            key: object
+            if ipv4:
+                # What decoding depends on: version and header length, fragment fields,
+                # TTL, then addresses, options and payload. Not the identification or the
+                # header checksum, which change per packet (the kernel has verified the
+                # checksum); the length is that of the bytes, the protocol the socket's.
+                key = (data[0], data[6], data[7], data[8], data[12:])
+            else:
+                key = (data, dgram.source, dgram.destination, dgram.hop_limit)
+            cached = decoded.get(key)
+            if cached is not None:  # the common case inline: an advert seen before
+                driver = instances.get(cached[0])
+                if driver is not None:
+                    driver.feed(cached[1], dgram.received_at)
+                    continue
+            self._dispatch(dgram, key, cached)  # new, malformed, or not ours
         return len(batch)
 
     def window_s(self) -> float:
@@ -256,19 +261,11 @@ class SocketMux:
             self.loop.add_reader(self._fd, self._readable)
             self._reading = True
 
-    def _dispatch(self, dgram: Datagram) -> None:
+    def _dispatch(
+        self, dgram: Datagram, key: object, cached: tuple[int, AdvertReceived] | None
+    ) -> None:
+        """Decode (unless ``cached``), count what is refused, hand the rest on."""
         data = dgram.data
-        key: object
-        if self.sock.family == 4:
-            # What decoding depends on: version and header length, fragment fields, TTL,
-            # then addresses, options and payload. Not the identification or the header
-            # checksum, which change per packet (the kernel has verified the checksum);
-            # the length is that of the bytes, the protocol is the socket's. (drain builds
-            # the same key inline.)
-            key = (data[0], data[6], data[7], data[8], data[12:])
-        else:
-            key = (data, dgram.source, dgram.destination, dgram.hop_limit)
-        cached = self._decoded.get(key)
         if cached is None:
             received: ReceivedAdvert
             try:
@@ -465,11 +462,7 @@ class InstanceDriver:
         if kind is TimerKind.MASTER_DOWN:
             remaining = deadline - now
             if remaining > 2 * PRECISE_WAKE_S:
-                # Moved on (adverts came), or the early wake-up: once more. (_arm's work,
-                # inline: this runs for every instance every few intervals.)
-                wake = deadline - PRECISE_WAKE_S - EPOLL_SLACK * remaining
-                self._armed[kind] = wake
-                self.mux.deadlines.call_at(wake, self._wake, kind, wake)
+                self._arm(kind, deadline, now)  # moved on, or the early wake-up: once more
                 return
             if remaining > 0:
                 time.sleep(remaining)  # under 3 ms, once per takeover
