@@ -129,6 +129,14 @@ def _parser() -> argparse.ArgumentParser:
         help="serve /metrics (Prometheus) and /status (JSON) here; 'off' for none "
         "(default %(default)s)",
     )
+    r.add_argument(
+        "--no-repeat-filter",
+        dest="repeat_filter",
+        action="store_false",
+        help="read every advert in user space; by default the kernel drops a master's "
+        "repeated adverts for a backup (eBPF socket filter, needs CAP_BPF) and the "
+        "backup reads when the last one came",
+    )
     r.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
     st = sub.add_parser(
@@ -186,7 +194,11 @@ def _run(args: argparse.Namespace) -> int:
         print(f"--metrics-addr: {exc}", file=sys.stderr)
         return EXIT_ERROR
     options = RunOptions(
-        file=Path(args.file), node=args.node, state_dir=args.state_dir, http_addr=http_addr
+        file=Path(args.file),
+        node=args.node,
+        state_dir=args.state_dir,
+        http_addr=http_addr,
+        repeat_filter=args.repeat_filter,
     )
     return asyncio.run(run_node(options))
 

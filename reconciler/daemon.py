@@ -23,6 +23,7 @@ from reconciler.adapters import process_memory
 from reconciler.adapters.arp import Announcer
 from reconciler.adapters.ipvs import Ipvs, IpvsError
 from reconciler.adapters.netlink import Link, Netlink, watch
+from reconciler.adapters.repeat_filter import FilterUnavailable, RepeatFilter
 from reconciler.adapters.sysctl import apply_sysctls
 from reconciler.adapters.vrrp_socket import VrrpSocket
 from reconciler.config.diagnostics import InvalidConfig
@@ -70,6 +71,9 @@ class RunOptions:
     state_dir: Path = DEFAULT_STATE_DIR
     # /metrics and /status; None: no endpoint. Port 0 picks a free port.
     http_addr: tuple[str, int] | None = ("127.0.0.1", 9650)
+    # Let the kernel drop a master's repeated adverts (adapters/repeat_filter.py) where
+    # it can; False reads every advert in user space.
+    repeat_filter: bool = True
 
 
 @dataclass(frozen=True)
@@ -394,6 +398,24 @@ class NodeRuntime:
         task.add_done_callback(self._tasks.discard)
 
     # ------------------------------------------------------------ instances
+    def _repeat_filter(self, sock: VrrpSocket) -> RepeatFilter | None:
+        """The kernel repeat filter for a new socket, attached; None when switched off
+        or when the kernel refuses it (then every advert is read here, as before)."""
+        if not self.options.repeat_filter:
+            return None
+        try:
+            filt = RepeatFilter.create(sock.family)
+        except FilterUnavailable as exc:
+            log.info("%s: repeated adverts are read in user space: %s", sock.interface, exc)
+            return None
+        try:
+            filt.attach(sock.sock)
+        except FilterUnavailable as exc:
+            filt.close()
+            log.info("%s: repeated adverts are read in user space: %s", sock.interface, exc)
+            return None
+        return filt
+
     async def _primary(self, spec: VrrpInstance) -> IPv4Address | IPv6Address:
         if spec.family is Family.IPV4:
             if spec.primary_address is not None:
@@ -421,7 +443,7 @@ class NodeRuntime:
         mux = self.muxes.get(key)
         if mux is None:
             sock = VrrpSocket(spec.interface, spec.family.value)
-            mux = self.muxes[key] = SocketMux(sock, self.loop)
+            mux = self.muxes[key] = SocketMux(sock, self.loop, self._repeat_filter(sock))
         announcer = self.announcers.setdefault(spec.interface, Announcer(spec.interface))
         driver = InstanceDriver(
             spec,

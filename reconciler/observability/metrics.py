@@ -76,11 +76,25 @@ class NodeCollector(Collector):
             "Well-formed adverts for a VRID this node does not run.",
             labels=["interface", "family"],
         )
+        read = CounterMetricFamily(
+            PREFIX + "vrrp_packets_read",
+            "Packets read from a VRRP socket in user space (repeats the kernel's repeat "
+            "filter dropped are not read, and count only as adverts received).",
+            labels=["interface", "family"],
+        )
+        offload = GaugeMetricFamily(
+            PREFIX + "vrrp_repeat_filter",
+            "1 when the kernel drops the masters' repeated adverts on this socket (they "
+            "still count as received), 0 when every advert is read in user space.",
+            labels=["interface", "family"],
+        )
         for s in st.sockets:
             for reason, n in sorted(s.malformed.items()):
                 malformed.add_metric([s.interface, s.family, reason], n)
             foreign.add_metric([s.interface, s.family], s.unknown_vrid)
-        yield from (malformed, foreign)
+            read.add_metric([s.interface, s.family], s.read)
+            offload.add_metric([s.interface, s.family], 1 if s.repeat_filter else 0)
+        yield from (malformed, foreign, read, offload)
 
         up = GaugeMetricFamily(
             PREFIX + "check_up",

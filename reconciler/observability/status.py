@@ -37,6 +37,8 @@ class SocketStatus:
     family: str
     malformed: dict[str, int]  # decode failures by reason
     unknown_vrid: int
+    read: int = 0  # packets read in user space
+    repeat_filter: bool = False  # the kernel drops the masters' repeated adverts
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,12 @@ master may answer or yield to an advert), at most ``MAX_BATCH_S``; and before a
 Master_Down_Timer fires the socket is read first, so a waiting advert is never
 missed.
 
+Where the kernel allows it, a backup does not read its master's repeats at all: once
+the machine has followed an advert, the mux arms its bytes in the socket's repeat
+filter (``adapters/repeat_filter.py``), the kernel drops copies of it and records when
+the last one came, and the driver folds that record in before a Master_Down_Timer may
+fire, before the machine handles anything else, and when asked for its status.
+
 Address changes and announcements run on a per-instance serial worker so a
 VIP is configured before it is announced, without holding up adverts.
 """
@@ -36,6 +42,7 @@ from ipaddress import IPv4Address, IPv6Address
 from reconciler.adapters.arp import Announcer
 from reconciler.adapters.netlink import Netlink
 from reconciler.adapters.outcome import WriteOutcome
+from reconciler.adapters.repeat_filter import RepeatFilter, ipv6_packet, normalize
 from reconciler.adapters.vrrp_socket import Datagram, VrrpSocket
 from reconciler.model import vrrp as model
 from reconciler.model.kernel import LiveAddress
@@ -141,14 +148,21 @@ _HOOK_STATE = {
 class MuxCounters:
     malformed: Counter[str]
     unknown_vrid: int = 0
+    read: int = 0  # packets read from the socket (the repeat filter's drops are not)
 
 
 class SocketMux:
     """Reads one raw socket and dispatches adverts to instances by VRID."""
 
-    def __init__(self, sock: VrrpSocket, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        sock: VrrpSocket,
+        loop: asyncio.AbstractEventLoop,
+        repeat_filter: RepeatFilter | None = None,
+    ) -> None:
         self.sock = sock
         self.loop = loop
+        self.repeat_filter = repeat_filter  # attached to sock by the caller
         self.instances: dict[int, InstanceDriver] = {}
         self.counters = MuxCounters(Counter())
         # Decoded adverts, as (VRID, the event handed on), by their bytes: a master
@@ -172,6 +186,8 @@ class SocketMux:
     def detach(self, vrid: int) -> None:
         self.instances.pop(vrid, None)
         self._window_s = None
+        if self.repeat_filter is not None:
+            self.repeat_filter.disarm(vrid)
 
     def timing_changed(self) -> None:
         """An instance's Skew_Time changed (priority or learned interval)."""
@@ -186,6 +202,8 @@ class SocketMux:
             self.loop.remove_reader(self._fd)
             self._reading = False
         self.sock.close()
+        if self.repeat_filter is not None:
+            self.repeat_filter.close()
 
     def status(self) -> SocketStatus:
         return SocketStatus(
@@ -193,6 +211,8 @@ class SocketMux:
             family="ipv4" if self.sock.family == 4 else "ipv6",
             malformed=dict(self.counters.malformed),
             unknown_vrid=self.counters.unknown_vrid,
+            read=self.counters.read,
+            repeat_filter=self.repeat_filter is not None,
         )
 
     def drain(self) -> int:
@@ -202,6 +222,7 @@ class SocketMux:
         socket stays in polling mode and is read again a window later.
         """
         batch = self.sock.receive(DRAIN_LIMIT)
+        self.counters.read += len(batch)
         decoded = self._decoded
         instances = self.instances
         ipv4 = self.sock.family == 4
@@ -220,10 +241,29 @@ class SocketMux:
             if cached is not None:  # the common case inline: an advert seen before
                 driver = instances.get(cached[0])
                 if driver is not None:
-                    driver.feed(cached[1], dgram.received_at)
+                    event = cached[1]
+                    driver.feed(event, dgram.received_at)
+                    if driver.offloaded is not event and self.repeat_filter is not None:
+                        self._offload(driver, event, dgram)
                     continue
             self._dispatch(dgram, key, cached)  # new, malformed, or not ours
         return len(batch)
+
+    def _offload(self, driver: InstanceDriver, event: AdvertReceived, dgram: Datagram) -> None:
+        """The machine followed a repeat of ``event``: let the kernel drop the next ones."""
+        filt = self.repeat_filter
+        if filt is None or driver.machine.followed is not event:
+            return
+        if self.sock.family == 4:
+            packet = dgram.data
+        else:
+            assert dgram.source is not None and dgram.destination is not None
+            assert dgram.hop_limit is not None
+            packet = ipv6_packet(
+                dgram.data, dgram.source.packed, dgram.destination.packed, dgram.hop_limit
+            )
+        if filt.arm(driver.spec.vrid, normalize(self.sock.family, packet)):
+            driver.offload(event, filt)
 
     def window_s(self) -> float:
         """How long adverts may wait unread: a quarter of the shortest Skew_Time, and
@@ -335,6 +375,11 @@ class InstanceDriver:
         self.last_transition_unix_s: float | None = None
         self._releasing = 0  # VIP releases queued or running (before_release hooks first)
         self.last_advert_mono: float | None = None  # last advert handed to the machine
+        # The advert the kernel drops repeats of for us, the filter, and its drop count
+        # when last folded in (see the module docstring).
+        self.offloaded: AdvertReceived | None = None
+        self._filter: RepeatFilter | None = None
+        self._filter_dropped = 0
 
     @property
     def name(self) -> str:
@@ -373,6 +418,10 @@ class InstanceDriver:
                 if at is None or at > deadline - PRECISE_WAKE_S - EPOLL_SLACK * (deadline - t):
                     self._arm(TimerKind.MASTER_DOWN, deadline, t)  # (rare) moved earlier
                 return
+        if self.offloaded is not None:
+            # Anything else may change what a repeat means (state, priority, master):
+            # the kernel stops dropping them first, and those it dropped count before it.
+            self._end_offload()
         self._perform(m.handle(event, t), t)
         if (
             m.priority != self._budget_priority
@@ -390,6 +439,34 @@ class InstanceDriver:
         interval_s = min(m.master_adver_interval_cs, self.params.advert_interval_cs) / 100
         self.reaction_budget_s = min(float(skew) / 4, interval_s / 20)
         self.mux.timing_changed()
+
+    # ------------------------------------------------------------ kernel repeat filter
+    def offload(self, event: AdvertReceived, repeat_filter: RepeatFilter) -> None:
+        """The kernel now drops repeats of ``event`` (armed by the mux)."""
+        self.offloaded = event
+        self._filter = repeat_filter
+        self._filter_dropped = repeat_filter.dropped(self.spec.vrid)
+
+    def absorb(self) -> None:
+        """Hand the machine the repeats the kernel dropped since the last call."""
+        event, filt = self.offloaded, self._filter
+        if event is None or filt is None:
+            return
+        seen = filt.seen(self.spec.vrid)
+        count = seen.dropped - self._filter_dropped
+        if count <= 0:
+            return
+        self._filter_dropped = seen.dropped
+        self.last_advert_mono = seen.last_seen_s
+        deadline = self.machine.follow_repeats(event, count, seen.last_seen_s)
+        if deadline is not None:
+            self._deadlines[TimerKind.MASTER_DOWN] = deadline  # later: the wake-up re-arms
+
+    def _end_offload(self) -> None:
+        if self._filter is not None:
+            self._filter.disarm(self.spec.vrid)
+        self.absorb()
+        self.offloaded = None
 
     async def stop(self, timeout_s: float = 5.0) -> None:
         """Graceful stop: priority-0 advert, VIPs released, worker drained."""
@@ -460,6 +537,9 @@ class InstanceDriver:
             return  # cancelled meanwhile
         now = self.loop.time()
         if kind is TimerKind.MASTER_DOWN:
+            if self.offloaded is not None:
+                self.absorb()
+                deadline = self._deadlines[kind]
             remaining = deadline - now
             if remaining > 2 * PRECISE_WAKE_S:
                 self._arm(kind, deadline, now)  # moved on, or the early wake-up: once more
@@ -469,7 +549,11 @@ class InstanceDriver:
             # Adverts may be waiting in the socket (it is read in batches): they come
             # first, and one from the master restarts this timer.
             self.mux.drain()
+            self.absorb()  # a repeat the kernel dropped meanwhile counts too
             if kind in self._armed or kind not in self._deadlines:
+                return
+            if self._deadlines[kind] > deadline:
+                self._arm(kind, self._deadlines[kind], self.loop.time())
                 return
         elif at < deadline:
             self._arm(kind, deadline, now)  # the deadline moved on while it waited
@@ -506,6 +590,7 @@ class InstanceDriver:
                 log.warning("%s: advert to %s not sent: %s", self.spec.name, dst, exc)
 
     def status(self) -> InstanceStatus:
+        self.absorb()
         m = self.machine
         return InstanceStatus(
             name=self.spec.name,

@@ -115,6 +115,7 @@ def start_ours(
     *,
     log_level: str = "info",
     env: dict[str, str] | None = None,
+    extra_args: tuple[str, ...] = (),
 ) -> LabProcess:
     return host.spawn(
         [
@@ -129,6 +130,7 @@ def start_ours(
             str(state_dir),
             "--log-level",
             log_level,
+            *extra_args,
         ],
         name=f"reconciler-{host.name}",
         env=env,

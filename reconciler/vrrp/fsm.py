@@ -138,6 +138,30 @@ class VrrpInstance:
         self._timers[TimerKind.MASTER_DOWN] = deadline
         return deadline
 
+    def follow_repeats(self, event: AdvertReceived, count: int, last_s: float) -> float | None:
+        """``follow_repeat`` for ``count`` copies of the followed advert handled elsewhere
+        (dropped by the kernel's repeat filter), the last at ``last_s``.
+
+        Same effect as handing each to ``follow_repeat`` in turn: counted, and the
+        Master_Down_Timer restarted from the last. None (nothing counted) when ``event``
+        is no longer the followed advert.
+        """
+        if event is not self._followed or count <= 0:
+            return None
+        counters = self.counters
+        counters.adverts_received += count
+        if self._followed_old_checksum:
+            counters.old_unicast_checksum_received += count
+        deadline = last_s + self._followed_down_s
+        deadline = max(deadline, self._timers.get(TimerKind.MASTER_DOWN, deadline))
+        self._timers[TimerKind.MASTER_DOWN] = deadline
+        return deadline
+
+    @property
+    def followed(self) -> AdvertReceived | None:
+        """The advert ``follow_repeat`` takes now, if any."""
+        return self._followed
+
     @property
     def faulted(self) -> bool:
         return not self.link_up or bool(self.faults)

@@ -7,7 +7,9 @@ instants (Master_Down_Interval, Skew_Time) plus a margin for Python and the lab.
 from __future__ import annotations
 
 import ipaddress
+import json
 import signal
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -255,3 +257,52 @@ def test_a_vip_removed_by_hand_on_the_master_comes_back(lab2: Lab) -> None:
     back = h1.watcher.wait_for(VIP4, timeout=5, after=t0) - t0
     assert back < 1.0, back
     c.procs["h1"].wait_for_output("create address eth0/192.0.2.100/24: created", timeout=2)
+
+
+def _status(host: Host) -> dict:  # type: ignore[type-arg]
+    code = (
+        "import sys, urllib.request;"
+        "sys.stdout.write(urllib.request.urlopen('http://127.0.0.1:9650/status', timeout=5)"
+        ".read().decode())"
+    )
+    return json.loads(host.run([sys.executable, "-c", code], timeout=30).stdout)  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("family", ["ipv4", "ipv6"])
+@pytest.mark.parametrize("kernel_filter", [True, False], ids=["repeat-filter", "no-filter"])
+def test_backup_follows_repeats_with_and_without_the_kernel_filter(
+    lab2: Lab, kernel_filter: bool, family: str
+) -> None:
+    """With the repeat filter the backup reads almost none of its master's adverts and
+    still counts them all, and still takes over on time when they stop."""
+    h1, h2 = lab2.host(1), lab2.host(2)
+    vip = VIP4 if family == "ipv4" else VIP6
+    c = Cluster(lab2, Instance("web", 57, (vip,), {"h1": 150, "h2": 100}))
+    extra = () if kernel_filter else ("--no-repeat-filter",)
+    c.procs["h1"] = start_ours(h1, c.config, c.state_dir(h1), extra_args=extra)
+    _settle(h1, vip)
+    c.procs["h2"] = start_ours(h2, c.config, c.state_dir(h2), extra_args=extra)
+    time.sleep(1.0)
+    t_before = time.monotonic()
+    before = _status(h2)
+    time.sleep(2.0)
+    after = _status(h2)
+    window = time.monotonic() - t_before
+    (sock,) = after["sockets"]
+    assert sock["repeat_filter"] is kernel_filter
+    (i0,), (i1,) = before["instances"], after["instances"]
+    assert i1["state"] == "BACKUP"
+    received = i1["adverts_received"] - i0["adverts_received"]
+    read = sock["read"] - before["sockets"][0]["read"]
+    assert 18 <= received <= window / 0.1 + 1, received  # adverts every 100 ms, all counted
+    assert not h2.watcher.events(vip), "the backup took over while its master was up"
+    assert "-> MASTER" not in c.log(h2)
+    if kernel_filter:
+        assert read == 0, read  # all of them dropped in the kernel
+    else:
+        assert read == received
+
+    t0 = time.monotonic()
+    c.procs["h1"].kill()
+    took = h2.watcher.wait_for(vip, timeout=5, after=t0) - t0
+    assert mdi(100) - 0.1 - 0.005 <= took <= mdi(100) + MARGIN_S, took

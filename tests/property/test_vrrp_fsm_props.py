@@ -216,3 +216,74 @@ def test_follow_repeat_is_handle(
         for kind in TimerKind:
             assert fast.timer_deadline(kind) == full.timer_deadline(kind)
     note_event(f"fast path used: {min(used, 3)}+")
+
+
+@settings(max_examples=300)
+@given(
+    instances,
+    st.lists(
+        st.tuples(
+            pooled_events,
+            st.one_of(st.sampled_from([0.0, 1.0]), st.floats(0, 5)),
+            st.integers(1, 4),
+        ),
+        max_size=40,
+    ),
+)
+def test_follow_repeats_is_handle_for_each(
+    params: InstanceParams, steps: list[tuple[Event, float, int]]
+) -> None:
+    """Repeats the kernel dropped, folded in at once before the next other event (as the
+    driver does), leave the machine as handling each of them would have."""
+    full, batched = VrrpInstance(params), VrrpInstance(params)
+    now = 0.0
+    offloaded: AdvertReceived | None = None
+    pending, last = 0, 0.0
+    folded = 0
+    sequence = [(Startup(), 0.0)] + [(e, step) for e, step, n in steps for _ in range(n)]
+    for event, step in sequence:
+        now += step
+        full.handle(event, now)
+        if event is offloaded:  # dropped in the kernel: only counted there
+            pending, last = pending + 1, now
+            continue
+        if offloaded is not None:
+            if pending:
+                folded += 1
+                assert batched.follow_repeats(offloaded, pending, last) is not None
+            offloaded, pending = None, 0
+        if batched.follow_repeat(event, now) is None:  # type: ignore[arg-type]
+            batched.handle(event, now)
+        elif isinstance(event, AdvertReceived):
+            offloaded = event  # the second copy was followed: the mux arms the filter
+    if offloaded is not None and pending:
+        assert batched.follow_repeats(offloaded, pending, last) is not None
+    for attr in ("state", "priority", "master_address", "master_adver_interval_cs"):
+        assert getattr(batched, attr) == getattr(full, attr), attr
+    assert batched.counters == full.counters
+    for kind in TimerKind:
+        assert batched.timer_deadline(kind) == full.timer_deadline(kind)
+    note_event(f"folded: {min(folded, 3)}+")
+
+
+def test_follow_repeats_of_an_advert_no_longer_followed_counts_nothing() -> None:
+    params = InstanceParams(
+        name="t",
+        vrid=51,
+        priority=100,
+        advert_interval_cs=100,
+        vips=VIPS,
+        primary_address=ME,
+    )
+    fsm = VrrpInstance(params)
+    fsm.handle(Startup(), 0.0)
+    advert, other = _ADVERT_POOL[4], _ADVERT_POOL[8]  # priority 100, then 150
+    fsm.handle(advert, 1.0)
+    down = fsm.timer_deadline(TimerKind.MASTER_DOWN)
+    assert fsm.followed is advert and down is not None
+    assert fsm.follow_repeats(advert, 3, 4.0) == down + 3.0
+    assert fsm.counters.adverts_received == 4
+    fsm.handle(other, 5.0)  # another advert: no longer the followed one
+    assert fsm.followed is other
+    assert fsm.follow_repeats(advert, 3, 6.0) is None
+    assert fsm.counters.adverts_received == 5
