@@ -42,8 +42,9 @@ from reconciler.observability.status import (
     ReconcileStatus,
 )
 from reconciler.observability.tracing import Tracing, tracer_provider_from_env
+from reconciler.plan.live import vip_addresses
 from reconciler.reconcile.loop import PassResult, ReconcileLoop
-from reconciler.reconcile.ownership import OwnershipStore
+from reconciler.reconcile.ownership import Ident, OwnershipStore
 from reconciler.runtime.checks import CheckJob, CheckScheduler, ProbeRecord
 from reconciler.runtime.notify import Notifier
 from reconciler.runtime.real_servers import RealServerHealth
@@ -361,6 +362,8 @@ class NodeRuntime:
         self.ownership.load()
         await self.netlink.__aenter__()
         self.links = await self.netlink.links()
+        await self._adopt_leftover_vips()
+        self.ownership.set_pending(_takeover_vips(self.config))
         for name, link in self.links.items():
             self.tracking.links[name] = link.running
         for spec in self.config.instances:
@@ -398,6 +401,22 @@ class NodeRuntime:
         task.add_done_callback(self._tasks.discard)
 
     # ------------------------------------------------------------ instances
+    async def _adopt_leftover_vips(self) -> None:
+        """Claim the VIPs a takeover added just before a crash, before it could write
+        them down (pending in the record and on the link), so that the first reconcile
+        pass removes them like any VIP we left behind."""
+        pending = self.ownership.pending - self.ownership.owned
+        if not pending:
+            return
+        present = {(a.kind, a.key) for a in await self.netlink.addresses()}
+        leftover = pending & present
+        if leftover:
+            log.info(
+                "VIP(s) left by a takeover that was not written down before a crash: %s",
+                ", ".join(sorted("/".join(key) for _kind, key in leftover)),
+            )
+            self.ownership.update(add=leftover)
+
     def _repeat_filter(self, sock: VrrpSocket) -> RepeatFilter | None:
         """The kernel repeat filter for a new socket, attached; None when switched off
         or when the kernel refuses it (then every advert is read here, as before)."""
@@ -487,6 +506,7 @@ class NodeRuntime:
         self.sync_groups.groups = self._group_members(config)
         self.tracking.set_checks(config.checks)
         self.real_servers.set_config(config)
+        self.ownership.set_pending(_takeover_vips(config))
         for name in changed:
             if name in new:
                 await self._start_instance(new[name])
@@ -535,6 +555,12 @@ def _load_node(file: Path, node: str) -> Revision:
         c.resync_interval.total_seconds(),
         c.drain_timeout.total_seconds(),
     )
+
+
+def _takeover_vips(config: NodeConfig) -> set[Ident]:
+    """Every VIP a takeover of this node may add."""
+    every = frozenset(i.name for i in config.instances)
+    return {(a.kind, a.key) for a in vip_addresses(config, every)}
 
 
 async def run_node(options: RunOptions) -> int:

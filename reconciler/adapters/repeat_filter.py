@@ -71,7 +71,9 @@ _U64 = struct.Struct("=Q")
 _TWO_U64 = struct.Struct("=QQ")
 # Bytes that may differ between two packets of the same advert (see module docstring).
 _IGNORED = {4: (1, 4, 5, 10, 11), 6: (0, 1, 2, 3)}
-_VRID_OFFSET = {4: 20 + 1, 6: 40 + 1}  # IPv4 without options (byte 0 is compared: 0x45)
+IPV6_HEADER_LEN: Final = 40
+# IPv4 without options: byte 0 (0x45) is compared, so one with options never matches.
+_VRID_OFFSET = {4: 20 + 1, 6: IPV6_HEADER_LEN + 1}
 
 # --- eBPF instructions --------------------------------------------------------------
 _R0, _R1, _R2, _R3, _R4, _R5, _R6, _R7, _R8, _R9, _R10 = range(11)

@@ -4,6 +4,11 @@ Only objects recorded here are ever changed or removed: an address or IPVS
 service made by someone else (an operator, another tool) is never touched.
 The record survives crashes (written atomically with fsync), so after a
 SIGKILL the next start can still clean up VIPs it left behind.
+
+A takeover adds its VIPs before it writes them down (an fsync first would delay the
+takeover), so the record also keeps the VIPs a takeover *may* add, written before any
+instance runs: ``pending``. A VIP that is pending and on the link at the next start
+was ours (a crash between the add and the write); the daemon claims it then.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ class OwnershipStore:
     def __init__(self, state_dir: Path) -> None:
         self.path = state_dir / FILE_NAME
         self._owned: set[Ident] = set()
+        self._pending: set[Ident] = set()
         self._dirty = False  # claimed in memory, not yet written
 
     def load(self) -> set[Ident]:
@@ -32,11 +38,25 @@ class OwnershipStore:
             doc = json.loads(self.path.read_text())
         except FileNotFoundError:
             self._owned = set()
+            self._pending = set()
             return set()
         if doc.get("version") != VERSION:
             raise ValueError(f"{self.path}: unknown version {doc.get('version')!r}")
         self._owned = {(kind, tuple(key)) for kind, key in doc["owned"]}
+        self._pending = {(kind, tuple(key)) for kind, key in doc.get("pending", ())}
         return set(self._owned)
+
+    @property
+    def pending(self) -> frozenset[Ident]:
+        """What a takeover may add without writing it down first (see module docstring)."""
+        return frozenset(self._pending)
+
+    def set_pending(self, idents: Iterable[Ident]) -> None:
+        """Record, durably, what a takeover may add from now on; before it can."""
+        new = set(idents)
+        if new != self._pending:
+            self._pending = new
+            self._save()
 
     @property
     def owned(self) -> frozenset[Ident]:
@@ -57,7 +77,11 @@ class OwnershipStore:
 
     def _save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        doc = {"version": VERSION, "owned": sorted([k, list(key)] for k, key in self._owned)}
+        doc = {
+            "version": VERSION,
+            "owned": sorted([k, list(key)] for k, key in self._owned),
+            "pending": sorted([k, list(key)] for k, key in self._pending),
+        }
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".owned.", suffix=".tmp")
         try:
             with os.fdopen(fd, "w") as f:

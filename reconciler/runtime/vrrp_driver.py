@@ -42,7 +42,13 @@ from ipaddress import IPv4Address, IPv6Address
 from reconciler.adapters.arp import Announcer
 from reconciler.adapters.netlink import Netlink
 from reconciler.adapters.outcome import WriteOutcome
-from reconciler.adapters.repeat_filter import RepeatFilter, ipv6_packet, normalize
+from reconciler.adapters.repeat_filter import (
+    IPV6_HEADER_LEN,
+    PATTERN_MAX,
+    RepeatFilter,
+    ipv6_packet,
+    normalize,
+)
 from reconciler.adapters.vrrp_socket import Datagram, VrrpSocket
 from reconciler.model import vrrp as model
 from reconciler.model.kernel import LiveAddress
@@ -256,14 +262,18 @@ class SocketMux:
             return
         if self.sock.family == 4:
             packet = dgram.data
+        elif len(dgram.data) + IPV6_HEADER_LEN > PATTERN_MAX:
+            return  # too long to compare in the kernel: read in user space
         else:
             assert dgram.source is not None and dgram.destination is not None
             assert dgram.hop_limit is not None
             packet = ipv6_packet(
                 dgram.data, dgram.source.packed, dgram.destination.packed, dgram.hop_limit
             )
-        if filt.arm(driver.spec.vrid, normalize(self.sock.family, packet)):
-            driver.offload(event, filt)
+        vrid = driver.spec.vrid
+        dropped = filt.dropped(vrid)  # before arming: every drop after it is this advert's
+        if filt.arm(vrid, normalize(self.sock.family, packet)):
+            driver.offload(event, filt, dropped)
 
     def window_s(self) -> float:
         """How long adverts may wait unread: a quarter of the shortest Skew_Time, and
@@ -441,11 +451,12 @@ class InstanceDriver:
         self.mux.timing_changed()
 
     # ------------------------------------------------------------ kernel repeat filter
-    def offload(self, event: AdvertReceived, repeat_filter: RepeatFilter) -> None:
-        """The kernel now drops repeats of ``event`` (armed by the mux)."""
+    def offload(self, event: AdvertReceived, repeat_filter: RepeatFilter, dropped: int) -> None:
+        """The kernel now drops repeats of ``event`` (armed by the mux when the filter's
+        count for this VRID was ``dropped``)."""
         self.offloaded = event
         self._filter = repeat_filter
-        self._filter_dropped = repeat_filter.dropped(self.spec.vrid)
+        self._filter_dropped = dropped
 
     def absorb(self) -> None:
         """Hand the machine the repeats the kernel dropped since the last call."""

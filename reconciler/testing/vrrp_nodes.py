@@ -6,12 +6,16 @@ are started, configured and measured the same way.
 
 from __future__ import annotations
 
+import functools
+import json
 import shutil
 import sys
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from pathlib import Path
+from typing import Any
 
+from reconciler.adapters.repeat_filter import FilterUnavailable, RepeatFilter
 from reconciler.testing.netlab import Host, LabProcess
 
 KEEPALIVED = "/usr/sbin/keepalived"
@@ -106,6 +110,29 @@ def keepalived_conf(host: Host, peers: tuple[Host, ...], instances: tuple[Instan
         out += [f"        {v} dev {i.interface}" for v in i.vips]
         out += ["    }", "}", ""]
     return "\n".join(out)
+
+
+@functools.cache
+def repeat_filter_unavailable_reason() -> str | None:
+    """Why the kernel repeat filter cannot load here (no CAP_BPF, kernel before 5.5), or
+    None: tests of it skip with this reason."""
+    try:
+        RepeatFilter.create(4).close()
+    except FilterUnavailable as exc:
+        return f"the kernel repeat filter cannot load here: {exc}"
+    return None
+
+
+def node_status(host: Host, port: int = 9650) -> dict[str, Any]:
+    """Our daemon's /status on ``host`` (its default address, in the host's namespace)."""
+    code = (
+        "import sys, urllib.request;"
+        f"sys.stdout.write(urllib.request.urlopen('http://127.0.0.1:{port}/status', timeout=5)"
+        ".read().decode())"
+    )
+    doc = json.loads(host.run([sys.executable, "-c", code], timeout=30).stdout)
+    assert isinstance(doc, dict)
+    return doc
 
 
 def start_ours(

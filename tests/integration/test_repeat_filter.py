@@ -14,7 +14,9 @@ import textwrap
 
 import pytest
 
+from reconciler.adapters.repeat_filter import PATTERN_MAX, RepeatFilter, Seen
 from reconciler.testing.netlab import Lab
+from reconciler.testing.vrrp_nodes import repeat_filter_unavailable_reason
 
 pytestmark = pytest.mark.root
 
@@ -76,6 +78,8 @@ SENDER = textwrap.dedent(
 
 @pytest.mark.parametrize("family", [4, 6])
 def test_armed_repeats_are_dropped_counted_and_timed(make_lab, family: int) -> None:  # type: ignore[no-untyped-def]
+    if reason := repeat_filter_unavailable_reason():
+        pytest.skip(reason)
     lab: Lab = make_lab(2)
     h1, h2 = lab.host(1), lab.host(2)
     if family == 6:
@@ -101,3 +105,17 @@ def test_armed_repeats_are_dropped_counted_and_timed(make_lab, family: int) -> N
     # veth delivers within the sending system call).
     assert before <= result["last"] <= after + 0.05
     assert result["last"] > result["read"][-1][1]
+
+
+def test_an_advert_too_long_to_compare_is_not_armed() -> None:
+    if reason := repeat_filter_unavailable_reason():
+        pytest.skip(reason)
+    filt = RepeatFilter.create(6)
+    try:
+        assert filt.arm(9, bytes(PATTERN_MAX))
+        assert filt.armed(9)
+        assert not filt.arm(9, bytes(PATTERN_MAX + 1))  # and the old pattern is disarmed
+        assert not filt.armed(9)
+        assert filt.seen(9) == Seen(0, 0.0)
+    finally:
+        filt.close()

@@ -266,3 +266,19 @@ def test_udp_servers_go_at_once(tmp_path: Path, proto: str) -> None:
     cfg[0] = text.replace("      - {address: 198.51.100.3, port: 8080, weight: 3}\n", "")
     run(loop)
     assert key not in kernel.dests
+
+
+def test_pending_takeover_vips_are_written_down_and_survive_a_restart(tmp_path: Path) -> None:
+    store = OwnershipStore(tmp_path)
+    store.load()
+    ident = ("address", ("eth0", "192.0.2.100/24"))
+    store.set_pending({ident})
+    store.claim({ident})  # a takeover, in memory only: not written yet
+    again = OwnershipStore(tmp_path)
+    assert again.load() == set()  # the claim was lost with the process...
+    assert again.pending == {ident}  # ...the pending VIP was not
+    again.set_pending(set())
+    assert OwnershipStore(tmp_path).load() == set()
+    third = OwnershipStore(tmp_path)
+    third.load()
+    assert third.pending == frozenset()
