@@ -458,6 +458,8 @@ class NodeRuntime:
         if spec.interface not in self.links:
             raise StartupError(f"{spec.name}: interface {spec.interface} does not exist")
         params = instance_params(spec, await self._primary(spec))
+        for dev in {vip.dev for vip in spec.vips}:
+            await self.netlink.warm(dev)  # a takeover then adds its VIPs in its own call
         key = (spec.interface, spec.family)
         mux = self.muxes.get(key)
         if mux is None:

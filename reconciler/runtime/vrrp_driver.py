@@ -134,6 +134,17 @@ class _Release:
 
 
 @dataclass(frozen=True)
+class _Adding:
+    """VIP adds under way: the requests went out (``Netlink.begin_add``) when the
+    instance became master, or when the worker got to them; None: to be sent by
+    ``Netlink.add_address``. ``before``: what was ours before they were claimed."""
+
+    lives: tuple[LiveAddress, ...]
+    started: tuple[asyncio.Future[WriteOutcome] | None, ...]
+    before: frozenset[tuple[str, tuple[str, ...]]]
+
+
+@dataclass(frozen=True)
 class _Notify:
     """Run the notify hooks of a state entered (after the address work queued before)."""
 
@@ -377,7 +388,10 @@ class InstanceDriver:
         self._budget_interval_cs = -1
         self.reaction_budget_s = 0.0
         self._garp_handles: list[asyncio.TimerHandle] = []
-        self._work: asyncio.Queue[act.Action | _Release | _Notify | None] = asyncio.Queue()
+        self._work: asyncio.Queue[act.Action | _Adding | _Release | _Notify | None] = (
+            asyncio.Queue()
+        )
+        self._worker_busy = False
         self._worker = loop.create_task(self._run_worker(), name=f"vrrp-{spec.name}-worker")
         self._vips = {v.address.ip: v for v in spec.vips}
         self.send_errors = 0
@@ -511,13 +525,21 @@ class InstanceDriver:
                 self._deadlines.pop(a.kind, None)
                 self._armed.pop(a.kind, None)
             elif isinstance(a, act.Transitioned):
-                self._transitioned(a)
+                pass  # below, once the advert is out and the VIP work queued
             elif isinstance(a, act.RemoveVips) and moved is not None:
                 self._releasing += 1
                 self._work.put_nowait(_Release(a.addresses, moved.to_state))
+            elif isinstance(a, act.AddVips) and self._worker_idle():
+                # Nothing queued before it (no release of these VIPs in flight): the
+                # add requests go out now, not when the worker runs.
+                self._work.put_nowait(self._begin_add_vips(a.addresses))
             else:
                 self._work.put_nowait(a)
         if moved is not None:
+            # Logging, listeners (tracing, sync groups, a reconcile pass woken) after the
+            # rest: the VIP work is queued first, so its worker runs before a reconcile
+            # pass can take the netlink socket for a dump.
+            self._transitioned(moved)
             self._work.put_nowait(_Notify(moved.from_state, moved.to_state, moved.reason))
 
     # ------------------------------------------------------------ timers
@@ -645,11 +667,17 @@ class InstanceDriver:
             self.on_transition(self, t)
 
     # ------------------------------------------------------------ serial worker
+    def _worker_idle(self) -> bool:
+        return not self._worker_busy and self._work.empty() and self._releasing == 0
+
     async def _run_worker(self) -> None:
         while (a := await self._work.get()) is not None:
+            self._worker_busy = True
             try:
                 if isinstance(a, act.AddVips):
-                    await self._add_vips(a.addresses)
+                    await self._finish_add_vips(self._begin_add_vips(a.addresses))
+                elif isinstance(a, _Adding):
+                    await self._finish_add_vips(a)
                 elif isinstance(a, _Release):
                     try:
                         await self._before_release(a.to_state)
@@ -665,6 +693,8 @@ class InstanceDriver:
             except Exception:
                 self.address_errors += 1
                 log.exception("%s: %s failed", self.spec.name, type(a).__name__)
+            finally:
+                self._worker_busy = False
 
     def _hooks(self, state: State) -> tuple[Hook, ...]:
         if state is State.INITIALIZE:
@@ -701,16 +731,23 @@ class InstanceDriver:
         vip = self._vips[ip]
         return LiveAddress(vip.dev, vip.address, vip.label, vip.scope)
 
-    async def _add_vips(self, addresses: tuple[IPAddr, ...]) -> None:
-        lives = [self._live(ip) for ip in addresses]
-        idents = {(live.kind, live.key) for live in lives}
+    def _begin_add_vips(self, addresses: tuple[IPAddr, ...]) -> _Adding:
+        lives = tuple(self._live(ip) for ip in addresses)
         before = self.ownership.owned
         # Claimed before the add (in memory: an fsync here would delay the takeover) so a
-        # reconcile pass running meanwhile sees them as ours; written down right after.
-        self.ownership.claim(idents)
+        # reconcile pass running meanwhile sees them as ours; written down right after
+        # (and listed as pending in the record since start, for a crash in between).
+        self.ownership.claim({(live.kind, live.key) for live in lives})
+        return _Adding(lives, tuple(self.netlink.begin_add(live) for live in lives), before)
+
+    async def _finish_add_vips(self, adding: _Adding) -> None:
+        before = adding.before
         foreign = set()
-        for live in lives:
-            outcome = await self.netlink.add_address(live)
+        for live, started in zip(adding.lives, adding.started, strict=True):
+            if started is None:
+                outcome = await self.netlink.add_address(live)
+            else:
+                outcome = await self.netlink.finish_add(live, started)
             ident = (live.kind, live.key)
             if outcome is not WriteOutcome.CREATED and ident not in before:
                 foreign.add(ident)

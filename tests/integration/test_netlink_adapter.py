@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
+import sys
+import textwrap
 
 import pytest
 
@@ -67,3 +70,60 @@ def test_watch_hints_on_address_and_link_changes(lab: Lab) -> None:
     kinds = asyncio.run(scenario())
     assert "address" in kinds and "link" in kinds
     host.link_up("eth0")
+
+
+FAST_ADD = textwrap.dedent(
+    """
+    import asyncio, ipaddress, json
+    from reconciler.adapters.netlink import Netlink
+    from reconciler.model.kernel import LiveAddress
+
+    def live(text, label=None):
+        return LiveAddress("eth0", ipaddress.ip_interface(text), label=label)
+
+    async def main():
+        out = {}
+        async with Netlink() as nl:
+            fast4, fast6 = live("192.0.2.201/24", "eth0:fast"), live("2001:db8::201/64")
+            out["cold"] = nl.begin_add(fast4) is None  # index not known yet
+            await nl.warm("eth0")
+            for a in (fast4, fast6):
+                started = nl.begin_add(a)  # sent before this returns
+                out[str(a.address)] = [
+                    (await nl.finish_add(a, started)).value,
+                    (await nl.finish_add(a, nl.begin_add(a))).value,
+                ]
+            await nl.add_address(live("192.0.2.202/24", "eth0:slow"))
+            await nl.add_address(live("2001:db8::202/64"))
+            gone = LiveAddress("eth0", ipaddress.ip_interface("192.0.2.203/24"))
+            nl._indexes["eth0"] = 99999  # the interface was re-created: a stale index
+            out["stale"] = (await nl.finish_add(gone, nl.begin_add(gone))).value
+        print(json.dumps(out))
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_a_takeover_add_is_sent_at_once_and_equals_the_async_add(lab: Lab) -> None:
+    """``begin_add`` sends the request before it returns and gives the same outcomes and
+    the same address (flags, scope, label, broadcast) as ``add_address``."""
+    host = lab.host(1)
+    out = json.loads(host.run([sys.executable, "-c", FAST_ADD], timeout=30).stdout)
+    assert out["cold"] is True
+    assert out["192.0.2.201/24"] == ["created", "unchanged"]
+    assert out["2001:db8::201/64"] == ["created", "unchanged"]
+    assert out["stale"] == "created"  # fell back to a fresh lookup
+    shown = json.loads(host.ip("-j", "addr", "show", "dev", "eth0").stdout)[0]["addr_info"]
+    by_local = {a["local"]: a for a in shown}
+    skip = {"local", "label", "address"}
+
+    def same(a: dict[str, object], b: dict[str, object]) -> None:
+        assert {k: v for k, v in a.items() if k not in skip} == {
+            k: v for k, v in b.items() if k not in skip
+        }
+
+    same(by_local["192.0.2.201"], by_local["192.0.2.202"])
+    same(by_local["2001:db8::201"], by_local["2001:db8::202"])
+    assert by_local["192.0.2.201"]["label"] == "eth0:fast"
+    assert "192.0.2.203" in by_local

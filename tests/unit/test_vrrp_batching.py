@@ -54,6 +54,9 @@ class FakeSocket:
 
 
 class FakeNetlink:
+    def begin_add(self, a: LiveAddress) -> None:
+        return None  # no fast path: add_address is used
+
     async def add_address(self, a: LiveAddress) -> WriteOutcome:
         return WriteOutcome.CREATED
 
