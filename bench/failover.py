@@ -38,7 +38,10 @@ bridge port, i.e. the moment the frame left the host):
   (spurious takeovers), and the spacing of h1's adverts (timer lateness);
 * resources (1 s adverts, 1/100/500 instances; 500 = VRIDs 1..250 on eth0 and
   on eth1): CPU from /proc/PID/task/*/schedstat (ns on CPU) summed over every
-  thread of every process in the speaker's process group, over ``--window``
+  thread of every process in the speaker's process group, plus the run time of
+  the BPF programs those processes hold (our backup's repeat filter runs in the
+  receiving softirq, outside any of its threads; counted with BPF stats enabled
+  for the run, from /proc/PID/fdinfo), over ``--window``
   seconds that start ``--settle`` seconds after all VIPs are on the master;
   VmRSS and PSS (smaps_rollup) summed over the group at the end of the window.
 

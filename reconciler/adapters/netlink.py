@@ -74,8 +74,15 @@ class AddressAdder:
 
     A takeover is measured to the moment its VIPs exist. Building and sending the request
     through the async client costs about half a millisecond of Python after the worker
-    gets to it; this sends it before the takeover's advert.
+    gets to it; this sends it right after the takeover's advert.
+
+    At most ``MAX_IN_FLIGHT`` requests wait for their answer (``add`` returns None beyond,
+    and the caller uses the async client): a mass takeover must not overflow the socket's
+    receive buffer with answers. If the kernel still drops answers (ENOBUFS), every
+    waiting request fails with ENOBUFS and ``Netlink.finish_add`` checks the address.
     """
+
+    MAX_IN_FLIGHT = 64
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -83,6 +90,7 @@ class AddressAdder:
             socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK, socket.NETLINK_ROUTE
         )
         self._sock.bind((0, 0))
+        self._buffer = bytearray(65536)  # answers are read into it (no allocation per read)
         self._seq = 0
         self._waiting: dict[int, asyncio.Future[WriteOutcome]] = {}
         self._messages: dict[tuple[LiveAddress, int], bytearray] = {}
@@ -96,9 +104,11 @@ class AddressAdder:
                 fut.cancel()
         self._waiting.clear()
 
-    def add(self, a: LiveAddress, index: int) -> asyncio.Future[WriteOutcome]:
+    def add(self, a: LiveAddress, index: int) -> asyncio.Future[WriteOutcome] | None:
         """Send the request now; the future gives CREATED, UNCHANGED (it existed) or
-        raises ``NetlinkError``."""
+        raises ``NetlinkError``. None: too many in flight, nothing sent."""
+        if len(self._waiting) >= self.MAX_IN_FLIGHT:
+            return None
         message = self._messages.get((a, index))
         if message is None:
             message = self._messages[(a, index)] = _encode_newaddr(a, index)
@@ -114,13 +124,20 @@ class AddressAdder:
         return fut
 
     def _read(self) -> None:
+        data = self._buffer
         while True:
             try:
-                data = self._sock.recv(65536)
+                size = self._sock.recv_into(data)
             except (BlockingIOError, InterruptedError):
                 return
+            except OSError as exc:  # ENOBUFS: answers were dropped; which, is unknown
+                waiting, self._waiting = self._waiting, {}
+                for lost in waiting.values():
+                    if not lost.done():
+                        lost.set_exception(NetlinkError(exc.errno or 0, str(exc)))
+                continue
             offset = 0
-            while offset + _NLMSGHDR.size <= len(data):
+            while offset + _NLMSGHDR.size <= size:
                 length, kind, _flags, seq, _port = _NLMSGHDR.unpack_from(data, offset)
                 if length < _NLMSGHDR.size:
                     break
@@ -211,6 +228,11 @@ class Netlink:
         except NetlinkError as exc:
             if exc.code == errno.ENODEV and self._indexes.pop(a.interface, None) is not None:
                 return await self.add_address(a)  # the cached index was stale
+            if exc.code == errno.ENOBUFS:
+                # The answer was lost, not the request: it exists now if we made it (an
+                # address someone else had added first is taken as ours here).
+                outcome = await self.add_address(a)
+                return WriteOutcome.CREATED if outcome is WriteOutcome.UNCHANGED else outcome
             raise
 
     # ------------------------------------------------------------ reads

@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from reconciler.adapters.netlink import InterfaceMissing, Netlink, watch
+from reconciler.adapters.netlink import AddressAdder, InterfaceMissing, Netlink, watch
 from reconciler.adapters.outcome import WriteOutcome
 from reconciler.model.kernel import LiveAddress
 from reconciler.testing.netlab import Lab
@@ -93,6 +93,14 @@ FAST_ADD = textwrap.dedent(
                     (await nl.finish_add(a, started)).value,
                     (await nl.finish_add(a, nl.begin_add(a))).value,
                 ]
+            # A mass takeover: at most MAX_IN_FLIGHT wait for their answers at once.
+            many = [live(f"198.51.100.{i}/24") for i in range(1, 81)]
+            started = [nl.begin_add(a) for a in many]
+            out["in_flight"] = sum(1 for s in started if s is not None)
+            out["many"] = sorted({
+                (await (nl.finish_add(a, s) if s else nl.add_address(a))).value
+                for a, s in zip(many, started)
+            })
             await nl.add_address(live("192.0.2.202/24", "eth0:slow"))
             await nl.add_address(live("2001:db8::202/64"))
             gone = LiveAddress("eth0", ipaddress.ip_interface("192.0.2.203/24"))
@@ -114,6 +122,8 @@ def test_a_takeover_add_is_sent_at_once_and_equals_the_async_add(lab: Lab) -> No
     assert out["192.0.2.201/24"] == ["created", "unchanged"]
     assert out["2001:db8::201/64"] == ["created", "unchanged"]
     assert out["stale"] == "created"  # fell back to a fresh lookup
+    assert out["in_flight"] == AddressAdder.MAX_IN_FLIGHT
+    assert out["many"] == ["created"]
     shown = json.loads(host.ip("-j", "addr", "show", "dev", "eth0").stdout)[0]["addr_info"]
     by_local = {a["local"]: a for a in shown}
     skip = {"local", "label", "address"}

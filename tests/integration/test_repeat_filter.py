@@ -50,7 +50,7 @@ RECEIVER = textwrap.dedent(
 
 SENDER = textwrap.dedent(
     """
-    import ipaddress, sys, time
+    import ipaddress, socket, sys, time
     from reconciler.adapters.vrrp_socket import VrrpSocket
     from reconciler.vrrp.packet import Advert, VrrpVersion, encode_advert, multicast_group
     family, source, vip, phase = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
@@ -66,6 +66,19 @@ SENDER = textwrap.dedent(
         for _ in range(5):
             sock.send(advert(100), src, dst)   # repeats: dropped
             time.sleep(0.01)
+        forged = bytearray(advert(100))
+        forged[7] ^= 0xFF
+        sock.send(bytes(forged), src, dst)      # one byte off (checksum): passes
+        if family == 4:
+            sock.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 254)
+        else:
+            sock.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 254)
+        sock.send(advert(100), src, dst)         # TTL 254 (off-link): passes
+        if family == 4:
+            sock.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 255)
+        else:
+            sock.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+        time.sleep(0.01)
         sock.send(advert(0), src, dst)          # priority 0: passes
         sock.send(advert(100, vrid=8), src, dst)  # another VRID: passes
         time.sleep(0.01)
@@ -98,8 +111,12 @@ def test_armed_repeats_are_dropped_counted_and_timed(make_lab, family: int) -> N
     result = json.loads(receiver.output().splitlines()[-1])
     read = [bytes.fromhex(h) for h, _ in result["read"]]
     vrrp = [p[20:] if family == 4 else p for p in read]
-    # The first (armed), then only the two that differ: priority 0 and VRID 8.
-    assert [(v[1], v[2]) for v in vrrp] == [(7, 100), (7, 0), (8, 100)]
+    # The first (armed), then only those that differ: a forged checksum, a hop limit of
+    # 254 (both refused later, in user space), priority 0 and VRID 8.
+    assert [(v[1], v[2]) for v in vrrp] == [(7, 100)] * 3 + [(7, 0), (8, 100)]
+    assert vrrp[1][6:8] != vrrp[0][6:8]
+    if family == 4:
+        assert read[2][8] == 254
     assert result["dropped"] == 6
     # The last drop is the last packet sent (same clock: CLOCK_MONOTONIC, one machine;
     # veth delivers within the sending system call).
