@@ -341,6 +341,7 @@ def _status(addr: str, fmt: str) -> int:
             f"{i['name']:<16} {i['vrid']:>4} {i['interface']:<10} {i['state']:<10} {prio:>9}"
             f"  {who}  {' '.join(i['vips'])}"
             + (f"  faults: {', '.join(i['faults'])}" if i["faults"] else "")
+            + ("" if i.get("accept_mode", True) else "  (accept: false, VIP traffic dropped)")
         )
     return EXIT_OK
 

@@ -20,6 +20,7 @@ from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 
 from reconciler.adapters import process_memory
+from reconciler.adapters.accept_mode import AcceptModeFirewall, FirewallError
 from reconciler.adapters.arp import Announcer
 from reconciler.adapters.ipvs import Ipvs, IpvsError
 from reconciler.adapters.netlink import Link, Netlink, watch
@@ -42,7 +43,7 @@ from reconciler.observability.status import (
     ReconcileStatus,
 )
 from reconciler.observability.tracing import Tracing, tracer_provider_from_env
-from reconciler.plan.live import vip_addresses
+from reconciler.plan.live import no_accept_vips, vip_addresses
 from reconciler.reconcile.loop import PassResult, ReconcileLoop
 from reconciler.reconcile.ownership import Ident, OwnershipStore
 from reconciler.runtime.checks import CheckJob, CheckScheduler, ProbeRecord
@@ -122,6 +123,7 @@ class NodeRuntime:
         self.ipvs: Ipvs | None = None
         self.ipvs_error: str | None = None
         self.sysctl_results: dict[str, str] = {}
+        self.firewall = AcceptModeFirewall()
         self.reconcile = ReconcileLoop(
             lambda: self.config,
             self.ownership,
@@ -201,7 +203,9 @@ class NodeRuntime:
             reloads_failed=self.reloads_failed,
             last_reload_error=self.last_reload_error,
             instances=tuple(self.drivers[n].status() for n in sorted(self.drivers)),
-            sockets=tuple(m.status() for _, m in sorted(self.muxes.items())),
+            sockets=tuple(
+                self.muxes[k].status() for k in sorted(self.muxes, key=lambda k: (k[0], k[1].value))
+            ),
             checks=self._check_status(),
             reconcile=self._reconcile_status(),
         )
@@ -357,6 +361,36 @@ class NodeRuntime:
             if outcome.value != "unchanged":
                 log.info("sysctl %s: %s", key, outcome.value)
 
+    async def _apply_accept_mode(self, config: NodeConfig) -> None:
+        """Drop traffic to the VIPs of Accept_Mode-false instances before any of them can
+        take over (adapters/accept_mode.py); a node that needs it and cannot have it does
+        not run those instances."""
+        vips = no_accept_vips(config)
+        try:
+            outcome = await self.firewall.apply(vips)
+        except FirewallError as exc:
+            if vips:
+                raise StartupError(f"accept: false: {exc}") from exc
+            log.warning("accept mode: leftover table not removed: %s", exc)
+            return
+        if outcome.value != "unchanged":
+            log.info(
+                "accept mode: nftables table inet reconciler %s (%d VIP(s) dropped)",
+                outcome.value,
+                len(vips),
+            )
+
+    async def _keep_accept_mode(self) -> None:
+        """Put the table back if someone removed or edited it, at the resync interval."""
+        while True:
+            await asyncio.sleep(self.revision.resync_interval_s)
+            if not self.firewall.vips:
+                continue
+            try:
+                await self._apply_accept_mode(self.config)
+            except StartupError as exc:
+                log.error("%s", exc)
+
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         self.ownership.load()
@@ -364,6 +398,7 @@ class NodeRuntime:
         self.links = await self.netlink.links()
         await self._adopt_leftover_vips()
         self.ownership.set_pending(_takeover_vips(self.config))
+        await self._apply_accept_mode(self.config)
         for name, link in self.links.items():
             self.tracking.links[name] = link.running
         for spec in self.config.instances:
@@ -373,6 +408,7 @@ class NodeRuntime:
         await self._open_ipvs()
         self._spawn(self._watch_links(), "netlink-watch")
         self._spawn(self.reconcile.run(self._trace_pass), "reconcile")
+        self._spawn(self._keep_accept_mode(), "accept-mode")
 
     async def stop(self) -> None:
         if self._settle_handle is not None:
@@ -383,6 +419,11 @@ class NodeRuntime:
         await self.checks.stop()
         await asyncio.gather(*(d.stop() for d in self.drivers.values()))
         self.drivers.clear()
+        if self.firewall.vips:
+            try:
+                await self.firewall.remove()  # the VIPs are gone: so is what guarded them
+            except FirewallError as exc:
+                log.warning("accept mode: table not removed: %s", exc)
         await self.notifier.stop()
         for task in list(self._tasks):
             task.cancel()
@@ -496,6 +537,9 @@ class NodeRuntime:
         old = {i.name: i for i in self.config.instances}
         new = {i.name: i for i in config.instances}
         changed = sorted(n for n in old.keys() | new.keys() if old.get(n) != new.get(n))
+        # First, so that a node that cannot have the rules refuses the reload with nothing
+        # changed; one transaction, so an instance keeping accept: false keeps its rules.
+        await self._apply_accept_mode(config)
         for name in changed:
             if name in self.drivers:
                 await self._stop_instance(name)

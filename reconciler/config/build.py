@@ -138,6 +138,7 @@ class _Builder:
                 )
             )
         self._cross_node_vrid(per_node_instances)
+        self._services_on_dropped_vips(node_configs)
         reconcile = self.data.get("reconcile", {})
         sysctls = self.data.get("director", {}).get("sysctls", {})
         return Cluster(
@@ -619,6 +620,30 @@ class _Builder:
                 seen.setdefault(k, inst.name)
 
     # ------------------------------------------------------------ IPVS
+    def _services_on_dropped_vips(self, node_configs: list[NodeConfig]) -> None:
+        """A service on a VIP of an ``accept: false`` instance never gets a packet: the
+        node drops all traffic to that VIP before IPVS sees it (RFC 5798 §6.4.3 Accept_Mode,
+        keepalived's no_accept / vrrp_strict)."""
+        reported: set[str] = set()
+        for nc in node_configs:
+            dropped = {
+                vip.address.ip: inst.name
+                for inst in nc.instances
+                if not inst.accept and not inst.address_owner
+                for vip in inst.vips
+            }
+            for svc in nc.services:
+                inst_name = dropped.get(svc.service.address) if svc.service.address else None
+                if inst_name is None or svc.name in reported:
+                    continue
+                reported.add(svc.name)
+                self.error(
+                    ("virtual_services", svc.name, "address"),
+                    f"virtual_services.{svc.name}: {svc.service.address} is a VIP of instance "
+                    f"{inst_name!r}, which has accept: false: node {nc.node.name} drops every "
+                    "packet to it, so this service would get no traffic (set accept: true)",
+                )
+
     def _services(
         self, checks: dict[str, Check]
     ) -> dict[str, tuple[list[VirtualService], list[RealServer]]]:

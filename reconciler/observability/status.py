@@ -29,6 +29,8 @@ class InstanceStatus:
     transitions: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (from,to,why)
     faults: tuple[str, ...] = ()
     sync_group: str | None = None
+    # Accept_Mode in force: packets to the VIPs are accepted (false: the node drops them)
+    accept_mode: bool = True
 
 
 @dataclass(frozen=True)

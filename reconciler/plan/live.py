@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv6Address
 
 from reconciler.model.cluster import NodeConfig
 from reconciler.model.common import Key
@@ -44,6 +45,18 @@ def vip_addresses(cfg: NodeConfig, masters: frozenset[str]) -> Iterator[LiveAddr
         if inst.name in masters:
             for vip in inst.vips:
                 yield LiveAddress(vip.dev, vip.address, vip.label, vip.scope)
+
+
+def no_accept_vips(cfg: NodeConfig) -> frozenset[IPv4Address | IPv6Address]:
+    """The VIPs this node must not accept packets for, master or backup (RFC 5798
+    §6.4.2, §6.4.3): those of its instances with Accept_Mode False where it is not the
+    address owner (priority 255 always accepts)."""
+    return frozenset(
+        vip.address.ip
+        for inst in cfg.instances
+        if not inst.accept and not inst.address_owner
+        for vip in inst.vips
+    )
 
 
 def project(

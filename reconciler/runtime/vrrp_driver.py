@@ -645,6 +645,7 @@ class InstanceDriver:
             },
             faults=tuple(sorted(m.faults)),
             sync_group=self.spec.sync_group,
+            accept_mode=self.spec.accept or self.spec.address_owner,
         )
 
     def _transitioned(self, t: act.Transitioned) -> None:

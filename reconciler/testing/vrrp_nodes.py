@@ -39,6 +39,12 @@ class Instance:
     preempt: bool = True
     preempt_delay_s: float = 0.0
     interface: str = "eth0"
+    # VRRPv2 simple password (keepalived: authentication { auth_type PASS }).
+    auth_pass: str | None = None
+    # VRRPv3 unicast checksum: ours "auto" / "rfc" / "old"; keepalived gets
+    # old_unicast_checksum for "old" and old_unicast_checksum never for "rfc".
+    unicast_checksum: str = "auto"
+    accept: bool = True  # RFC 5798 Accept_Mode (keepalived: accept / no_accept)
 
     @property
     def family(self) -> int:
@@ -71,6 +77,12 @@ def cluster_yaml(
             f"      preempt: {str(i.preempt).lower()}",
             f"      preempt_delay: {round(i.preempt_delay_s * 1000)}ms",
         ]
+        if not i.accept:
+            lines.append("      accept: false")
+        if i.unicast_checksum != "auto":
+            lines.append(f"      unicast_checksum: {i.unicast_checksum}")
+        if i.auth_pass is not None:
+            lines.append(f'      authentication: {{type: pass, password: "{i.auth_pass}"}}')
     if sync_groups:
         lines.append("  sync_groups:")
         for g, members in sync_groups.items():
@@ -96,6 +108,8 @@ def keepalived_conf(host: Host, peers: tuple[Host, ...], instances: tuple[Instan
         ]
         if not i.preempt:
             out.append("    nopreempt")
+        if not i.accept:
+            out.append("    no_accept")
         if i.preempt_delay_s:
             out.append(f"    preempt_delay {i.preempt_delay_s:g}")
         if i.unicast:
@@ -106,6 +120,17 @@ def keepalived_conf(host: Host, peers: tuple[Host, ...], instances: tuple[Instan
                 if p.name != host.name and p.name in i.priorities:
                     out.append(f"        {p.ipv4 if i.family == 4 else p.ipv6}")
             out.append("    }")
+            if i.unicast_checksum == "old":
+                out.append("    old_unicast_checksum")
+            elif i.unicast_checksum == "rfc":
+                out.append("    old_unicast_checksum never")
+        if i.auth_pass is not None:
+            out += [
+                "    authentication {",
+                "        auth_type PASS",
+                f"        auth_pass {i.auth_pass}",
+                "    }",
+            ]
         out.append("    virtual_ipaddress {")
         out += [f"        {v} dev {i.interface}" for v in i.vips]
         out += ["    }", "}", ""]

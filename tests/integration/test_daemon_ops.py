@@ -91,3 +91,28 @@ def test_metrics_status_and_reload(make_lab) -> None:  # type: ignore[no-untyped
     status = json.loads(_get(h1, "/status"))
     assert status["reloads_ok"] == 1 and status["revision"] != revision
     assert proc.stop() == 0 or not proc.alive
+
+
+def test_a_dual_stack_node_reports_both_sockets(make_lab) -> None:  # type: ignore[no-untyped-def]
+    """IPv4 and IPv6 instances on one interface: two sockets in /status and /metrics."""
+    lab: Lab = make_lab(1)
+    h1 = lab.host(1)
+    vip6 = ipaddress.ip_interface("2001:db8::100/64")
+    config = lab.tmpdir / "c.yaml"
+    instances = (
+        Instance("web4", 81, (VIP,), {"h1": 150}),
+        Instance("web6", 82, (vip6,), {"h1": 150}),
+    )
+    config.write_text(cluster_yaml(lab.hosts, instances))
+    proc = start_ours(h1, config, lab.tmpdir / "s")
+    h1.watcher.wait_for(VIP, timeout=10)
+    h1.watcher.wait_for(vip6, timeout=10)
+    _wait_log(proc, "metrics and status on http://127.0.0.1:9650/")
+    doc = json.loads(_get(h1, "/status"))
+    assert [(s["interface"], s["family"]) for s in doc["sockets"]] == [
+        ("eth0", "ipv4"),
+        ("eth0", "ipv6"),
+    ]
+    metrics = _get(h1, "/metrics")
+    assert 'reconciler_vrrp_packets_read_total{family="ipv6",interface="eth0"}' in metrics
+    proc.stop()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import signal
 import time
+from typing import Any
 
 import pytest
 
@@ -37,43 +38,86 @@ VIP6 = ipaddress.ip_interface("2001:db8::100/64")
 MARGIN_S = 0.080
 
 
+def _case(
+    version: int,
+    interval: float,
+    unicast: bool,
+    vip: object,
+    high: str,
+    case_id: str,
+    *,
+    slow: bool = False,
+    **extra: object,
+) -> object:
+    """version, advert interval (s), unicast, vip, which side has the higher priority,
+    and further Instance fields (authentication, unicast checksum mode)."""
+    marks = [pytest.mark.slow] if slow else []
+    return pytest.param(version, interval, unicast, vip, high, extra, id=case_id, marks=marks)
+
+
 CASES = [
-    # version, advert interval (s), unicast, vip, which side has the higher priority
-    pytest.param(3, 0.1, False, VIP4, "ours", id="v3-multicast-ours-master"),
-    pytest.param(3, 0.1, False, VIP4, "keepalived", id="v3-multicast-keepalived-master"),
-    pytest.param(3, 0.1, True, VIP4, "ours", id="v3-unicast-ours-master"),
-    pytest.param(3, 0.1, True, VIP4, "keepalived", id="v3-unicast-keepalived-master"),
-    pytest.param(3, 0.1, False, VIP6, "ours", id="v3-ipv6-ours-master"),
-    pytest.param(3, 0.1, False, VIP6, "keepalived", id="v3-ipv6-keepalived-master"),
-    pytest.param(
-        2, 1.0, False, VIP4, "ours", id="v2-multicast-ours-master", marks=pytest.mark.slow
+    _case(3, 0.1, False, VIP4, "ours", "v3-multicast-ours-master"),
+    _case(3, 0.1, False, VIP4, "keepalived", "v3-multicast-keepalived-master"),
+    _case(3, 0.1, True, VIP4, "ours", "v3-unicast-ours-master"),
+    _case(3, 0.1, True, VIP4, "keepalived", "v3-unicast-keepalived-master"),
+    _case(3, 0.1, False, VIP6, "ours", "v3-ipv6-ours-master"),
+    _case(3, 0.1, False, VIP6, "keepalived", "v3-ipv6-keepalived-master"),
+    _case(3, 0.1, True, VIP6, "ours", "v3-ipv6-unicast-ours-master"),
+    _case(3, 0.1, True, VIP6, "keepalived", "v3-ipv6-unicast-keepalived-master"),
+    # keepalived's old_unicast_checksum sends the pre-1.3.6 checksum (multicast group in
+    # the pseudo-header) and refuses RFC ones: ours must send the same ("old").
+    _case(
+        3, 0.1, True, VIP4, "ours", "v3-unicast-old-checksum-ours-master", unicast_checksum="old"
     ),
-    pytest.param(
+    _case(
+        3,
+        0.1,
+        True,
+        VIP4,
+        "keepalived",
+        "v3-unicast-old-checksum-keepalived-master",
+        unicast_checksum="old",
+    ),
+    _case(2, 1.0, False, VIP4, "ours", "v2-multicast-ours-master", slow=True),
+    _case(2, 1.0, False, VIP4, "keepalived", "v2-multicast-keepalived-master", slow=True),
+    _case(2, 1.0, True, VIP4, "ours", "v2-unicast-ours-master", slow=True),
+    _case(2, 1.0, True, VIP4, "keepalived", "v2-unicast-keepalived-master", slow=True),
+    _case(2, 1.0, False, VIP4, "ours", "v2-auth-pass-ours-master", slow=True, auth_pass="s3cret"),
+    _case(
         2,
         1.0,
         False,
         VIP4,
         "keepalived",
-        id="v2-multicast-keepalived-master",
-        marks=pytest.mark.slow,
+        "v2-auth-pass-keepalived-master",
+        slow=True,
+        auth_pass="s3cret",
     ),
 ]
 
 
-@pytest.mark.parametrize(("version", "interval", "unicast", "vip", "high"), CASES)
+@pytest.mark.parametrize(("version", "interval", "unicast", "vip", "high", "extra"), CASES)
 def test_failover_and_return_with_keepalived(
     make_lab,
     version: int,
     interval: float,
     unicast: bool,
     vip,
-    high: str,  # type: ignore[no-untyped-def]
+    high: str,
+    extra: dict[str, Any],  # type: ignore[no-untyped-def]
 ) -> None:
     lab: Lab = make_lab(2)
     ours_host, ka_host = lab.host(1), lab.host(2)
     prio = {"h1": 150, "h2": 100} if high == "ours" else {"h1": 100, "h2": 150}
     inst = Instance(
-        "VI_51", 51, (vip,), prio, version=version, advert_interval_s=interval, unicast=unicast
+        "VI_51",
+        51,
+        (vip,),
+        prio,
+        version=version,
+        advert_interval_s=interval,
+        unicast=unicast,
+        **extra,
     )
     config = lab.tmpdir / "cluster.yaml"
     config.write_text(cluster_yaml(lab.hosts, (inst,)))
@@ -126,3 +170,53 @@ def test_failover_and_return_with_keepalived(
 
 def version_of(v: int) -> VrrpVersion:
     return VrrpVersion(v)
+
+
+MISMATCHES = [
+    # ours, keepalived, the reason our speaker refuses keepalived's adverts for
+    pytest.param(
+        {"version": 2, "advert_interval_s": 1.0, "auth_pass": "ours"},
+        {"version": 2, "advert_interval_s": 1.0, "auth_pass": "theirs"},
+        "auth_mismatch",
+        id="v2-auth-password-differs",
+        marks=pytest.mark.slow,
+    ),
+    pytest.param(
+        {"unicast": True, "unicast_checksum": "rfc"},
+        {"unicast": True, "unicast_checksum": "old"},
+        "checksum_mode",
+        id="v3-unicast-checksum-mode-differs",
+    ),
+]
+
+
+@pytest.mark.parametrize(("ours", "theirs", "reason"), MISMATCHES)
+def test_a_mismatched_setting_is_refused_by_both(
+    make_lab,
+    ours: dict[str, Any],
+    theirs: dict[str, Any],
+    reason: str,  # type: ignore[no-untyped-def]
+) -> None:
+    """The settings the interop cases above agree on are really in force: with one that
+    differs, each side refuses the other's adverts and both become master."""
+    lab: Lab = make_lab(2)
+    ours_host, ka_host = lab.host(1), lab.host(2)
+    prio = {"h1": 150, "h2": 100}
+    config = lab.tmpdir / "cluster.yaml"
+    config.write_text(cluster_yaml(lab.hosts, (Instance("VI_51", 51, (VIP4,), prio, **ours),)))
+    ka_conf = keepalived_conf(ka_host, lab.hosts, (Instance("VI_51", 51, (VIP4,), prio, **theirs),))
+    procs = [
+        start_keepalived(ka_host, ka_conf, lab.tmpdir / "keepalived"),
+        start_ours(ours_host, config, lab.tmpdir / "state"),
+    ]
+    ours_host.watcher.wait_for(VIP4, timeout=15)
+    ka_host.watcher.wait_for(VIP4, timeout=15)
+    interval = float(ours.get("advert_interval_s", 0.1))
+    time.sleep(3 * interval)
+    assert ours_host.watcher.is_present(VIP4)
+    assert ka_host.watcher.is_present(VIP4)
+    (inst,) = node_status(ours_host)["instances"]
+    assert inst["state"] == "MASTER"
+    assert inst["refused"].get(reason, 0) >= 2, inst["refused"]
+    for p in procs:
+        p.stop()
