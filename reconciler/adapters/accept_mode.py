@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -115,6 +116,7 @@ class AcceptModeFirewall:
             stdin=asyncio.subprocess.PIPE if script is not None else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "LC_ALL": "C"},  # "No such file or directory" untranslated
         )
         try:
             out, err = await asyncio.wait_for(
