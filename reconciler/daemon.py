@@ -33,6 +33,7 @@ from reconciler.health.policy import CheckTransition
 from reconciler.model.cluster import NodeConfig, Sysctls
 from reconciler.model.common import CheckState, Family
 from reconciler.model.ipvs import Endpoint, RealServer
+from reconciler.model.kernel import LiveAddress
 from reconciler.model.vrrp import VrrpInstance
 from reconciler.observability.http import StatusServer
 from reconciler.observability.metrics import registry_for
@@ -501,6 +502,8 @@ class NodeRuntime:
         params = instance_params(spec, await self._primary(spec))
         for dev in {vip.dev for vip in spec.vips}:
             await self.netlink.warm(dev)  # a takeover then adds its VIPs in its own call
+        for vip in spec.vips:  # ... with requests encoded already
+            self.netlink.prepare_add(LiveAddress(vip.dev, vip.address, vip.label, vip.scope))
         key = (spec.interface, spec.family)
         mux = self.muxes.get(key)
         if mux is None:

@@ -104,6 +104,12 @@ class AddressAdder:
                 fut.cancel()
         self._waiting.clear()
 
+    def prepare(self, a: LiveAddress, index: int) -> None:
+        """Encode the request for ``a`` now, so that a takeover only sends it (the first
+        encoding in a process costs about 0.3 ms, a fresh node's first takeover's)."""
+        if (a, index) not in self._messages:
+            self._messages[(a, index)] = _encode_newaddr(a, index)
+
     def add(self, a: LiveAddress, index: int) -> asyncio.Future[WriteOutcome] | None:
         """Send the request now; the future gives CREATED, UNCHANGED (it existed) or
         raises ``NetlinkError``. None: too many in flight, nothing sent."""
@@ -209,6 +215,12 @@ class Netlink:
         """Look up ``interface``'s index now, so that ``begin_add`` can send at once."""
         with contextlib.suppress(InterfaceMissing):
             await self._index(interface)
+
+    def prepare_add(self, a: LiveAddress) -> None:
+        """Have ``begin_add(a)`` find its request encoded (after ``warm``)."""
+        index = self._indexes.get(a.interface)
+        if index is not None and self._adder is not None:
+            self._adder.prepare(a, index)
 
     def begin_add(self, a: LiveAddress) -> asyncio.Future[WriteOutcome] | None:
         """Add ``a`` now, without awaiting: the request is sent before this returns.

@@ -75,6 +75,7 @@ def test_watch_hints_on_address_and_link_changes(lab: Lab) -> None:
 FAST_ADD = textwrap.dedent(
     """
     import asyncio, ipaddress, json
+    from reconciler.adapters import netlink
     from reconciler.adapters.netlink import Netlink
     from reconciler.model.kernel import LiveAddress
 
@@ -93,6 +94,13 @@ FAST_ADD = textwrap.dedent(
                     (await nl.finish_add(a, started)).value,
                     (await nl.finish_add(a, nl.begin_add(a))).value,
                 ]
+            # Prepared: the takeover's call only sends what was encoded before.
+            prepared = live("192.0.2.204/24")
+            nl.prepare_add(prepared)
+            encode, netlink._encode_newaddr = netlink._encode_newaddr, None
+            started = nl.begin_add(prepared)
+            netlink._encode_newaddr = encode
+            out["prepared"] = (await nl.finish_add(prepared, started)).value
             # A mass takeover: at most MAX_IN_FLIGHT wait for their answers at once.
             many = [live(f"198.51.100.{i}/24") for i in range(1, 81)]
             started = [nl.begin_add(a) for a in many]
@@ -122,6 +130,7 @@ def test_a_takeover_add_is_sent_at_once_and_equals_the_async_add(lab: Lab) -> No
     assert out["192.0.2.201/24"] == ["created", "unchanged"]
     assert out["2001:db8::201/64"] == ["created", "unchanged"]
     assert out["stale"] == "created"  # fell back to a fresh lookup
+    assert out["prepared"] == "created"
     assert out["in_flight"] == AddressAdder.MAX_IN_FLIGHT
     assert out["many"] == ["created"]
     shown = json.loads(host.ip("-j", "addr", "show", "dev", "eth0").stdout)[0]["addr_info"]
