@@ -187,21 +187,20 @@ class AcceptModeFirewall:
         """Make the table drop exactly ``vips``; with none, make sure there is no table
         (without nft installed there can be none of ours to remove)."""
         want = frozenset(vips)
-        if not want and self._nft is None and shutil.which("nft") is None:
-            self.vips = want
-            return WriteOutcome.UNCHANGED
-        have = await self.observe()
-        if want:
+        if not want:
+            no_nft = self._nft is None and shutil.which("nft") is None
+            if no_nft or await self._table() is None:
+                outcome = WriteOutcome.UNCHANGED
+            else:
+                await self._run(["delete", "table", FAMILY, TABLE])
+                outcome = WriteOutcome.DELETED
+        else:
+            have = await self.observe()
             if have == want:
                 outcome = WriteOutcome.UNCHANGED
             else:
                 await self._run(["-f", "-"], ruleset(want))
                 outcome = WriteOutcome.CREATED if have is None else WriteOutcome.UPDATED
-        elif await self._table() is None:
-            outcome = WriteOutcome.UNCHANGED
-        else:
-            await self._run(["delete", "table", FAMILY, TABLE])
-            outcome = WriteOutcome.DELETED
         self.vips = want
         return outcome
 
