@@ -371,7 +371,7 @@ class NodeRuntime:
             outcome = await self.firewall.apply(vips)
         except FirewallError as exc:
             if vips:
-                raise StartupError(f"accept: false: {exc}") from exc
+                raise StartupError(f"accept: false needs nftables: {exc}") from exc
             log.warning("accept mode: leftover table not removed: %s", exc)
             return
         if outcome.value != "unchanged":

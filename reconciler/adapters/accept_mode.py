@@ -48,6 +48,10 @@ class FirewallError(OSError):
     """nft is missing or refused the table."""
 
 
+class _NoTable(FirewallError):
+    """nft says our table does not exist."""
+
+
 @dataclass(frozen=True)
 class DropCounts:
     """Packets dropped so far by the table's rules (reset when the table is replaced)."""
@@ -104,20 +108,23 @@ class AcceptModeFirewall:
         nft = self._nft or shutil.which("nft")
         if nft is None:
             raise FirewallError(
-                "accept: false needs nftables: the nft command is not installed "
-                "(Debian: apt-get install nftables)"
+                "the nft command is not installed (Debian: apt-get install nftables)"
             )
         return nft
 
     async def _run(self, args: list[str], script: str | None = None) -> str:
-        proc = await asyncio.create_subprocess_exec(
-            self._binary(),
-            *args,
-            stdin=asyncio.subprocess.PIPE if script is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env={**os.environ, "LC_ALL": "C"},  # "No such file or directory" untranslated
-        )
+        nft = self._binary()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                nft,
+                *args,
+                stdin=asyncio.subprocess.PIPE if script is not None else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env={**os.environ, "LC_ALL": "C"},  # "No such file or directory" untranslated
+            )
+        except OSError as exc:
+            raise FirewallError(f"cannot run {nft}: {exc.strerror or exc}") from exc
         try:
             out, err = await asyncio.wait_for(
                 proc.communicate(script.encode() if script is not None else None), NFT_TIMEOUT_S
@@ -127,18 +134,18 @@ class AcceptModeFirewall:
             await proc.wait()
             raise FirewallError(f"nft {' '.join(args)}: no answer in {NFT_TIMEOUT_S:g} s") from None
         if proc.returncode != 0:
-            detail = err.decode(errors="replace").strip().splitlines()
-            raise FirewallError(f"nft {' '.join(args)}: {' | '.join(detail[-3:]) or 'failed'}")
+            text = err.decode(errors="replace")
+            detail = text.strip().splitlines()
+            kind = _NoTable if "No such file or directory" in text else FirewallError
+            raise kind(f"nft {' '.join(args)}: {' | '.join(detail[-3:]) or 'failed'}")
         return out.decode()
 
     async def _table(self) -> list[dict[str, object]] | None:
         """Our table's objects as nft's JSON lists them; None when there is no table."""
         try:
             text = await self._run(["-j", "list", "table", FAMILY, TABLE])
-        except FirewallError as exc:
-            if "No such file or directory" in str(exc):
-                return None
-            raise
+        except _NoTable:
+            return None
         doc = json.loads(text)
         items = doc.get("nftables", []) if isinstance(doc, dict) else []
         return [i for i in items if isinstance(i, dict)]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from ipaddress import ip_address
 
-from reconciler.adapters.accept_mode import ruleset
+import pytest
+
+from reconciler.adapters.accept_mode import AcceptModeFirewall, FirewallError, ruleset
 from reconciler.config.load import load_text
 from reconciler.plan.live import no_accept_vips
 
@@ -69,3 +72,12 @@ def test_the_ruleset_drops_both_ways_and_lets_neighbour_discovery_through() -> N
 def test_an_empty_family_has_an_empty_set() -> None:
     text = ruleset([ip_address("192.0.2.101")])
     assert "set no_accept_v6 { type ipv6_addr; }" in text
+
+
+def test_a_missing_nft_is_a_clear_error_and_nothing_to_remove() -> None:
+    missing = AcceptModeFirewall(nft="/nonexistent/nft")
+    with pytest.raises(FirewallError, match=r"cannot run /nonexistent/nft: No such file"):
+        asyncio.run(missing.apply([ip_address("192.0.2.101")]))
+    with pytest.raises(FirewallError, match="cannot run"):
+        asyncio.run(missing.apply([]))  # a leftover table cannot be checked either
+    assert missing.vips == frozenset()
