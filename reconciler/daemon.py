@@ -125,6 +125,10 @@ class NodeRuntime:
         self.ipvs_error: str | None = None
         self.sysctl_results: dict[str, str] = {}
         self.firewall = AcceptModeFirewall()
+        # The revision whose VIPs the firewall holds; one writer at a time (a reload and
+        # the periodic check must not interleave, or the older one could win).
+        self._firewall_config = self.config
+        self._firewall_lock = asyncio.Lock()
         self.reconcile = ReconcileLoop(
             lambda: self.config,
             self.ownership,
@@ -362,18 +366,22 @@ class NodeRuntime:
             if outcome.value != "unchanged":
                 log.info("sysctl %s: %s", key, outcome.value)
 
-    async def _apply_accept_mode(self, config: NodeConfig) -> None:
-        """Drop traffic to the VIPs of Accept_Mode-false instances before any of them can
-        take over (adapters/accept_mode.py); a node that needs it and cannot have it does
-        not run those instances."""
-        vips = no_accept_vips(config)
-        try:
-            outcome = await self.firewall.apply(vips)
-        except FirewallError as exc:
-            if vips:
-                raise StartupError(f"accept: false needs nftables: {exc}") from exc
-            log.warning("accept mode: leftover table not removed: %s", exc)
-            return
+    async def _apply_accept_mode(self, config: NodeConfig | None = None) -> None:
+        """Drop traffic to the VIPs of Accept_Mode-false instances of ``config`` (None:
+        the revision applied last) before any of them can take over
+        (adapters/accept_mode.py); a node that needs it and cannot have it does not run
+        those instances."""
+        async with self._firewall_lock:
+            config = config or self._firewall_config
+            vips = no_accept_vips(config)
+            try:
+                outcome = await self.firewall.apply(vips)
+            except FirewallError as exc:
+                if vips:
+                    raise StartupError(f"accept: false needs nftables: {exc}") from exc
+                log.warning("accept mode: leftover table not removed: %s", exc)
+                return
+            self._firewall_config = config
         if outcome.value != "unchanged":
             log.info(
                 "accept mode: nftables table inet reconciler %s (%d VIP(s) dropped)",
@@ -388,7 +396,7 @@ class NodeRuntime:
             if not self.firewall.vips:
                 continue
             try:
-                await self._apply_accept_mode(self.config)
+                await self._apply_accept_mode()
             except StartupError as exc:
                 log.error("%s", exc)
 
@@ -420,11 +428,15 @@ class NodeRuntime:
         await self.checks.stop()
         await asyncio.gather(*(d.stop() for d in self.drivers.values()))
         self.drivers.clear()
+        for task in self._tasks:
+            if task.get_name() == "accept-mode":
+                task.cancel()
         if self.firewall.vips:
-            try:
-                await self.firewall.remove()  # the VIPs are gone: so is what guarded them
-            except FirewallError as exc:
-                log.warning("accept mode: table not removed: %s", exc)
+            async with self._firewall_lock:
+                try:
+                    await self.firewall.remove()  # the VIPs are gone: so is what guarded them
+                except FirewallError as exc:
+                    log.warning("accept mode: table not removed: %s", exc)
         await self.notifier.stop()
         for task in list(self._tasks):
             task.cancel()
