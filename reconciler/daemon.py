@@ -290,11 +290,12 @@ class NodeRuntime:
             driver.effective_priority,
             now,
         )
-        if t.to_state is State.MASTER and t.from_state is State.BACKUP:
+        heard = driver.last_advert_mono
+        if t.to_state is State.MASTER and t.from_state is State.BACKUP and heard is not None:
             # The failover as the backup saw it: from the last advert it heard (the
-            # master's last sign of life, or its priority-0 goodbye) to taking over.
-            heard = driver.last_advert_mono
-            started = now - (self.loop.time() - heard) if heard is not None else now
+            # master's last sign of life, or its priority-0 goodbye) to taking over. A
+            # backup that never heard a master (the first node up) fails over from nobody.
+            started = now - (self.loop.time() - heard)
             self.tracing.failover(spec.name, spec.vrid, started, now, t.reason.value)
 
     def _group_notify(self, group: str | None) -> None:

@@ -6,17 +6,19 @@ are started, configured and measured the same way.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import shutil
 import sys
+import time
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from pathlib import Path
 from typing import Any
 
 from reconciler.adapters.repeat_filter import FilterUnavailable, RepeatFilter
-from reconciler.testing.netlab import Host, LabProcess
+from reconciler.testing.netlab import CommandError, Host, LabProcess
 
 KEEPALIVED = "/usr/sbin/keepalived"
 
@@ -158,6 +160,23 @@ def node_status(host: Host, port: int = 9650) -> dict[str, Any]:
     doc = json.loads(host.run([sys.executable, "-c", code], timeout=30).stdout)
     assert isinstance(doc, dict)
     return doc
+
+
+def wait_following(host: Host, *, adverts: int = 3, timeout: float = 10.0) -> dict[str, Any]:
+    """Wait until our daemon on ``host`` is up and its (only) instance has been handed
+    ``adverts`` adverts: a backup that really follows its master. Returns that /status.
+    (Sleeping a fixed time instead loses the race on a loaded machine, where a Python
+    start-up can take over a second.)"""
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(CommandError):  # /status is not up yet
+            doc = node_status(host)
+            (inst,) = doc["instances"]
+            if inst["adverts_received"] >= adverts:
+                return doc
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"{host.name} does not follow a master within {timeout:g}s")
+        time.sleep(0.05)
 
 
 def start_ours(

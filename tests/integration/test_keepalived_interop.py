@@ -7,7 +7,6 @@ during a migration: crash takeover, preempt return and graceful handover.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import signal
 import time
@@ -16,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.testing.netlab import CommandError, Host, Lab, LabProcess
+from reconciler.testing.netlab import Host, Lab, LabProcess
 from reconciler.testing.vrrp_nodes import (
     Instance,
     cluster_yaml,
@@ -26,6 +25,7 @@ from reconciler.testing.vrrp_nodes import (
     repeat_filter_unavailable_reason,
     start_keepalived,
     start_ours,
+    wait_following,
 )
 from reconciler.vrrp.packet import VrrpVersion
 from reconciler.vrrp.timers import master_down_interval, skew_time
@@ -140,14 +140,7 @@ def test_failover_and_return_with_keepalived(
         # Our backup has the kernel drop keepalived's repeats: none read, all counted,
         # once it has followed a repeat (it may still be starting: keepalived starts
         # faster, so it is master before ours is up).
-        deadline = time.monotonic() + 10
-        while True:
-            with contextlib.suppress(CommandError):  # its /status is not up yet
-                before = node_status(ours_host)
-                if before["instances"][0]["adverts_received"] >= 3:
-                    break
-            assert time.monotonic() < deadline, "our backup does not follow keepalived"
-            time.sleep(interval)
+        before = wait_following(ours_host)
         time.sleep(3 * interval)
         after = node_status(ours_host)
         (sock,) = after["sockets"]

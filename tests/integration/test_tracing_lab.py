@@ -12,7 +12,7 @@ import time
 import pytest
 
 from reconciler.testing.netlab import Lab
-from reconciler.testing.vrrp_nodes import Instance, cluster_yaml, start_ours
+from reconciler.testing.vrrp_nodes import Instance, cluster_yaml, start_ours, wait_following
 from reconciler.vrrp.timers import master_down_interval
 
 pytestmark = pytest.mark.root
@@ -69,7 +69,7 @@ def test_failover_is_a_span_at_the_collector(make_lab) -> None:  # type: ignore[
     p1 = start_ours(h1, config, lab.tmpdir / "s1")
     h1.watcher.wait_for(VIP, timeout=10)
     p2 = start_ours(h2, config, lab.tmpdir / "s2", env=env)
-    time.sleep(1.0)  # h2 up and following h1
+    wait_following(h2)  # h2 up and following h1
     p1.kill()
     h2.watcher.wait_for(VIP, timeout=5)
     p2.signal(signal.SIGTERM)

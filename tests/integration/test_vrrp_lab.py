@@ -22,6 +22,7 @@ from reconciler.testing.vrrp_nodes import (
     node_status,
     repeat_filter_unavailable_reason,
     start_ours,
+    wait_following,
 )
 from reconciler.vrrp.timers import master_down_interval, skew_time
 
@@ -82,7 +83,7 @@ def test_two_nodes_crash_restart_and_graceful_stop(lab2: Lab) -> None:
     c.start(h2)
     c.start(h1)
     _settle(h1, VIP4)
-    time.sleep(0.5)
+    wait_following(h2)
     assert not h2.watcher.is_present(VIP4), "both nodes hold the VIP"
 
     # Crash: SIGKILL the master. The backup takes over within Master_Down_Interval
@@ -184,7 +185,7 @@ def test_ipv6_multicast_failover(lab2: Lab) -> None:
     c.start(h1)
     c.start(h2)
     _settle(h1, VIP6)
-    time.sleep(0.5)
+    wait_following(h2)
     assert not h2.watcher.is_present(VIP6)
     t0 = time.monotonic()
     c.procs["h1"].kill()
@@ -200,7 +201,8 @@ def test_three_nodes_unicast_elect_in_priority_order(make_lab, vip) -> None:  # 
     for h in (h3, h2, h1):
         c.start(h)
     _settle(h1, vip)
-    time.sleep(0.5)
+    wait_following(h2)
+    wait_following(h3)
     assert not h2.watcher.is_present(vip) and not h3.watcher.is_present(vip)
     t0 = time.monotonic()
     c.procs["h1"].kill()
