@@ -33,7 +33,6 @@ from reconciler.health.policy import CheckTransition
 from reconciler.model.cluster import NodeConfig, Sysctls
 from reconciler.model.common import CheckState, Family
 from reconciler.model.ipvs import Endpoint, RealServer
-from reconciler.model.kernel import LiveAddress
 from reconciler.model.vrrp import VrrpInstance
 from reconciler.observability.http import StatusServer
 from reconciler.observability.metrics import registry_for
@@ -44,7 +43,7 @@ from reconciler.observability.status import (
     ReconcileStatus,
 )
 from reconciler.observability.tracing import Tracing, tracer_provider_from_env
-from reconciler.plan.live import no_accept_vips, vip_addresses
+from reconciler.plan.live import live_vip, no_accept_vips, vip_addresses
 from reconciler.reconcile.loop import PassResult, ReconcileLoop
 from reconciler.reconcile.ownership import Ident, OwnershipStore
 from reconciler.runtime.checks import CheckJob, CheckScheduler, ProbeRecord
@@ -373,7 +372,7 @@ class NodeRuntime:
         (adapters/accept_mode.py); a node that needs it and cannot have it does not run
         those instances."""
         async with self._firewall_lock:
-            config = config or self._firewall_config
+            config = self._firewall_config if config is None else config
             vips = no_accept_vips(config)
             try:
                 outcome = await self.firewall.apply(vips)
@@ -516,7 +515,7 @@ class NodeRuntime:
         for dev in {vip.dev for vip in spec.vips}:
             await self.netlink.warm(dev)  # a takeover then adds its VIPs in its own call
         for vip in spec.vips:  # ... with requests encoded already
-            self.netlink.prepare_add(LiveAddress(vip.dev, vip.address, vip.label, vip.scope))
+            self.netlink.prepare_add(live_vip(vip))
         key = (spec.interface, spec.family)
         mux = self.muxes.get(key)
         if mux is None:

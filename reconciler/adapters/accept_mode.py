@@ -27,7 +27,6 @@ import json
 import os
 import shutil
 from collections.abc import Iterable
-from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 from typing import Final
 
@@ -50,14 +49,6 @@ class FirewallError(OSError):
 
 class _NoTable(FirewallError):
     """nft says our table does not exist."""
-
-
-@dataclass(frozen=True)
-class DropCounts:
-    """Packets dropped so far by the table's rules (reset when the table is replaced)."""
-
-    inbound: int
-    outbound: int
 
 
 def ruleset(vips: Iterable[IPAddr]) -> str:
@@ -172,23 +163,6 @@ class AcceptModeFirewall:
         if any(n != RULES_PER_CHAIN for n in rules.values()):
             return None
         return frozenset(found)
-
-    async def drops(self) -> DropCounts | None:
-        """Packets the drop rules counted; None when there is no table."""
-        items = await self._table()
-        if items is None:
-            return None
-        counts = {"input": 0, "output": 0}
-        for item in items:
-            rule = item.get("rule")
-            if not isinstance(rule, dict) or rule.get("chain") not in counts:
-                continue
-            exprs = rule.get("expr", [])
-            for expr in exprs if isinstance(exprs, list) else []:
-                counter = expr.get("counter") if isinstance(expr, dict) else None
-                if isinstance(counter, dict):
-                    counts[str(rule["chain"])] += int(counter.get("packets", 0))
-        return DropCounts(counts["input"], counts["output"])
 
     async def apply(self, vips: Iterable[IPAddr]) -> WriteOutcome:
         """Make the table drop exactly ``vips``; with none, make sure there is no table

@@ -629,7 +629,7 @@ class _Builder:
             dropped = {
                 vip.address.ip: inst.name
                 for inst in nc.instances
-                if not inst.accept and not inst.address_owner
+                if not inst.accepts_vip_traffic
                 for vip in inst.vips
             }
             for svc in nc.services:

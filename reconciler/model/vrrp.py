@@ -107,6 +107,12 @@ class VrrpInstance:
         return self.priority == 255
 
     @property
+    def accepts_vip_traffic(self) -> bool:
+        """RFC 5798 §6.4.2/§6.4.3: packets addressed to the VIPs are accepted by the
+        address owner always, by any other node only with Accept_Mode."""
+        return self.accept or self.address_owner
+
+    @property
     def advert_interval_cs(self) -> int:
         """Advertisement_Interval in centiseconds, the unit of the VRRPv3 field (RFC 5798 5.2.7)."""
         return self.advert_interval // timedelta(milliseconds=10)

@@ -15,6 +15,7 @@ from reconciler.model.cluster import NodeConfig
 from reconciler.model.common import Key
 from reconciler.model.ipvs import VirtualService
 from reconciler.model.kernel import LiveAddress, LiveDest, LiveService
+from reconciler.model.vrrp import Vip
 
 
 @dataclass(frozen=True)
@@ -39,12 +40,16 @@ def live_service(svc: VirtualService) -> LiveService:
     )
 
 
+def live_vip(vip: Vip) -> LiveAddress:
+    """A VIP as the kernel address it becomes."""
+    return LiveAddress(vip.dev, vip.address, vip.label, vip.scope)
+
+
 def vip_addresses(cfg: NodeConfig, masters: frozenset[str]) -> Iterator[LiveAddress]:
     """The VIPs that must be on this node: those of the instances it is master of."""
     for inst in cfg.instances:
         if inst.name in masters:
-            for vip in inst.vips:
-                yield LiveAddress(vip.dev, vip.address, vip.label, vip.scope)
+            yield from map(live_vip, inst.vips)
 
 
 def no_accept_vips(cfg: NodeConfig) -> frozenset[IPv4Address | IPv6Address]:
@@ -54,7 +59,7 @@ def no_accept_vips(cfg: NodeConfig) -> frozenset[IPv4Address | IPv6Address]:
     return frozenset(
         vip.address.ip
         for inst in cfg.instances
-        if not inst.accept and not inst.address_owner
+        if not inst.accepts_vip_traffic
         for vip in inst.vips
     )
 

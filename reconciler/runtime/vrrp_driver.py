@@ -54,6 +54,7 @@ from reconciler.model import vrrp as model
 from reconciler.model.kernel import LiveAddress
 from reconciler.model.vrrp import Hook
 from reconciler.observability.status import InstanceStatus, SocketStatus
+from reconciler.plan.live import live_vip
 from reconciler.reconcile.ownership import OwnershipStore
 from reconciler.runtime.deadlines import DeadlineQueue
 from reconciler.runtime.notify import Notifier
@@ -645,7 +646,7 @@ class InstanceDriver:
             },
             faults=tuple(sorted(m.faults)),
             sync_group=self.spec.sync_group,
-            accept_mode=self.spec.accept or self.spec.address_owner,
+            accept_mode=self.spec.accepts_vip_traffic,
         )
 
     def _transitioned(self, t: act.Transitioned) -> None:
@@ -729,8 +730,7 @@ class InstanceDriver:
             self.notifier.submit(self.spec.name, hooks, self.hook_env(n.to_state, n.from_state))
 
     def _live(self, ip: IPAddr) -> LiveAddress:
-        vip = self._vips[ip]
-        return LiveAddress(vip.dev, vip.address, vip.label, vip.scope)
+        return live_vip(self._vips[ip])
 
     def _begin_add_vips(self, addresses: tuple[IPAddr, ...]) -> _Adding:
         lives = tuple(self._live(ip) for ip in addresses)
