@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import ClassVar
+from typing import ClassVar, Final
 
 from reconciler.model.common import Family, IPAddress, IPInterface, Key
 
@@ -116,6 +116,19 @@ class VrrpInstance:
     def advert_interval_cs(self) -> int:
         """Advertisement_Interval in centiseconds, the unit of the VRRPv3 field (RFC 5798 5.2.7)."""
         return self.advert_interval // timedelta(milliseconds=10)
+
+
+# A change of any of these is a change of the instance's identity on the wire (another
+# VRID, socket or advert format): it cannot be applied to the running instance, which
+# must stop (priority-0 advert, VIPs released) and start again. Every other field is
+# applied in place. The runtime and the plan both ask `restart_reasons`.
+IDENTITY_FIELDS: Final = ("vrid", "interface", "family", "version")
+
+
+def restart_reasons(old: VrrpInstance, new: VrrpInstance) -> tuple[str, ...]:
+    """The identity fields that differ between two revisions of one instance; empty
+    when the change can be applied in place."""
+    return tuple(f for f in IDENTITY_FIELDS if getattr(old, f) != getattr(new, f))
 
 
 @dataclass(frozen=True)
