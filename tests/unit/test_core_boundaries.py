@@ -139,3 +139,31 @@ def test_weight_minus_one_takes_one_while_down_and_nothing_while_up() -> None:
     assert tracker_contribution(_tracker(-1, CheckState.DOWN)) == -1
     assert tracker_contribution(_tracker(-1, CheckState.UP)) == 0
     assert effective_priority(100, [_tracker(-1, CheckState.DOWN)]).priority == 99
+
+
+# --- tracked files and scripts, as keepalived reads them -----------------------------------
+
+
+def test_a_tracked_file_is_read_like_strtol_on_its_first_127_bytes() -> None:
+    """keepalived's track_file: strtol(buf, NULL, 0) over at most 127 bytes."""
+    from reconciler.health.priority import parse_track_file  # noqa: PLC0415
+
+    assert parse_track_file(b" " * 126 + b"5") == 5
+    assert parse_track_file(b" " * 127 + b"5") == 0  # the 128th byte is never read
+    assert parse_track_file(b"X5") == 0  # no digits first: 0, as strtol gives
+    assert parse_track_file(b"0x10") == 16
+    assert parse_track_file(b"0x1\n") == 1
+    assert parse_track_file(b"0x1 z") == 1
+    assert parse_track_file(b"-0x1") == -1
+    assert parse_track_file(b"0x") == 0 and parse_track_file(b"0xg") == 0
+    assert parse_track_file(b"010") == 8  # octal after a leading 0
+
+
+def test_a_script_exit_status_is_named_in_the_detail() -> None:
+    from reconciler.health.priority import script_result  # noqa: PLC0415
+
+    ok = script_result(0, dynamic_weight=False)
+    assert ok.ok and ok.detail == "exit status 0"
+    assert script_result(1, dynamic_weight=False).detail == "exit status 1"
+    assert script_result(-9, dynamic_weight=False).detail == "killed by signal 9"
+    assert script_result(255, dynamic_weight=True).weight == 253
