@@ -538,6 +538,7 @@ class NodeRuntime:
             sock = VrrpSocket(spec.interface, spec.family.value)
             mux = self.muxes[key] = SocketMux(sock, self.loop, self._repeat_filter(sock))
         announcer = self.announcers.setdefault(spec.interface, Announcer(spec.interface))
+        announcer.prepare(spec.family.value)  # not on the takeover path
         driver = InstanceDriver(
             spec,
             params,
