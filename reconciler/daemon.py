@@ -133,6 +133,7 @@ class NodeRuntime:
             self.ownership,
             addresses=self.netlink,
             masters=self._masters,
+            protected=self._advert_sources,
             drain_timeout_s=revision.drain_timeout_s,
             resync_interval_s=revision.resync_interval_s,
         )
@@ -336,6 +337,9 @@ class NodeRuntime:
             hooks = svc.quorum.up if event == "quorum_up" else svc.quorum.down
             self.notifier.submit(f"service:{rs.service}", hooks, env)
 
+    def _advert_sources(self) -> frozenset[IPv4Address | IPv6Address]:
+        return frozenset(d.params.primary_address for d in self.drivers.values())
+
     def _masters(self) -> frozenset[str]:
         return frozenset(n for n, d in self.drivers.items() if d.holds_vips)
 
@@ -403,6 +407,15 @@ class NodeRuntime:
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         self.ownership.load()
+        damaged = self.ownership.damaged
+        if damaged is not None:
+            log.error(
+                "ownership record %s was damaged (%s): moved to %s; only the VIPs this "
+                "configuration names are cleaned up",
+                self.ownership.path,
+                damaged.reason,
+                damaged.moved_to,
+            )
         await self.netlink.__aenter__()
         self.links = await self.netlink.links()
         await self._adopt_leftover_vips()
@@ -460,6 +473,9 @@ class NodeRuntime:
         them down (pending in the record and on the link), so that the first reconcile
         pass removes them like any VIP we left behind."""
         pending = self.ownership.pending - self.ownership.owned
+        if self.ownership.damaged is not None:
+            # Nothing of the record is trusted: what this configuration names is ours.
+            pending = frozenset(_takeover_vips(self.config)) - self.ownership.owned
         if not pending:
             return
         present = {(a.kind, a.key) for a in await self.netlink.addresses()}
@@ -522,6 +538,7 @@ class NodeRuntime:
             sock = VrrpSocket(spec.interface, spec.family.value)
             mux = self.muxes[key] = SocketMux(sock, self.loop, self._repeat_filter(sock))
         announcer = self.announcers.setdefault(spec.interface, Announcer(spec.interface))
+        announcer.prepare(spec.family.value)  # not on the takeover path
         driver = InstanceDriver(
             spec,
             params,

@@ -9,10 +9,15 @@ seconds and tens of megabytes in a daemon that otherwise never needs it
 
 from __future__ import annotations
 
+import errno
+import logging
 import socket
 import struct
+from collections import Counter
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
+
+log = logging.getLogger("reconciler.arp")
 
 ETH_P_ARP = 0x0806
 ARPOP_REQUEST = 1
@@ -45,13 +50,30 @@ def na_message(mac: bytes, vip: IPv6Address) -> bytes:
 
 
 class Announcer:
-    """Sends the announcements on one interface. Sockets open lazily, once."""
+    """Sends the announcements on one interface.
+
+    Everything a takeover needs (the socket of each family, the interface's MAC address)
+    is acquired by `prepare` when an instance starts, never on the takeover path: a
+    node short of descriptors at that moment still announces. A send that fails is
+    counted by errno and logged once per kind, not once per frame.
+    """
 
     def __init__(self, interface: str) -> None:
         self.interface = interface
         self._packet: socket.socket | None = None
         self._icmp6: socket.socket | None = None
+        self._mac: bytes | None = None
         self.sent = 0
+        self.failures: Counter[str] = Counter()  # by errno name
+
+    def prepare(self, family: int) -> None:
+        """Open the socket for address family 4 or 6 and read the MAC address now.
+        OSError when the interface or the socket cannot be had."""
+        self._mac = interface_mac(self.interface)
+        if family == 4:
+            self._packet_socket()
+        else:
+            self._icmp6_socket()
 
     def close(self) -> None:
         for s in (self._packet, self._icmp6):
@@ -60,16 +82,27 @@ class Announcer:
         self._packet = self._icmp6 = None
 
     def announce(self, vips: tuple[IPv4Address, ...] | tuple[IPv6Address, ...]) -> None:
-        mac = interface_mac(self.interface)
         for vip in vips:
-            if isinstance(vip, IPv4Address):
-                self._packet_socket().send(garp_frame(mac, vip))
+            try:
+                self._send(vip)
+            except OSError as exc:
+                kind = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+                if not self.failures[kind]:
+                    log.warning("%s: announcing %s failed: %s", self.interface, vip, exc)
+                self.failures[kind] += 1
             else:
-                self._icmp6_socket().sendto(
-                    na_message(mac, vip),
-                    (str(ALL_NODES), 0, 0, socket.if_nametoindex(self.interface)),
-                )
-            self.sent += 1
+                self.sent += 1
+
+    def _send(self, vip: IPv4Address | IPv6Address) -> None:
+        if self._mac is None:
+            self._mac = interface_mac(self.interface)
+        if isinstance(vip, IPv4Address):
+            self._packet_socket().send(garp_frame(self._mac, vip))
+        else:
+            self._icmp6_socket().sendto(
+                na_message(self._mac, vip),
+                (str(ALL_NODES), 0, 0, socket.if_nametoindex(self.interface)),
+            )
 
     def _packet_socket(self) -> socket.socket:
         if self._packet is None:

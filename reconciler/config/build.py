@@ -480,6 +480,12 @@ class _Builder:
                     unicast_checksum=UnicastChecksum(
                         s.value if (s := self._setting(name, "unicast_checksum")) else "auto"
                     ),
+                    unicast_source_check=bool(s.value)
+                    if (s := self._setting(name, "unicast_source_check"))
+                    else True,
+                    unicast_min_ttl=s.value
+                    if (s := self._setting(name, "unicast_min_ttl"))
+                    else None,
                     auth_password=auth_s.value["password"] if auth_s else None,
                     accept=bool(s.value) if (s := self._setting(name, "accept")) else True,
                     answer_lower_priority=bool(s.value)

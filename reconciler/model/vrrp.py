@@ -90,6 +90,8 @@ class VrrpInstance:
     preempt_delay: timedelta = timedelta(0)
     unicast_peers: tuple[IPAddress, ...] = ()  # empty: multicast
     unicast_checksum: UnicastChecksum = UnicastChecksum.AUTO
+    unicast_source_check: bool = True  # unicast adverts only from the peers
+    unicast_min_ttl: int | None = None  # unicast adverts below this TTL are refused
     auth_password: str | None = None  # VRRPv2 simple password
     accept: bool = True
     answer_lower_priority: bool = True

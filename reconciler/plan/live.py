@@ -64,6 +64,15 @@ def no_accept_vips(cfg: NodeConfig) -> frozenset[IPv4Address | IPv6Address]:
     )
 
 
+def own_addresses(cfg: NodeConfig) -> frozenset[IPv4Address | IPv6Address]:
+    """The node's own addresses as its configuration names them (its node addresses and
+    every instance's advert source): never a VIP to remove, whatever a record says, or
+    the node could no longer send adverts."""
+    node = cfg.node
+    found = {node.address, node.address6, *(i.primary_address for i in cfg.instances)}
+    return frozenset(a for a in found if a is not None)
+
+
 def project(
     cfg: NodeConfig,
     masters: frozenset[str] = frozenset(),

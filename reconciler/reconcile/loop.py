@@ -28,6 +28,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
+from ipaddress import ip_interface
 from typing import Protocol
 
 from reconciler.adapters.outcome import WriteOutcome
@@ -37,7 +38,7 @@ from reconciler.model.ipvs import Protocol as L4Protocol
 from reconciler.model.ipvs import ServiceKey
 from reconciler.model.kernel import LiveAddress, LiveDest, LiveService
 from reconciler.plan.diff import Action, Step, diff
-from reconciler.plan.live import Overlay, project, vip_addresses
+from reconciler.plan.live import Overlay, own_addresses, project, vip_addresses
 from reconciler.reconcile.ownership import Ident, OwnershipStore
 
 log = logging.getLogger("reconciler.reconcile")
@@ -71,6 +72,11 @@ class AddressPort(Protocol):
     async def addresses(self) -> list[LiveAddress]: ...
     async def add_address(self, a: LiveAddress) -> WriteOutcome: ...
     async def delete_address(self, a: LiveAddress) -> WriteOutcome: ...
+
+
+def _address(ident: Ident) -> IPAddress:
+    """The IP of an address ident ((interface, address/prefix))."""
+    return ip_interface(ident[1][1]).ip
 
 
 class Outcome(enum.Enum):
@@ -122,6 +128,7 @@ class ReconcileLoop:
         ipvs: IpvsPort | None = None,
         addresses: AddressPort | None = None,
         masters: Callable[[], frozenset[str]] = frozenset,
+        protected: Callable[[], frozenset[IPAddress]] = frozenset,
         health: Callable[[], Overlay] | None = None,
         drain_timeout_s: float = 300.0,
         resync_interval_s: float = 30.0,
@@ -132,6 +139,7 @@ class ReconcileLoop:
         self.ipvs = ipvs
         self.addresses = addresses
         self.masters = masters
+        self.protected = protected  # advert sources in use, beyond the configured ones
         self.health = health
         self.drain_timeout_s = drain_timeout_s
         self.resync_interval_s = resync_interval_s
@@ -143,6 +151,7 @@ class ReconcileLoop:
         self._drains: dict[Key, _Drain] = {}
         self._wake = asyncio.Event()
         self.last_dests: tuple[LiveDest, ...] = ()  # as last observed, with counters
+        self._warned_own: set[Ident] = set()
 
     @property
     def draining(self) -> tuple[Key, ...]:
@@ -177,13 +186,31 @@ class ReconcileLoop:
         ]
 
     def owned(self, observed: Iterable[LiveAddress | LiveService | LiveDest]) -> set[Ident]:
-        """Recorded objects, plus every real server inside a service we own."""
-        recorded = {i for i in self.ownership.owned if i[0] in self.kinds}
+        """Recorded objects, plus every real server inside a service we own; never the
+        node's own addresses (its configured ones, the advert sources the runtime uses,
+        link-local ones), whatever the record says."""
+        recorded = {i for i in self.ownership.owned if i[0] in self.kinds} - self._own_listed()
         our_services = {key for kind, key in recorded if kind == LiveService.kind}
         for r in observed:
             if isinstance(r, LiveDest) and r.service.parts() in our_services:
                 recorded.add((r.kind, r.key))
         return recorded
+
+    def _own_listed(self) -> set[Ident]:
+        """Address idents in the record that are the node's own addresses (logged once)."""
+        own = own_addresses(self.desired()) | self.protected()
+        listed = {
+            i
+            for i in self.ownership.owned
+            if i[0] == LiveAddress.kind and (_address(i) in own or _address(i).is_link_local)
+        }
+        for ident in sorted(listed - self._warned_own):
+            log.warning(
+                "the ownership record lists %s, this node's own address: never removed",
+                "/".join(ident[1]),
+            )
+        self._warned_own |= listed
+        return listed
 
     def plan(
         self,

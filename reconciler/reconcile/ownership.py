@@ -9,6 +9,11 @@ A takeover adds its VIPs before it writes them down (an fsync first would delay 
 takeover), so the record also keeps the VIPs a takeover *may* add, written before any
 instance runs: ``pending``. A VIP that is pending and on the link at the next start
 was ours (a crash between the add and the write); the daemon claims it then.
+
+A record that cannot be read as one (not JSON, truncated, the wrong shape, a version
+this code does not know) is moved aside, never trusted in part: `damaged` then says
+where it went and why, and the node starts from an empty record (the daemon claims
+only the VIPs its configuration names, see `daemon.NodeRuntime.start`).
 """
 
 from __future__ import annotations
@@ -16,14 +21,73 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass
+from ipaddress import ip_interface
 from pathlib import Path
+from typing import Any
 
 from reconciler.model.common import Key
 
 Ident = tuple[str, Key]
 FILE_NAME = "owned.json"
 VERSION = 1
+# The kinds of object a record may hold, and how many parts each one's key has
+# (model.kernel: LiveAddress (interface, address/prefix), LiveService, LiveDest).
+KEY_PARTS = {"address": 2, "ipvs_service": 3, "ipvs_dest": 5}
+
+
+@dataclass(frozen=True)
+class DamagedRecord:
+    """A record that was moved aside on load instead of being trusted."""
+
+    moved_to: Path
+    reason: str
+
+
+class RecordInvalid(ValueError):
+    """The record's content is not a record this code wrote."""
+
+
+def _idents(doc: dict[str, Any], field: str) -> set[Ident]:
+    items = doc.get(field, [])
+    if not isinstance(items, list):
+        raise RecordInvalid(f"{field!r} is not a list")
+    out: set[Ident] = set()
+    for item in items:
+        if not (isinstance(item, list) and len(item) == 2):
+            raise RecordInvalid(f"{field!r} has an entry that is not [kind, key]: {item!r}")
+        kind, key = item
+        parts = KEY_PARTS.get(kind) if isinstance(kind, str) else None
+        if parts is None:
+            raise RecordInvalid(f"{field!r} has an unknown kind: {kind!r}")
+        if not (
+            isinstance(key, list) and len(key) == parts and all(isinstance(k, str) for k in key)
+        ):
+            raise RecordInvalid(f"{field!r} has a malformed {kind} key: {key!r}")
+        if kind == "address":
+            try:
+                ip_interface(key[1])
+            except ValueError as exc:
+                raise RecordInvalid(f"{field!r} has a malformed address: {key[1]!r}") from exc
+        out.add((kind, tuple(key)))
+    return out
+
+
+def parse_record(text: str) -> tuple[set[Ident], set[Ident]]:
+    """(owned, pending) of a record's text; RecordInvalid when it is not one."""
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise RecordInvalid(f"not JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise RecordInvalid("not a JSON object")
+    if doc.get("version") != VERSION:
+        raise RecordInvalid(f"unknown version {doc.get('version')!r}")
+    if "owned" not in doc:
+        raise RecordInvalid("no 'owned' list")
+    return _idents(doc, "owned"), _idents(doc, "pending")
 
 
 class OwnershipStore:
@@ -32,18 +96,28 @@ class OwnershipStore:
         self._owned: set[Ident] = set()
         self._pending: set[Ident] = set()
         self._dirty = False  # claimed in memory, not yet written
+        self.damaged: DamagedRecord | None = None  # set by load when the record was bad
 
     def load(self) -> set[Ident]:
+        """Read the record; a damaged one is moved aside (see `damaged`) and the store
+        starts empty. OSError only when the record cannot be read or moved at all."""
+        self._owned = set()
+        self._pending = set()
+        self.damaged = None
         try:
-            doc = json.loads(self.path.read_text())
+            raw = self.path.read_bytes()
         except FileNotFoundError:
-            self._owned = set()
-            self._pending = set()
             return set()
-        if doc.get("version") != VERSION:
-            raise ValueError(f"{self.path}: unknown version {doc.get('version')!r}")
-        self._owned = {(kind, tuple(key)) for kind, key in doc["owned"]}
-        self._pending = {(kind, tuple(key)) for kind, key in doc.get("pending", ())}
+        try:
+            owned, pending = parse_record(raw.decode("utf-8"))
+        except (UnicodeDecodeError, RecordInvalid) as exc:
+            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+            moved = self.path.with_name(f"{self.path.name}.damaged-{stamp}")
+            os.replace(self.path, moved)
+            self.damaged = DamagedRecord(moved, str(exc))
+            return set()
+        self._owned = owned
+        self._pending = pending
         return set(self._owned)
 
     @property

@@ -123,6 +123,8 @@ def instance_params(spec: model.VrrpInstance, primary: IPAddr) -> InstanceParams
             model.UnicastChecksum.OLD: UnicastChecksum.OLD,
             model.UnicastChecksum.RFC: UnicastChecksum.NEVER,
         }[spec.unicast_checksum],
+        check_unicast_source=spec.unicast_source_check,
+        unicast_min_ttl=spec.unicast_min_ttl or 0,
     )
 
 

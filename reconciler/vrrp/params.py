@@ -63,6 +63,9 @@ class InstanceParams:
     unicast_checksum: UnicastChecksum = UnicastChecksum.AUTO
     # keepalived vrrp_check_unicast_src: refuse unicast adverts from non-peers.
     check_unicast_source: bool = False
+    # Refuse unicast adverts whose IPv4 TTL / IPv6 hop limit is below this (0: no check;
+    # RFC 5798 7.1's TTL 255 rule is not applied to unicast, see vrrp/receive.py).
+    unicast_min_ttl: int = 0
 
     def __post_init__(self) -> None:
         if not self.name:

@@ -68,6 +68,10 @@ def validate_advert(params: InstanceParams, received: ReceivedAdvert) -> Refusal
             return Refusal.CHECKSUM_MODE
         if params.check_unicast_source and source not in params.unicast_peers:
             return Refusal.UNKNOWN_UNICAST_SOURCE
+        if params.unicast_min_ttl and (
+            received.hop_limit is None or received.hop_limit < params.unicast_min_ttl
+        ):
+            return Refusal.BAD_TTL
     elif not received.destination.is_multicast:
         return Refusal.UNEXPECTED_DESTINATION
     if source == params.primary_address:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
@@ -78,3 +79,71 @@ def test_keepalived_old_checksum_advert_per_mode() -> None:
     assert validate_advert(instance(UnicastChecksum.OLD), received) is None
     assert validate_advert(instance(UnicastChecksum.NEVER), received) is Refusal.CHECKSUM_MODE
     assert received.destination != VRRP_MULTICAST_IPV4
+
+
+def _unicast_ipv6(source: str, hop_limit: int, **kw: object) -> tuple[InstanceParams, object]:
+    packet = _first("v3_ipv6_unicast_1s_1vip")
+    received = decode_ipv6(
+        bytes.fromhex(str(packet["vrrp_hex"])),
+        IPv6Address("2001:db8::11"),  # the source its checksum was computed with
+        IPv6Address("2001:db8::12"),
+        hop_limit,
+    )
+    received = dataclasses.replace(received, source=IPv6Address(source))
+    params = InstanceParams(
+        "web6",
+        51,
+        150,
+        100,
+        (IPv6Address("2001:db8::100"),),
+        IPv6Address("2001:db8::12"),
+        unicast_peers=(IPv6Address("2001:db8::11"),),
+        **kw,  # type: ignore[arg-type]
+    )
+    return params, received
+
+
+def test_unicast_source_check_refuses_a_host_that_is_not_a_peer() -> None:
+    """keepalived's check_unicast_src: with it, only the configured peers can make a node
+    follow them or fail over; without it, any host that reaches the node can."""
+    checked, from_stranger = _unicast_ipv6("2001:db8::66", 255, check_unicast_source=True)
+    assert validate_advert(checked, from_stranger) is Refusal.UNKNOWN_UNICAST_SOURCE
+    _, from_peer = _unicast_ipv6("2001:db8::11", 255)
+    assert validate_advert(checked, from_peer) is None
+    unchecked, _ = _unicast_ipv6("2001:db8::66", 255, check_unicast_source=False)
+    assert validate_advert(unchecked, from_stranger) is None
+
+
+def test_unicast_min_ttl_refuses_adverts_from_further_away() -> None:
+    params, one_hop = _unicast_ipv6("2001:db8::11", 254, unicast_min_ttl=255)
+    assert validate_advert(params, one_hop) is Refusal.BAD_TTL
+    _, on_link = _unicast_ipv6("2001:db8::11", 255)
+    assert validate_advert(params, on_link) is None
+    at_limit, keepalived_v6 = _unicast_ipv6("2001:db8::11", 64, unicast_min_ttl=64)
+    assert validate_advert(at_limit, keepalived_v6) is None  # its IPv6 unicast hop limit
+    unchecked, _ = _unicast_ipv6("2001:db8::11", 1)
+    assert validate_advert(unchecked, one_hop) is None
+
+
+def test_the_model_checks_unicast_sources_by_default() -> None:
+    from reconciler.config.load import load_text  # noqa: PLC0415
+    from reconciler.runtime.vrrp_driver import instance_params  # noqa: PLC0415
+
+    text = """
+apiVersion: reconciler/v1
+kind: Cluster
+name: t
+nodes:
+  a: {address: 192.0.2.11, interface: eth0}
+  b: {address: 192.0.2.12, interface: eth0}
+vrrp:
+  instances:
+    web: {vrid: 51, vips: [192.0.2.100/24], unicast: true}
+    ttl: {vrid: 52, vips: [192.0.2.101/24], unicast: true, unicast_min_ttl: 255,
+          unicast_source_check: false}
+"""
+    cfg = load_text(text, "t.yaml").cluster.for_node("a")
+    web = instance_params(cfg.instance("web"), IPv4Address("192.0.2.11"))
+    assert web.check_unicast_source and web.unicast_min_ttl == 0
+    ttl = instance_params(cfg.instance("ttl"), IPv4Address("192.0.2.11"))
+    assert not ttl.check_unicast_source and ttl.unicast_min_ttl == 255
