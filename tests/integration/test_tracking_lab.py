@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 import signal
 import sys
 import time
@@ -176,5 +177,21 @@ def test_a_reload_keeps_a_dead_check_down_and_the_vip_where_it_is(make_lab) -> N
     assert (inst["state"], inst["effective_priority"]) == ("BACKUP", 90)
     (check,) = doc["checks"]
     assert check["state"] == "down"
+
+    # `reconciler status` says why h1 runs at 90, without JSON.
+    text = h1.run([sys.executable, "-m", "reconciler", "status"], timeout=30).stdout
+    assert "  priority 90: configured 150, trackers -60\n    check nginx down: -60" in text, text
+    assert re.search(r"\n  last transition: \w+ -> BACKUP \(\w+\) at ", text), text
+    (row,) = [line for line in text.splitlines() if line.startswith("nginx ")]
+    assert row.split()[2] == "down" and "connection refused" in row.lower(), row
+    code = (
+        "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen("
+        "'http://127.0.0.1:9650/metrics', timeout=5).read().decode())"
+    )
+    metrics = h1.run([sys.executable, "-c", code], timeout=30).stdout
+    assert (
+        'reconciler_vrrp_tracker_contribution{interface="eth0",tracker="check nginx",'
+        'vrid="92",vrrp_instance="web"} -60.0'
+    ) in metrics
     for p in (*nodes.values(), web):
         p.stop()
