@@ -8,6 +8,7 @@ from typing import Any
 
 from reconciler.cli import checks_text, instances_text
 from reconciler.observability.http import status_json
+from reconciler.observability.metrics import registry_for
 from reconciler.observability.status import (
     CheckStatus,
     InstanceStatus,
@@ -170,3 +171,13 @@ def test_checks_say_their_state_and_last_error() -> None:
         "web-health       198.51.100.2:8080      up            10       0  -",
     ]
     assert checks_text(doc_of(node(WEB))) == ""
+
+
+def test_the_tracker_metric_says_what_the_status_says() -> None:
+    registry = registry_for(Fixed(node(WEB)))
+    labels = {"vrrp_instance": "web", "vrid": "51", "interface": "eth0"}
+    for tracker in WEB.trackers:
+        value = registry.get_sample_value(
+            "reconciler_vrrp_tracker_contribution", {**labels, "tracker": tracker.name}
+        )
+        assert value == tracker.contribution, tracker
