@@ -25,7 +25,9 @@ Value trackers (a ``file`` check; keepalived ``track_file``), ``track_file.c``:
 
 Sum and clamp: ``configured + contributions``, clamped to 1..254. An address
 owner (configured 255) is never moved, but a weight-0 tracker still puts it in
-FAULT (keepalived's ``down_instance`` does not look at the priority).
+FAULT (keepalived's ``down_instance`` does not look at the priority). The result
+lists every tracker's term (:class:`Contribution`): status and metrics show
+those, so they cannot disagree with the priority they explain.
 """
 
 from __future__ import annotations
