@@ -375,7 +375,7 @@ def _instance_detail(i: dict[str, Any], now_unix_s: float) -> list[str]:
         why = f"priority {effective}: configured {configured}, trackers {total:+d}"
         if configured == PRIORITY_OWNER:
             why += " (address owner: trackers never move it)"
-        elif configured + total != effective:
+        elif not PRIORITY_MIN <= configured + total <= PRIORITY_MAX_BACKUP:
             why += f" = {configured + total}, clamped to {PRIORITY_MIN}..{PRIORITY_MAX_BACKUP}"
         out = [f"  {why}"] + [f"    {_tracker_text(t)}" for t in trackers]
     else:
