@@ -7,14 +7,17 @@ import asyncio
 import json
 import logging
 import sys
+import time
 import urllib.request
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from reconciler import __version__
 from reconciler.config.diagnostics import InvalidConfig
 from reconciler.config.load import Loaded, load_file
+from reconciler.health.priority import PRIORITY_MAX_BACKUP, PRIORITY_MIN, PRIORITY_OWNER
 from reconciler.plan.diff import Step
 from reconciler.plan.planner import Plan, plan_revision
 from reconciler.plan.render import FORMATS, render
@@ -142,7 +145,11 @@ def _parser() -> argparse.ArgumentParser:
     st = sub.add_parser(
         "status",
         help="show the live state of a running node",
-        description="Ask a running node (its --metrics-addr) for its instances' state. "
+        description="Ask a running node (its --metrics-addr) for its state. The text shows "
+        "each VRRP instance (state, effective/configured priority, master, VIPs), then why: "
+        "what each tracker adds to the priority ('check nginx down: -60'), adverts refused "
+        "by reason and the last transition with its reason; then each health check's state "
+        "and the error of its last failed probe. -o json gives everything /status has. "
         "Exit 0 when it answered, 2 when it could not be reached.",
     )
     st.add_argument("--addr", default="127.0.0.1:9650", metavar="HOST:PORT")
@@ -333,17 +340,83 @@ def _status(addr: str, fmt: str) -> int:
     print(f"node {doc['node']} of cluster {doc['cluster']}, revision {doc['revision']}")
     if doc["last_reload_error"]:
         print(f"last reload failed: {doc['last_reload_error']}")
-    print(f"{'INSTANCE':<16} {'VRID':>4} {'IFACE':<10} {'STATE':<10} {'PRIO':>9}  MASTER/VIPS")
+    sys.stdout.write(instances_text(doc, time.time()))
+    sys.stdout.write(checks_text(doc))
+    return EXIT_OK
+
+
+# The sections of `reconciler status` text, from the /status document (JSON of
+# observability.status.NodeStatus): what a node runs and why.
+
+
+def instances_text(doc: dict[str, Any], now_unix_s: float) -> str:
+    """One line per instance, then per instance why its priority is what it is: each
+    tracker's term of the sum, adverts refused by reason, the last transition and why."""
+    out = [f"{'INSTANCE':<16} {'VRID':>4} {'IFACE':<10} {'STATE':<10} {'PRIO':>9}  MASTER/VIPS"]
     for i in doc["instances"]:
         prio = f"{i['effective_priority']}/{i['priority']}"
         who = "self" if i["state"] == "MASTER" else (i["master_address"] or "-")
-        print(
+        out.append(
             f"{i['name']:<16} {i['vrid']:>4} {i['interface']:<10} {i['state']:<10} {prio:>9}"
             f"  {who}  {' '.join(i['vips'])}"
             + (f"  faults: {', '.join(i['faults'])}" if i["faults"] else "")
             + ("" if i.get("accept_mode", True) else "  (accept: false, VIP traffic dropped)")
         )
-    return EXIT_OK
+    for i in doc["instances"]:
+        out += ["", f"instance {i['name']}:", *_instance_detail(i, now_unix_s)]
+    return "\n".join(out) + "\n"
+
+
+def _instance_detail(i: dict[str, Any], now_unix_s: float) -> list[str]:
+    trackers = i.get("trackers", [])
+    configured, effective = i["priority"], i["effective_priority"]
+    if trackers:
+        total = sum(t["contribution"] for t in trackers)
+        why = f"priority {effective}: configured {configured}, trackers {total:+d}"
+        if configured == PRIORITY_OWNER:
+            why += " (address owner: trackers never move it)"
+        elif not PRIORITY_MIN <= configured + total <= PRIORITY_MAX_BACKUP:
+            why += f" = {configured + total}, clamped to {PRIORITY_MIN}..{PRIORITY_MAX_BACKUP}"
+        out = [f"  {why}"] + [f"    {_tracker_text(t)}" for t in trackers]
+    else:
+        out = [f"  priority {effective}: configured {configured}, no trackers"]
+    refused = i.get("refused", {})
+    out.append(
+        "  refused adverts: "
+        + (", ".join(f"{reason} {n}" for reason, n in sorted(refused.items())) or "none")
+    )
+    last = i.get("last_transition")
+    if last is None:
+        out.append("  last transition: none")
+    else:
+        at = datetime.fromtimestamp(last["unix_s"], UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        ago = max(0.0, now_unix_s - last["unix_s"])
+        out.append(
+            f"  last transition: {last['from_state']} -> {last['to_state']} "
+            f"({last['reason']}) at {at}, {ago:.0f} s ago"
+        )
+    return out
+
+
+def _tracker_text(t: dict[str, Any]) -> str:
+    """``check nginx down: -60``; a file check with its value; FAULT when it holds one."""
+    state = t["state"] if t["value"] is None else f"{t['state']}, value {t['value']}"
+    term = "FAULT" if t["fault"] else (f"{t['contribution']:+d}" if t["contribution"] else "0")
+    return f"{t['name']} {state}: {term} (weight {t['weight']})"
+
+
+def checks_text(doc: dict[str, Any]) -> str:
+    """One line per check and target: its state, probe counts and why it last failed."""
+    checks = doc.get("checks", [])
+    if not checks:
+        return ""
+    out = ["", f"{'CHECK':<16} {'TARGET':<22} {'STATE':<8} {'PROBES':>7} {'FAILED':>7}  LAST ERROR"]
+    for c in checks:
+        out.append(
+            f"{c['check']:<16} {c['target']:<22} {c['state']:<8} {c['probes']:>7} "
+            f"{c['probe_failures']:>7}  {c.get('last_error') or '-'}"
+        )
+    return "\n".join(out) + "\n"
 
 
 def _validate(files: Sequence[str], *, quiet: bool) -> int:

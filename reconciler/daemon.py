@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import signal
@@ -38,6 +39,7 @@ from reconciler.observability.http import StatusServer
 from reconciler.observability.metrics import registry_for
 from reconciler.observability.status import (
     CheckStatus,
+    InstanceStatus,
     NodeStatus,
     RealServerStatus,
     ReconcileStatus,
@@ -119,7 +121,8 @@ class NodeRuntime:
         self._tasks: set[asyncio.Task[None]] = set()
         self.stopping = asyncio.Event()
         self.sync_groups = SyncGroups(self._group_members(self.config), self.drivers)
-        self.tracking = Tracking(self.drivers, self.config.checks)
+        self.checks = CheckScheduler(self._on_check, on_probe=self._on_probe)
+        self.tracking = Tracking(self.drivers, self.checks, self.config.checks)
         self.ipvs: Ipvs | None = None
         self.ipvs_error: str | None = None
         self.sysctl_results: dict[str, str] = {}
@@ -142,7 +145,6 @@ class NodeRuntime:
         self.real_servers = RealServerHealth(self.reconcile.wake, self._on_server)
         self.real_servers.set_config(self.config)
         self.reconcile.health = self.real_servers.overlay
-        self.checks = CheckScheduler(self._on_check, on_probe=self._on_probe)
         # per check and target: probes, failures, seconds in probes, worst lateness
         self.probe_stats: dict[tuple[str, str], list[float]] = {}
 
@@ -192,6 +194,7 @@ class NodeRuntime:
                     probe_failures=int(bad),
                     probe_seconds_sum=secs,
                     probe_lateness_seconds_max=late,
+                    last_error=cs.last_error,
                 )
             )
         return tuple(out)
@@ -207,13 +210,17 @@ class NodeRuntime:
             reloads_ok=self.reloads_ok,
             reloads_failed=self.reloads_failed,
             last_reload_error=self.last_reload_error,
-            instances=tuple(self.drivers[n].status() for n in sorted(self.drivers)),
+            instances=tuple(self._instance_status(self.drivers[n]) for n in sorted(self.drivers)),
             sockets=tuple(
                 self.muxes[k].status() for k in sorted(self.muxes, key=lambda k: (k[0], k[1].value))
             ),
             checks=self._check_status(),
             reconcile=self._reconcile_status(),
         )
+
+    def _instance_status(self, driver: InstanceDriver) -> InstanceStatus:
+        """The driver's view, with what each tracker does to its priority."""
+        return dataclasses.replace(driver.status(), trackers=self.tracking.status(driver.spec))
 
     def _reconcile_status(self) -> ReconcileStatus:
         loop = self.reconcile
@@ -584,11 +591,13 @@ class NodeRuntime:
         self.sync_groups.groups = self._group_members(config)
         self.tracking.set_checks(config.checks)
         self.real_servers.set_config(config)
+        # Before any priority is computed: tracking reads the checks' states from the
+        # scheduler, which decides what a changed check keeps.
+        self.checks.replace(self._check_jobs())
         self.ownership.set_pending(_takeover_vips(config))
         for name in changed:
             if name in new:
                 await self._start_instance(new[name])
-        self.checks.replace(self._check_jobs())
         for driver in self.drivers.values():
             self.tracking.apply(driver)
         self.reconcile.wake()

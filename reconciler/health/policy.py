@@ -99,10 +99,11 @@ class CheckPolicy:
         *,
         state: CheckState | None = None,
         weight: int | None = None,
+        last_error: str | None = None,
     ) -> None:
-        """``state``/``weight`` carry a previous policy's outcome over (a check whose
-        schedule changed but whose probe did not); by default the check starts in
-        its configured ``initial`` state."""
+        """``state``/``weight``/``last_error`` carry a previous policy's outcome over (a
+        check whose schedule changed but whose probe did not); by default the check
+        starts in its configured ``initial`` state."""
         if check.rise < 1 or check.fall < 1 or check.retries < 0:
             raise ValueError(f"check {check.name}: rise and fall must be >= 1, retries >= 0")
         self.check = check
@@ -113,6 +114,7 @@ class CheckPolicy:
         self._retries_used = 0  # failed attempts swallowed since the last counted result
         self._weight = weight
         self._last_detail = ""
+        self._last_error = last_error
 
     # ------------------------------------------------------------------ read-only views
     @property
@@ -140,10 +142,17 @@ class CheckPolicy:
     def last_detail(self) -> str:
         return self._last_detail
 
+    @property
+    def last_error(self) -> str | None:
+        """Why the last failed attempt failed (retried ones included); None before any."""
+        return self._last_error
+
     # ------------------------------------------------------------------ the one input
     def observe(self, result: ProbeResult) -> PolicyStep:
         """Feed one probe attempt's result; returns what to publish and whether to retry."""
         self._last_detail = result.detail
+        if not result.ok:
+            self._last_error = result.detail
         if not result.ok and self._retries_used < self.check.retries:
             self._retries_used += 1
             return PolicyStep(retry_after=self.check.retry_delay)

@@ -25,14 +25,16 @@ Value trackers (a ``file`` check; keepalived ``track_file``), ``track_file.c``:
 
 Sum and clamp: ``configured + contributions``, clamped to 1..254. An address
 owner (configured 255) is never moved, but a weight-0 tracker still puts it in
-FAULT (keepalived's ``down_instance`` does not look at the priority).
+FAULT (keepalived's ``down_instance`` does not look at the priority). The result
+lists every tracker's term (:class:`Contribution`): status and metrics show
+those, so they cannot disagree with the priority they explain.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from reconciler.health.policy import ProbeResult
 from reconciler.model.common import CheckState
@@ -65,12 +67,24 @@ class TrackerStatus:
 
 
 @dataclass(frozen=True)
+class Contribution:
+    """What one tracker does to the priority now: the term it adds to the sum, or FAULT."""
+
+    tracker: TrackerStatus
+    points: int  # added to the configured priority before the clamp; 0 when it holds FAULT
+    fault: bool = False  # it puts the instance in FAULT
+
+
+@dataclass(frozen=True)
 class Priority:
     """The effective priority of an instance and whether trackers hold it in FAULT."""
 
     priority: int  # 1..254, or 255 for an address owner
     faults: tuple[str, ...] = ()  # trackers that put the instance in FAULT
     pending: tuple[str, ...] = ()  # weight-0 trackers with no result yet
+    # Every tracker in the order given, with its term of the sum: why the priority is what
+    # it is (status shows them; equality of two results is about the outcome only).
+    contributions: tuple[Contribution, ...] = field(default=(), compare=False)
 
     @property
     def fault(self) -> bool:
@@ -103,11 +117,14 @@ def effective_priority(configured: int, trackers: Iterable[TrackerStatus]) -> Pr
     total = configured
     faults: list[str] = []
     pending: list[str] = []
+    terms: list[Contribution] = []
     for tracker in trackers:
         contribution = tracker_contribution(tracker)
         if contribution is None:
             faults.append(tracker.name)
+            terms.append(Contribution(tracker, 0, fault=True))
             continue
+        terms.append(Contribution(tracker, contribution))
         total += contribution
         if tracker.weight == 0 and tracker.state is CheckState.UNKNOWN:
             pending.append(tracker.name)
@@ -115,7 +132,12 @@ def effective_priority(configured: int, trackers: Iterable[TrackerStatus]) -> Pr
         priority = PRIORITY_OWNER
     else:
         priority = max(PRIORITY_MIN, min(PRIORITY_MAX_BACKUP, total))
-    return Priority(priority=priority, faults=tuple(faults), pending=tuple(pending))
+    return Priority(
+        priority=priority,
+        faults=tuple(faults),
+        pending=tuple(pending),
+        contributions=tuple(terms),
+    )
 
 
 # ---------------------------------------------------------------------- file values

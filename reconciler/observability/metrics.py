@@ -38,6 +38,13 @@ class NodeCollector(Collector):
         eff = g("vrrp_effective_priority", "Priority after tracking weights; what is advertised.")
         last = g("vrrp_last_transition_timestamp_seconds", "Unix time of the last transition.")
         fault = g("vrrp_faults", "Trackers (or sync-group members) currently holding FAULT.")
+        track = g(
+            "vrrp_tracker_contribution",
+            "What each tracker adds to the configured priority now (its weight while it "
+            "applies, a file check's value x weight, else 0), before the 1..254 clamp; a "
+            "tracker holding FAULT adds 0 and counts in vrrp_faults.",
+            ["tracker"],
+        )
         rx = c("vrrp_adverts_received", "Adverts for this instance that reached it.")
         tx = c("vrrp_adverts_sent", "Adverts sent by this instance.")
         bad = c(
@@ -56,6 +63,8 @@ class NodeCollector(Collector):
             prio.add_metric(key, i.priority)
             eff.add_metric(key, i.effective_priority)
             fault.add_metric(key, len(i.faults))
+            for tracker in i.trackers:
+                track.add_metric([*key, tracker.name], tracker.contribution)
             if i.last_transition_unix_s is not None:
                 last.add_metric(key, i.last_transition_unix_s)
             rx.add_metric(key, i.adverts_received)
@@ -64,7 +73,7 @@ class NodeCollector(Collector):
                 bad.add_metric([*key, reason], n)
             for (frm, to, why), n in sorted(i.transitions.items()):
                 moves.add_metric([*key, frm.lower(), to.lower(), why], n)
-        yield from (state, prio, eff, last, fault, rx, tx, bad, moves)
+        yield from (state, prio, eff, last, fault, track, rx, tx, bad, moves)
 
         malformed = CounterMetricFamily(
             PREFIX + "vrrp_packets_malformed",

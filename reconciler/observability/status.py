@@ -11,6 +11,28 @@ from typing import Protocol
 
 
 @dataclass(frozen=True)
+class TrackerStatus:
+    """One tracker of an instance and what it does to the effective priority now."""
+
+    name: str  # "check nginx", "interface eth1"
+    weight: int  # configured
+    state: str  # up | down | unknown
+    value: int | None  # file checks: the number read (None before the first read)
+    contribution: int  # added to the configured priority (before the 1..254 clamp)
+    fault: bool  # holds the instance in FAULT (weight 0 and down, or a file's fault value)
+
+
+@dataclass(frozen=True)
+class TransitionStatus:
+    """An instance's last state change."""
+
+    from_state: str  # INITIALIZE | BACKUP | MASTER | FAULT
+    to_state: str
+    reason: str  # vrrp.states.TransitionReason value
+    unix_s: float
+
+
+@dataclass(frozen=True)
 class InstanceStatus:
     name: str
     vrid: int
@@ -31,6 +53,8 @@ class InstanceStatus:
     sync_group: str | None = None
     # Accept_Mode in force: packets to the VIPs are accepted (false: the node drops them)
     accept_mode: bool = True
+    trackers: tuple[TrackerStatus, ...] = ()  # in the order of the instance's `track`
+    last_transition: TransitionStatus | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +77,7 @@ class CheckStatus:
     probe_failures: int
     probe_seconds_sum: float
     probe_lateness_seconds_max: float  # worst start delay against the schedule
+    last_error: str | None = None  # why the last failed probe attempt failed
 
 
 @dataclass(frozen=True)

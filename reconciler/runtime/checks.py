@@ -104,6 +104,7 @@ class CheckStatus:
     detail: str
     successes: int
     failures: int
+    last_error: str | None = None  # why the last failed attempt failed
 
 
 ProbeFn = Callable[[CheckJob], Awaitable[ProbeResult]]
@@ -144,6 +145,19 @@ class _Running:
         self.armed = False  # waiting in the scheduler's bucket for ``due``
         self.attempt: ProbeAttempt | None = None
         self.on_done: Callable[[ProbeResult], None] = _unset
+
+
+def _status(r: _Running) -> CheckStatus:
+    return CheckStatus(
+        check=r.job.check.name,
+        target=r.job.target,
+        state=r.policy.state,
+        weight=r.policy.weight,
+        detail=r.policy.last_detail,
+        successes=r.policy.successes,
+        failures=r.policy.failures,
+        last_error=r.policy.last_error,
+    )
 
 
 def _unset(result: ProbeResult) -> None:
@@ -220,18 +234,13 @@ class CheckScheduler:
         return [r.job for r in self._running.values()]
 
     def status(self) -> dict[JobKey, CheckStatus]:
-        return {
-            key: CheckStatus(
-                check=r.job.check.name,
-                target=r.job.target,
-                state=r.policy.state,
-                weight=r.policy.weight,
-                detail=r.policy.last_detail,
-                successes=r.policy.successes,
-                failures=r.policy.failures,
-            )
-            for key, r in self._running.items()
-        }
+        return {key: _status(r) for key, r in self._running.items()}
+
+    def status_of(self, key: JobKey) -> CheckStatus | None:
+        """One job's status, None when it is not scheduled. Its state is the one the
+        last transition reported, or the state carried over by ``replace``."""
+        running = self._running.get(key)
+        return None if running is None else _status(running)
 
     def probe_tasks(self) -> list[asyncio.Task[ProbeResult]]:
         """Probe tasks in flight (TCP connects run without one)."""
@@ -258,7 +267,11 @@ class CheckScheduler:
             if old is not None:
                 if old.job.check.probe == job.check.probe:
                     policy = CheckPolicy(
-                        job.check, job.target, state=old.policy.state, weight=old.policy.weight
+                        job.check,
+                        job.target,
+                        state=old.policy.state,
+                        weight=old.policy.weight,
+                        last_error=old.policy.last_error,
                     )
                 self._retire(key)
             self._launch(job, policy, not_before)

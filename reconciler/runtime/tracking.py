@@ -5,6 +5,13 @@ the instances that track it with keepalived's arithmetic
 (`health.priority.effective_priority`) and feeds the state machine: a new
 priority (advertised at once by a master, so a preempting backup takes over
 within one advert) and FAULT for weight-0 trackers that are down.
+
+A check's state is the check scheduler's (`runtime.checks`), read when a
+priority is computed; tracking keeps no copy of it. So a reload agrees with
+the scheduler on what survives it: a check whose probe did not change keeps
+its state (a dead web server stays down when only its timeout changed), and a
+new or re-aimed one starts from its ``initial`` state. Before the scheduler
+runs a check (at start-up), it is in its ``initial`` state.
 """
 
 from __future__ import annotations
@@ -13,12 +20,13 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
-from reconciler.health.policy import CheckTransition
+from reconciler.health.policy import NO_TARGET, CheckTransition
 from reconciler.health.priority import TrackerKind, TrackerStatus, effective_priority
 from reconciler.model.checks import Check, FileProbe
 from reconciler.model.common import CheckState
 from reconciler.model.vrrp import TrackCheck, TrackInterface, VrrpInstance
-from reconciler.runtime.checks import CheckJob
+from reconciler.observability import status as report
+from reconciler.runtime.checks import CheckJob, CheckStatus, JobKey
 from reconciler.vrrp.events import Event, FaultCleared, FaultSet, PriorityChanged
 
 log = logging.getLogger("reconciler.tracking")
@@ -41,23 +49,25 @@ class Tracked(Protocol):
     def feed(self, event: Event, now: float | None = None) -> None: ...
 
 
+class CheckResults(Protocol):
+    """Where the checks' states live (the check scheduler)."""
+
+    def status_of(self, key: JobKey) -> CheckStatus | None: ...
+
+
 class Tracking:
-    def __init__(self, drivers: Mapping[str, Tracked], checks: Iterable[Check] = ()) -> None:
+    def __init__(
+        self, drivers: Mapping[str, Tracked], results: CheckResults, checks: Iterable[Check] = ()
+    ) -> None:
         self.drivers = drivers  # live view: instance name -> driver
+        self.results = results
         self.checks: dict[str, Check] = {}
-        self.check_state: dict[str, tuple[CheckState, int | None]] = {}
         self.links: dict[str, bool] = {}
         self.set_checks(checks)
 
     def set_checks(self, checks: Iterable[Check]) -> None:
-        """A new revision: keep the state of checks that did not change."""
-        new = {c.name: c for c in checks}
-        for name in list(self.check_state):
-            if self.checks.get(name) != new.get(name):
-                del self.check_state[name]
-        for name, c in new.items():
-            self.check_state.setdefault(name, (c.initial, None))
-        self.checks = new
+        """A new revision's checks; their states stay the scheduler's (see the module doc)."""
+        self.checks = {c.name: c for c in checks}
 
     def jobs(self) -> list[CheckJob]:
         """The probes to schedule: one per tracked check (tracking checks name their target)."""
@@ -67,7 +77,6 @@ class Tracking:
     def on_check(self, t: CheckTransition) -> None:
         if t.check not in self.checks:
             return
-        self.check_state[t.check] = (t.new, t.weight)
         log.info("check %s: %s -> %s (%s)", t.check, t.old.value, t.new.value, t.reason)
         for d in self.drivers.values():
             if any(isinstance(x, TrackCheck) and x.check == t.check for x in d.spec.track):
@@ -86,8 +95,8 @@ class Tracking:
         out = []
         for t in spec.track:
             if isinstance(t, TrackCheck):
-                state, value = self.check_state.get(t.check, (CheckState.UNKNOWN, None))
                 check = self.checks.get(t.check)
+                state, value = self._result(t.check, check)
                 is_file = check is not None and isinstance(check.probe, FileProbe)
                 out.append(
                     TrackerStatus(
@@ -107,6 +116,28 @@ class Tracking:
                 )
                 out.append(TrackerStatus(f"interface {t.interface}", t.weight, state))
         return out
+
+    def _result(self, name: str, check: Check | None) -> tuple[CheckState, int | None]:
+        """A tracked check's state and the number it carries (a file's value)."""
+        status = self.results.status_of((name, NO_TARGET))
+        if status is not None:
+            return status.state, status.weight
+        return (CheckState.UNKNOWN if check is None else check.initial), None
+
+    def status(self, spec: VrrpInstance) -> tuple[report.TrackerStatus, ...]:
+        """Each tracker of ``spec`` and its term of the effective priority, for status."""
+        result = effective_priority(spec.priority, self.trackers(spec))
+        return tuple(
+            report.TrackerStatus(
+                name=c.tracker.name,
+                weight=c.tracker.weight,
+                state=c.tracker.state.value,
+                value=c.tracker.value,
+                contribution=c.points,
+                fault=c.fault,
+            )
+            for c in result.contributions
+        )
 
     def apply(self, driver: Tracked) -> None:
         spec = driver.spec

@@ -53,7 +53,7 @@ from reconciler.adapters.vrrp_socket import Datagram, VrrpSocket
 from reconciler.model import vrrp as model
 from reconciler.model.kernel import LiveAddress
 from reconciler.model.vrrp import Hook
-from reconciler.observability.status import InstanceStatus, SocketStatus
+from reconciler.observability.status import InstanceStatus, SocketStatus, TransitionStatus
 from reconciler.plan.live import live_vip
 from reconciler.reconcile.ownership import OwnershipStore
 from reconciler.runtime.deadlines import DeadlineQueue
@@ -400,6 +400,7 @@ class InstanceDriver:
         self.send_errors = 0
         self.address_errors = 0
         self.last_transition_unix_s: float | None = None
+        self.last_transition: TransitionStatus | None = None
         self._releasing = 0  # VIP releases queued or running (before_release hooks first)
         self.last_advert_mono: float | None = None  # last advert handed to the machine
         # The advert the kernel drops repeats of for us, the filter, and its drop count
@@ -649,10 +650,14 @@ class InstanceDriver:
             faults=tuple(sorted(m.faults)),
             sync_group=self.spec.sync_group,
             accept_mode=self.spec.accepts_vip_traffic,
+            last_transition=self.last_transition,
         )
 
     def _transitioned(self, t: act.Transitioned) -> None:
         self.last_transition_unix_s = time.time()
+        self.last_transition = TransitionStatus(
+            t.from_state.name, t.to_state.name, t.reason.value, self.last_transition_unix_s
+        )
         level = logging.INFO if t.reason is not TransitionReason.STARTUP else logging.DEBUG
         log.log(
             level,

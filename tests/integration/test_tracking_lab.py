@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import ipaddress
+import re
+import signal
 import sys
 import time
 
 import pytest
 
 from reconciler.testing.netlab import Lab
-from reconciler.testing.vrrp_nodes import start_ours
+from reconciler.testing.vrrp_nodes import node_status, start_ours, wait_following
 
 pytestmark = pytest.mark.root
 
@@ -104,4 +106,92 @@ def test_dead_nginx_moves_the_vip_and_recovery_brings_it_back(make_lab) -> None:
         time.sleep(0.05)
     assert h1.watcher.is_present(VIP)  # 90 > 40: no move
     for p in (*nodes.values(), *webs.values()):
+        p.stop()
+
+
+RELOAD_CONFIG = """\
+apiVersion: reconciler/v1
+kind: Cluster
+name: web-edge
+nodes:
+  h1: {{address: {a1}, interface: eth0}}
+  h2: {{address: {a2}, interface: eth0}}
+checks:
+  nginx:
+    http: {{url: "http://127.0.0.1:8080/healthz", status: "200-299"}}
+    interval: 200ms
+    timeout: {timeout}
+    rise: 2
+    fall: 2
+vrrp:
+  instances:
+    web:
+      vrid: 92
+      advert_interval: 100ms
+      priority: {{h1: 150, h2: 100}}
+      vips: [192.0.2.100/24]
+      track:
+        - {{check: nginx, weight: -60}}
+"""
+
+
+def test_a_reload_keeps_a_dead_check_down_and_the_vip_where_it_is(make_lab) -> None:  # type: ignore[no-untyped-def]
+    """Issue 11: h1 (150) runs at 90 with its nginx down, so h2 (100) is master. A reload
+    that changes only the check's timeout must not reset the check on h1 (150 again, and
+    the VIP taken by a node whose web server is dead): no VIP event on either node."""
+    lab: Lab = make_lab(2)
+    h1, h2 = lab.host(1), lab.host(2)
+    www = lab.tmpdir / "www"
+    www.mkdir()
+    (www / "healthz").write_text("ok\n")
+    config = lab.tmpdir / "c.yaml"
+    config.write_text(RELOAD_CONFIG.format(a1=h1.ipv4, a2=h2.ipv4, timeout="150ms"))
+    web = h2.spawn(WEB, cwd=www)  # nobody listens on h1's port 8080: nginx is down there
+    nodes = {h.name: start_ours(h, config, lab.tmpdir / h.name) for h in (h1, h2)}
+    h2.watcher.wait_for(VIP, timeout=10)
+    nodes["h1"].wait_for_output("web: effective priority 150 -> 90", timeout=10)
+    wait_following(h1)
+    time.sleep(0.5)  # settled: h2 master, h1 backup at 90
+    assert not h1.watcher.is_present(VIP)
+
+    t0 = time.monotonic()
+    config.write_text(RELOAD_CONFIG.format(a1=h1.ipv4, a2=h2.ipv4, timeout="180ms"))
+    for p in nodes.values():
+        p.signal(signal.SIGHUP)
+    for p in nodes.values():
+        p.wait_for_output("reload: ", timeout=5)
+    # Long enough for h1 to take over at 150 (its Master_Down_Interval is 341 ms) and for
+    # several probes of the check on its new schedule.
+    time.sleep(2.0)
+
+    moved = [
+        (h.name, e.kind, round(e.timestamp - t0, 3))
+        for h in (h1, h2)
+        for e in h.watcher.events(VIP)
+        if e.timestamp > t0
+    ]
+    assert not moved, f"the VIP moved on the reload: {moved}"
+    assert "effective priority 90 -> 150" not in nodes["h1"].output()
+    doc = node_status(h1)
+    (inst,) = doc["instances"]
+    assert (inst["state"], inst["effective_priority"]) == ("BACKUP", 90)
+    (check,) = doc["checks"]
+    assert check["state"] == "down"
+
+    # `reconciler status` says why h1 runs at 90, without JSON.
+    text = h1.run([sys.executable, "-m", "reconciler", "status"], timeout=30).stdout
+    assert "  priority 90: configured 150, trackers -60\n    check nginx down: -60" in text, text
+    assert re.search(r"\n  last transition: \w+ -> BACKUP \(\w+\) at ", text), text
+    (row,) = [line for line in text.splitlines() if line.startswith("nginx ")]
+    assert row.split()[2] == "down" and "connection refused" in row.lower(), row
+    code = (
+        "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen("
+        "'http://127.0.0.1:9650/metrics', timeout=5).read().decode())"
+    )
+    metrics = h1.run([sys.executable, "-c", code], timeout=30).stdout
+    assert (
+        'reconciler_vrrp_tracker_contribution{interface="eth0",tracker="check nginx",'
+        'vrid="92",vrrp_instance="web"} -60.0'
+    ) in metrics
+    for p in (*nodes.values(), web):
         p.stop()

@@ -199,3 +199,20 @@ def test_rejects_impossible_counts(field: str) -> None:
 )
 def test_target_label(host: IPv4Address | IPv6Address | None, port: int | None, label: str) -> None:
     assert target_label(host, port) == label
+
+
+def test_last_error_is_the_last_failure_and_survives_successes() -> None:
+    policy = CheckPolicy(make_check(retries=1, retry_delay=timedelta(milliseconds=10)))
+    assert policy.last_error is None
+    policy.observe(OK)
+    assert policy.last_error is None
+    policy.observe(ProbeResult(ok=False, detail="connect: refused"))  # retried, not counted
+    assert policy.last_error == "connect: refused"
+    policy.observe(ProbeResult(ok=False, detail="timed out after 1s"))
+    policy.observe(OK)
+    assert (policy.last_error, policy.last_detail) == ("timed out after 1s", "ok")
+
+
+def test_carried_over_last_error() -> None:
+    policy = CheckPolicy(make_check(), state=DOWN, last_error="HTTP 503")
+    assert (policy.state, policy.last_error) == (DOWN, "HTTP 503")

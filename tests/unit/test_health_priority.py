@@ -246,3 +246,34 @@ def test_quorum_is_lost_at_zero_even_when_the_threshold_is_not_positive() -> Non
 def test_quorum_without_hysteresis() -> None:
     assert quorum_up([1], quorum=1, hysteresis=0, previous=False)
     assert not quorum_up([0], quorum=1, hysteresis=0, previous=True)
+
+
+def test_contributions_say_what_each_tracker_adds() -> None:
+    """Status shows these terms ("check nginx down: -60"): they come from the arithmetic."""
+    trackers = [
+        state("check nginx", -60, DOWN),
+        state("interface eth1", -50, UP),
+        state("check bonus", 10, UP),
+        state("check gate", 0, DOWN),
+        value("check maintenance", -1, 7),
+        state("check new", -30, UNKNOWN),
+    ]
+    result = effective_priority(150, trackers)
+    assert [(c.tracker.name, c.points, c.fault) for c in result.contributions] == [
+        ("check nginx", -60, False),
+        ("interface eth1", 0, False),
+        ("check bonus", 10, False),
+        ("check gate", 0, True),
+        ("check maintenance", -7, False),
+        ("check new", 0, False),
+    ]
+    assert [c.tracker for c in result.contributions] == trackers
+    # the terms add up to the priority (here inside 1..254, so unclamped)
+    assert result.priority == 150 + sum(c.points for c in result.contributions) == 93
+    assert result.faults == ("check gate",)
+
+
+def test_contributions_before_the_clamp() -> None:
+    result = effective_priority(100, [state("a", -200, DOWN)])
+    assert result.priority == 1
+    assert [c.points for c in result.contributions] == [-200]
