@@ -395,13 +395,16 @@ def _plan(file: str, old_file: str | None, nodes: list[str] | None, fmt: str) ->
             file=sys.stderr,
         )
         return EXIT_ERROR
-    plans: list[Plan] = []
-    for n in wanted:
-        new_cfg = new.cluster.for_node(n) if n in new.cluster.node_names else None
-        old_cfg = old.cluster.for_node(n) if old and n in old.cluster.node_names else None
-        plans.append(
-            plan_revision(n, old_cfg, new_cfg, source=old_file or "(nothing)", target=file)
+    plans = [
+        plan_revision(
+            n,
+            old.cluster if old else None,
+            new.cluster,
+            source=old_file or "(nothing)",
+            target=file,
         )
+        for n in wanted
+    ]
     sys.stdout.write(render(plans, fmt))
     return EXIT_CHANGES if any(p.has_changes for p in plans) else EXIT_OK
 
