@@ -40,7 +40,7 @@ class NodeSettings:
     kind: ClassVar[str] = "node"
 
     name: str
-    cluster: str
+    cluster_name: str
     router_id: str
     address: IPAddress | None
     address6: IPAddress | None
@@ -59,7 +59,7 @@ def node_settings(cluster: Cluster, node: str) -> NodeSettings:
     n = cluster.node(node)
     return NodeSettings(
         name=n.name,
-        cluster=cluster.name,
+        cluster_name=cluster.name,
         router_id=n.router_id,
         address=n.address,
         address6=n.address6,

@@ -118,7 +118,7 @@ def _show_object(value: Any) -> str:
     return ", ".join(words)
 
 
-def _change_line(c: FieldChange) -> str:
+def change_line(c: FieldChange) -> str:
     return f"{c.field}: {show(c.field, c.before)} -> {show(c.field, c.after)}"
 
 
@@ -174,7 +174,7 @@ def summary(resource: Resource) -> str:
             if (v := getattr(resource.sysctls, f.name)) is not None
         ]
         return (
-            f"cluster {resource.cluster}, sysctls {' '.join(sysctls) or 'untouched'}, resync "
+            f"cluster {resource.cluster_name}, sysctls {' '.join(sysctls) or 'untouched'}, resync "
             f"every {format_duration(resource.resync_interval)}, drain timeout "
             f"{format_duration(resource.drain_timeout)}"
         )
@@ -228,7 +228,7 @@ def render_text(plans: Sequence[Plan]) -> str:
             head = f"  {_SIGN[step.action]} {verb(step)} {step.kind} {title(step.resource)}"
             if step.action is Action.UPDATE or (step.action is Action.CONFLICT and step.changes):
                 out.append(f"{head} ({note(step)})" if note(step) else head)
-                out.extend(f"      {_change_line(c)}" for c in step.changes)
+                out.extend(f"      {change_line(c)}" for c in step.changes)
                 if step.used_by:
                     out.append(f"      used by: {step.used_by[0]}")
                     out.extend(f"               {u}" for u in step.used_by[1:])
@@ -285,7 +285,7 @@ def _step_json(step: Step) -> dict[str, Any]:
                 "field": c.field,
                 "before": jsonable(_hide(c.field, c.before)),
                 "after": jsonable(_hide(c.field, c.after)),
-                "text": _change_line(c),
+                "text": change_line(c),
             }
             for c in step.changes
         ],
