@@ -7,7 +7,7 @@ import enum
 import ipaddress
 import json
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -18,6 +18,7 @@ from reconciler.model.ipvs import Endpoint, RealServer, VirtualService
 from reconciler.model.kernel import LiveAddress, LiveDest, LiveService
 from reconciler.model.vrrp import Hook, SyncGroup, TrackCheck, TrackInterface, Vip, VrrpInstance
 from reconciler.plan.diff import Action, FieldChange, Step
+from reconciler.plan.forecast import Forecast
 from reconciler.plan.planner import NodeSettings, Plan
 
 FORMATS = ("text", "json", "markdown")
@@ -350,3 +351,94 @@ def render(plans: Sequence[Plan], fmt: str) -> str:
     if fmt == "markdown":
         return render_markdown(plans)
     return render_text(plans)
+
+
+# ---------------------------------------------------------------- pull-request review
+
+
+def _nodes(names: Sequence[str]) -> str:
+    return ", ".join(dict.fromkeys(names))
+
+
+def review_lines(fc: Forecast, code: Callable[[str], str]) -> list[str]:
+    """The summary of a revision change, one item per line (`code` marks up names)."""
+    out: list[str] = []
+    for m in fc.moves:
+        vip = f"{code(m.vip)} ({m.instance})"
+        if m.before and m.after and m.via:
+            out.append(
+                f"VIP {vip} moves {m.before} → {m.via} → {m.after} (the instance restarts "
+                f"on {m.before})"
+            )
+        elif m.before and m.after:
+            out.append(f"VIP {vip} moves {m.before} → {m.after}")
+        elif m.after:
+            out.append(f"VIP {vip} is added on {m.after}")
+        elif m.before:
+            out.append(f"VIP {vip} is removed from {m.before}")
+    for f in fc.instances:
+        if f.election_changes:
+            order = ", ".join(f"{c.node} {c.priority}" for c in f.ranking_after)
+            if f.master_before != f.master_after:
+                who = f"expected master {f.master_before} → {f.master_after}"
+            else:
+                who = f"expected master stays {f.master_after}"
+            out.append(f"election {code(f.instance)}: {who} (priorities: {order})")
+    for f in fc.instances:
+        for node, reasons in f.restarts:
+            out.append(
+                f"restart (disruptive) {code(f.instance)} on {node}: {', '.join(reasons)} "
+                "changed; priority-0 advert, VIPs released, then a new start"
+            )
+    drained: dict[str, list[str]] = {}
+    for d in fc.drains:
+        drained.setdefault(d.server, []).append(d.node)
+    for server, nodes in drained.items():
+        out.append(
+            f"drain {code(server)} on {_nodes(nodes)}: weight 0 until its connections end "
+            "or the drain timeout, then removed"
+        )
+    removed: dict[str, list[str]] = {}
+    for r in fc.removed_services:
+        removed.setdefault(r.service, []).append(r.node)
+    for service, nodes in removed.items():
+        out.append(f"service removed {code(service)} on {_nodes(nodes)}")
+    for f in fc.instances:
+        out.extend(f"note {code(f.instance)}: {n}" for n in f.notes)
+    return out
+
+
+def render_review(plans: Sequence[Plan], fc: Forecast, title: str, fmt: str) -> str:
+    """A revision change for review: the risks, the summary, then every node's steps.
+    Markdown is a pull-request comment; JSON adds the forecast to `render_json`."""
+    if fmt == "json":
+        doc = json.loads(render_json(plans))
+        doc["title"] = title
+        doc["risks"] = [r.value for r in fc.risks]
+        doc["summary"] = review_lines(fc, str)
+        doc["forecast"] = jsonable(fc)
+        return json.dumps(doc, indent=2) + "\n"
+    changed = [p for p in plans if p.has_changes]
+    labels = " ".join(f"`{r.value}`" for r in fc.risks) or "none"
+    lines = review_lines(fc, lambda s: f"`{_md(s)}`" if fmt == "markdown" else s)
+    if fmt != "markdown":
+        out = [title, f"risk: {' '.join(r.value for r in fc.risks) or 'none'}"]
+        out += [f"  {line}" for line in lines] or ["  no VIP moves, elections, restarts or drains"]
+        out.append("")
+        return "\n".join(out) + render_text(plans)
+    out = [
+        f"## reconciler plan: {_md(title)}",
+        "",
+        f"**Risk:** {labels} · changes on {len(changed)} of {len(plans)} node(s)",
+        "",
+    ]
+    out += [f"- {line}" for line in lines] or ["- no VIP moves, elections, restarts or drains"]
+    out.append("")
+    for plan in plans:
+        out.append(f"<details{' open' if plan.has_changes else ''}>")
+        out.append(f"<summary>node <b>{_md(plan.node)}</b>: {_count_line(plan)}</summary>")
+        out.append("")
+        out.extend(render_steps_markdown(plan))
+        out.append("</details>")
+        out.append("")
+    return "\n".join(out)
