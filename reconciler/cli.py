@@ -503,6 +503,8 @@ def _plan_git_range(args: argparse.Namespace) -> int:
         plan_revision(n, old_cluster, new.cluster, source=source, target=names[1]) for n in wanted
     ]
     title = f"`{path}` {start or 'HEAD'} ({commits[0][:12]}) → {end or 'HEAD'} ({commits[1][:12]})"
+    if old is None:
+        title += f" (no `{path}` at {start or 'HEAD'}: planned from nothing)"
     if args.output != "markdown":
         title = title.replace("`", "")
     sys.stdout.write(

@@ -364,7 +364,7 @@ def review_lines(fc: Forecast, code: Callable[[str], str]) -> list[str]:
     """The summary of a revision change, one item per line (`code` marks up names)."""
     out: list[str] = []
     for m in fc.moves:
-        vip = f"{code(m.vip)} ({m.instance})"
+        vip = f"{code(m.vip)} ({code(m.instance)})"
         if m.before and m.after and m.via:
             out.append(
                 f"VIP {vip} moves {m.before} → {m.via} → {m.after} (the instance restarts "
