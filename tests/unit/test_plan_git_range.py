@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from reconciler.adapters.git import GitError, read_blob, resolve_commit
 from reconciler.cli import main
@@ -225,3 +227,51 @@ def test_the_adapter_reads_blobs_and_tells_missing_from_errors(repo: Path) -> No
     nested = commit(repo, NAT, path="dir/cluster.yaml")
     with pytest.raises(GitError):
         read_blob(repo, nested, "dir")  # a directory, not a file
+
+
+# ---------------------------------------------------------------- the example CI workflow
+
+WORKFLOW = ROOT / "examples/ci/reconciler-plan.yml"
+
+
+def _steps() -> dict[str, dict[str, object]]:
+    doc = yaml.safe_load(WORKFLOW.read_text())
+    (job,) = doc["jobs"].values()
+    return {s.get("name", s.get("uses")): s for s in job["steps"]}
+
+
+def test_the_example_workflow_validates_plans_and_comments(
+    repo: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The workflow's own shell steps, run against a repository with an origin/main."""
+    commit(repo, NAT)
+    _git(repo, "update-ref", "refs/remotes/origin/main", "HEAD")
+    commit(repo, edit(NAT, ("director1: 150", "director1: 90")))
+    bin_dir = tmp_path_factory.mktemp("bin")
+    shim = bin_dir / "reconciler"
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m reconciler "$@"\n')
+    shim.chmod(0o755)
+    output = repo.parent / "github-output"
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "PYTHONPATH": str(ROOT),
+        "CLUSTER_FILE": "cluster.yaml",
+        "BASE_REF": "main",
+        "GITHUB_OUTPUT": str(output),
+    }
+    steps = _steps()
+    for name in ("Validate", "Plan"):
+        script = str(steps[name]["run"])
+        subprocess.run(["bash", "-e", "-c", script], cwd=repo, env=env, check=True)
+    assert output.read_text() == "rc=1\n"
+    comment_md = (repo / "plan.md").read_text()
+    assert "**Risk:** `vip-move` `election` · changes on 1 of 2 node(s)" in comment_md
+    assert "gh pr comment" in str(steps["Post the plan as a comment"]["run"])
+    # An invalid file: exit 2, and the comment carries the located errors.
+    commit(repo, edit(NAT, ("vrid: 62", "vrid: 61"), ("      interface: eth1\n", "")))
+    subprocess.run(["bash", "-e", "-c", str(steps["Plan"]["run"])], cwd=repo, env=env, check=True)
+    assert output.read_text().splitlines()[-1] == "rc=2"
+    failed = (repo / "plan.md").read_text()
+    assert failed.startswith("## reconciler plan failed")
+    assert ":cluster.yaml:41:13: vrrp.instances.gateway.vrid: VRID 61" in failed
