@@ -25,6 +25,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 from reconciler.model.checks import FileProbe
 from reconciler.model.cluster import Cluster, NodeConfig
@@ -103,6 +104,7 @@ class Forecast:
     instances: tuple[InstanceForecast, ...]
     drains: tuple[Drain, ...]
     removed_services: tuple[RemovedService, ...]
+    drain_timeout: timedelta | None = None  # the new revision's reconcile.drain_timeout
 
     @property
     def moves(self) -> tuple[VipMove, ...]:
@@ -260,4 +262,5 @@ def forecast(old: Cluster | None, new: Cluster | None, plans: Sequence[Plan]) ->
         instances=tuple(forecast_instance(old, new, n) for n in names),
         drains=tuple(drains),
         removed_services=tuple(removed),
+        drain_timeout=new.drain_timeout if new else None,
     )

@@ -393,10 +393,15 @@ def review_lines(fc: Forecast, code: Callable[[str], str]) -> list[str]:
     drained: dict[str, list[str]] = {}
     for d in fc.drains:
         drained.setdefault(d.server, []).append(d.node)
+    timeout = (
+        f"drain_timeout {format_duration(fc.drain_timeout)}"
+        if fc.drain_timeout
+        else "the drain timeout"
+    )
     for server, nodes in drained.items():
         out.append(
             f"drain {code(server)} on {_nodes(nodes)}: weight 0 until its connections end "
-            "or the drain timeout, then removed"
+            f"or {timeout}, then removed"
         )
     removed: dict[str, list[str]] = {}
     for r in fc.removed_services:

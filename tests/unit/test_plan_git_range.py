@@ -134,7 +134,7 @@ def test_a_real_server_removed_drains(repo: Path, capsys: pytest.CaptureFixture[
     assert head == [
         "**Risk:** `drain` · changes on 2 of 2 node(s)",
         "- drain `tcp/192.0.2.200:80 -> 198.51.100.12:8080` on director1, director2: weight 0 "
-        "until its connections end or the drain timeout, then removed",
+        "until its connections end or drain_timeout 5m, then removed",
     ]
 
 
@@ -146,9 +146,9 @@ def test_a_service_removed(repo: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert head == [
         "**Risk:** `drain` `service-removed` · changes on 1 of 1 node(s)",
         "- drain `tcp/192.0.2.200:443 -> 198.51.100.10:8443` on director2: weight 0 until its "
-        "connections end or the drain timeout, then removed",
+        "connections end or drain_timeout 5m, then removed",
         "- drain `tcp/192.0.2.200:443 -> 198.51.100.11:8443` on director2: weight 0 until its "
-        "connections end or the drain timeout, then removed",
+        "connections end or drain_timeout 5m, then removed",
         "- service removed `tcp/192.0.2.200:443 (web-https)` on director2",
     ]
 
