@@ -103,9 +103,13 @@ def field_changes(before: Resource, after: Resource) -> tuple[FieldChange, ...]:
 
 
 def _same_object(before: Any, after: Any) -> bool:
+    """Whether `after` is a new version of `before` (compared field by field) rather than
+    another object: same type and, for named resources (a check), the same name."""
     if not dataclasses.is_dataclass(before) or type(before) is not type(after):
         return False
-    return getattr(before, "name", None) == getattr(after, "name", None)
+    if hasattr(type(before), "kind"):  # a resource: its name is its identity
+        return bool(getattr(before, "name", None) == getattr(after, "name", None))
+    return True
 
 
 def _changes(path: str, before: Any, after: Any) -> list[FieldChange]:

@@ -22,6 +22,7 @@ independent).
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -66,6 +67,7 @@ class VipMove:
     before: str | None
     after: str | None
     via: str | None = None
+    why: str = ""  # with `via`: what restarts
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,7 @@ class InstanceForecast:
     restarts: tuple[tuple[str, tuple[str, ...]], ...]  # (node, identity fields changed)
     moves: tuple[VipMove, ...]
     notes: tuple[str, ...] = ()
+    vips: tuple[str, ...] = ()  # in the new revision
 
     @property
     def election_changes(self) -> bool:
@@ -225,7 +228,8 @@ def forecast_instance(old: Cluster | None, new: Cluster | None, name: str) -> In
         held_after = master_after if vip in vips_after else None
         passing = via if (held_before and held_after and via) else None
         if held_before != held_after or passing:
-            moves.append(VipMove(vip, name, held_before, held_after, passing))
+            why = f"{name} restarts on {master_before}" if passing else ""
+            moves.append(VipMove(vip, name, held_before, held_after, passing, why))
     return InstanceForecast(
         instance=name,
         master_before=master_before,
@@ -235,7 +239,50 @@ def forecast_instance(old: Cluster | None, new: Cluster | None, name: str) -> In
         restarts=restarts,
         moves=tuple(moves),
         notes=tuple(notes),
+        vips=tuple(sorted(vips_after)),
     )
+
+
+def follow_sync_groups(
+    instances: tuple[InstanceForecast, ...], new: Cluster | None
+) -> tuple[InstanceForecast, ...]:
+    """A sync group's instances change state together (keepalived's vrrp_sync_group): when
+    one restarts on its master, the others there go to BACKUP with it and come back; when
+    they expect different masters, the group follows whichever leaves MASTER first."""
+    groups: dict[str, set[str]] = {}
+    for cfg in new.node_configs if new else ():
+        for g in cfg.sync_groups:
+            groups.setdefault(g.name, set()).update(g.members)
+    out = {f.instance: f for f in instances}
+    for group, members in sorted(groups.items()):
+        fs = [out[m] for m in sorted(members) if m in out]
+        masters = {f.instance: f.master_after for f in fs if f.master_after}
+        if len(set(masters.values())) > 1:
+            which = ", ".join(f"{i} on {n}" for i, n in masters.items())
+            note = (
+                f"sync group {group}: its instances expect different masters ({which}); the "
+                "group follows whichever leaves MASTER first, so the VIPs may all end on "
+                "either node"
+            )
+            for f in fs:
+                out[f.instance] = dataclasses.replace(f, notes=(*f.notes, note))
+        for leader in fs:
+            bounce = next((m for m in leader.moves if m.via), None)
+            if bounce is None:
+                continue
+            for name in (f.instance for f in fs if f.instance != leader.instance):
+                peer = out[name]
+                if peer.moves or peer.master_before != bounce.before:
+                    continue
+                if peer.master_after != bounce.before:
+                    continue
+                why = f"{bounce.why}, and sync group {group} follows"
+                moves = tuple(
+                    VipMove(v, name, bounce.before, bounce.before, bounce.via, why)
+                    for v in peer.vips
+                )
+                out[name] = dataclasses.replace(peer, moves=moves)
+    return tuple(out[f.instance] for f in instances)
 
 
 def forecast(old: Cluster | None, new: Cluster | None, plans: Sequence[Plan]) -> Forecast:
@@ -259,7 +306,7 @@ def forecast(old: Cluster | None, new: Cluster | None, plans: Sequence[Plan]) ->
                 svc = step.before
                 removed.append(RemovedService(plan.node, f"{svc.service} ({svc.name})"))
     return Forecast(
-        instances=tuple(forecast_instance(old, new, n) for n in names),
+        instances=follow_sync_groups(tuple(forecast_instance(old, new, n) for n in names), new),
         drains=tuple(drains),
         removed_services=tuple(removed),
         drain_timeout=new.drain_timeout if new else None,

@@ -366,10 +366,7 @@ def review_lines(fc: Forecast, code: Callable[[str], str]) -> list[str]:
     for m in fc.moves:
         vip = f"{code(m.vip)} ({code(m.instance)})"
         if m.before and m.after and m.via:
-            out.append(
-                f"VIP {vip} moves {m.before} → {m.via} → {m.after} (the instance restarts "
-                f"on {m.before})"
-            )
+            out.append(f"VIP {vip} moves {m.before} → {m.via} → {m.after} ({m.why})")
         elif m.before and m.after:
             out.append(f"VIP {vip} moves {m.before} → {m.after}")
         elif m.after:

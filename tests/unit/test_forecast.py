@@ -102,7 +102,9 @@ def test_an_address_owner_takes_the_vip_even_with_preempt_off() -> None:
 def test_a_restart_on_the_master_moves_the_vip_away_and_back() -> None:
     f = forecast_instance(web(), web(vrid=52), "web")
     assert f.restarts == (("a", ("vrid",)), ("b", ("vrid",)))
-    assert f.moves == (VipMove("192.0.2.100/24", "web", "a", "a", via="b"),)
+    assert f.moves == (
+        VipMove("192.0.2.100/24", "web", "a", "a", via="b", why="web restarts on a"),
+    )
 
 
 def test_a_restarted_master_with_preempt_off_leaves_the_vip_where_it_went() -> None:
@@ -179,3 +181,48 @@ def test_removed_tcp_real_servers_drain_and_removed_services_are_listed() -> Non
         RemovedService("a", "udp/192.0.2.100:53 (dns)"),
     )
     assert fc.risks == (Risk.DRAIN, Risk.SERVICE_REMOVED)
+
+
+def _group(front_vrid: int = 61, back_priority: str = "{a: 150, b: 100}") -> Cluster:
+    return cluster(
+        f"""\
+        vrrp:
+          instances:
+            front:
+              vrid: {front_vrid}
+              priority: {{a: 150, b: 100}}
+              vips: [192.0.2.100/24]
+            back:
+              vrid: 62
+              priority: {back_priority}
+              vips: [192.0.2.200/24]
+          sync_groups:
+            g: {{members: [front, back]}}
+        """
+    )
+
+
+def test_a_sync_group_follows_a_member_that_restarts_on_the_master() -> None:
+    old, new = _group(), _group(front_vrid=63)
+    fc = forecast(old, new, [])
+    assert fc.moves == (
+        VipMove(
+            "192.0.2.200/24",
+            "back",
+            "a",
+            "a",
+            via="b",
+            why="front restarts on a, and sync group g follows",
+        ),
+        VipMove("192.0.2.100/24", "front", "a", "a", via="b", why="front restarts on a"),
+    )
+    assert fc.risks == (Risk.VIP_MOVE, Risk.RESTART)
+
+
+def test_a_sync_group_whose_members_expect_different_masters_is_flagged() -> None:
+    fc = forecast(_group(), _group(back_priority="{a: 100, b: 150}"), [])
+    note = (
+        "sync group g: its instances expect different masters (back on b, front on a); the "
+        "group follows whichever leaves MASTER first, so the VIPs may all end on either node"
+    )
+    assert [f.notes for f in fc.instances] == [(note,), (note,)]

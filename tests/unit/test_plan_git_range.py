@@ -114,7 +114,9 @@ def test_a_vrid_change_restarts_the_instance_on_every_node(
     assert head == [
         "**Risk:** `vip-move` `restart` · changes on 2 of 2 node(s)",
         "- VIP `192.0.2.200/24` (`frontend`) moves director1 → director2 → director1 "
-        "(the instance restarts on director1)",
+        "(frontend restarts on director1)",
+        "- VIP `198.51.100.1/24` (`gateway`) moves director1 → director2 → director1 "
+        "(frontend restarts on director1, and sync group director follows)",
         "- restart (disruptive) `frontend` on director1: vrid changed; priority-0 advert, VIPs "
         "released, then a new start",
         "- restart (disruptive) `frontend` on director2: vrid changed; priority-0 advert, VIPs "
