@@ -120,6 +120,8 @@ def _show_object(value: Any) -> str:
 
 
 def change_line(c: FieldChange) -> str:
+    if _leaf(c.field) in SECRET_FIELDS and c.before is not None and c.after is not None:
+        return f"{c.field}: changed (not shown)"
     return f"{c.field}: {show(c.field, c.before)} -> {show(c.field, c.after)}"
 
 
@@ -300,14 +302,17 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _md_change(c: FieldChange) -> str:
+    if _leaf(c.field) in SECRET_FIELDS and c.before is not None and c.after is not None:
+        return f"{_md(c.field)}: changed (not shown)"
+    return f"{_md(c.field)}: `{_md(show(c.field, c.before))}` → `{_md(show(c.field, c.after))}`"
+
+
 def _md_details(step: Step) -> str:
     parts: list[str] = []
     if step.restart_reasons:
         parts.append(f"**{_md(note(step))}**")
-    parts.extend(
-        f"{_md(c.field)}: `{_md(show(c.field, c.before))}` → `{_md(show(c.field, c.after))}`"
-        for c in step.changes
-    )
+    parts.extend(_md_change(c) for c in step.changes)
     if step.used_by:
         parts.append("used by: " + ", ".join(f"`{_md(u)}`" for u in step.used_by))
     if not step.changes and step.action is Action.CONFLICT:

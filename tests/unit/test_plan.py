@@ -295,3 +295,4 @@ def test_secrets_are_never_printed(capsys: pytest.CaptureFixture[str], tmp_path:
         out = capsys.readouterr().out
         assert "s3cret" not in out and "t0psecr" not in out
         assert "auth_password" in out
+        assert "changed (not shown)" in out or fmt == "json"
