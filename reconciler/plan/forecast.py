@@ -218,6 +218,13 @@ def forecast_instance(old: Cluster | None, new: Cluster | None, name: str) -> In
             f"preempt is off: after its restart {winner} does not take the VIPs back from "
             f"{master_after}"
         )
+    if via == master_after:
+        via = None  # the VIPs go straight to the new master
+    if master_before is not None and master_before in restarted and len(rank_after) == 1:
+        notes.append(
+            f"no other node runs it: the VIPs leave {master_before} during the restart and "
+            "come back"
+        )
     vips_before = (
         {str(v.address) for v in before[master_before][0].vips} if master_before else set()
     )

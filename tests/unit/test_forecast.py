@@ -226,3 +226,14 @@ def test_a_sync_group_whose_members_expect_different_masters_is_flagged() -> Non
         "group follows whichever leaves MASTER first, so the VIPs may all end on either node"
     )
     assert [f.notes for f in fc.instances] == [(note,), (note,)]
+
+
+def test_a_restart_on_the_master_that_also_loses_the_election_moves_the_vip_once() -> None:
+    f = forecast_instance(web(), web("priority: {a: 90, b: 100}", vrid=52), "web")
+    assert f.moves == (VipMove("192.0.2.100/24", "web", "a", "b"),)
+
+
+def test_a_restart_with_no_other_member_says_the_vips_blink() -> None:
+    f = forecast_instance(web("priority: {a: 150}"), web("priority: {a: 150}", vrid=52), "web")
+    assert (f.moves, f.restarts) == ((), (("a", ("vrid",)),))
+    assert f.notes == ("no other node runs it: the VIPs leave a during the restart and come back",)
