@@ -265,14 +265,17 @@ def test_the_example_workflow_validates_plans_and_comments(
     steps = _steps()
     for name in ("Validate", "Plan"):
         script = str(steps[name]["run"])
-        subprocess.run(["bash", "-e", "-c", script], cwd=repo, env=env, check=True)
+        subprocess.run(
+            ["bash", "-e", "-c", script], cwd=repo, env=env, check=True, capture_output=True
+        )
     assert output.read_text() == "rc=1\n"
     comment_md = (repo / "plan.md").read_text()
     assert "**Risk:** `vip-move` `election` · changes on 1 of 2 node(s)" in comment_md
     assert "gh pr comment" in str(steps["Post the plan as a comment"]["run"])
     # An invalid file: exit 2, and the comment carries the located errors.
     commit(repo, edit(NAT, ("vrid: 62", "vrid: 61"), ("      interface: eth1\n", "")))
-    subprocess.run(["bash", "-e", "-c", str(steps["Plan"]["run"])], cwd=repo, env=env, check=True)
+    plan = str(steps["Plan"]["run"])
+    subprocess.run(["bash", "-e", "-c", plan], cwd=repo, env=env, check=True, capture_output=True)
     assert output.read_text().splitlines()[-1] == "rc=2"
     failed = (repo / "plan.md").read_text()
     assert failed.startswith("## reconciler plan failed")
