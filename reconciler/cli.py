@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler import __version__
 from reconciler.config.diagnostics import InvalidConfig
-from reconciler.config.load import Loaded, load_file
+from reconciler.config.load import Loaded, load_file, load_text
 from reconciler.health.priority import PRIORITY_MAX_BACKUP, PRIORITY_MIN, PRIORITY_OWNER
 from reconciler.plan.diff import Step
+from reconciler.plan.forecast import forecast
 from reconciler.plan.planner import Plan, plan_revision
-from reconciler.plan.render import FORMATS, render
+from reconciler.plan.render import FORMATS, render, render_review
 
 if TYPE_CHECKING:
     from reconciler.reconcile.loop import PassResult
@@ -58,12 +59,40 @@ def _parser() -> argparse.ArgumentParser:
         "plan",
         help="show what a node would change between two revisions of the file",
         description=(
-            "Show the ordered steps NODE would take going from revision OLD_FILE to FILE. "
+            "Show the ordered steps NODE would take going from revision OLD_FILE to FILE, "
+            "or, with --git-range A..B, every node's steps between two commits of a git "
+            "repository with a summary for review: which VIPs move to which node (every "
+            "node up and healthy), which instances restart, which real servers drain, which "
+            "services go, and risk labels (vip-move, election, restart, drain, "
+            "service-removed); -o markdown prints it as a pull-request comment. "
             "Exit 0 when nothing changes, 1 when something does, 2 on error (invalid input "
             "included: nothing is planned from an invalid file)."
         ),
     )
-    pl.add_argument("file", metavar="FILE", help="the new desired state")
+    pl.add_argument(
+        "file", metavar="FILE", nargs="?", help="the new desired state (not with --git-range)"
+    )
+    pl.add_argument(
+        "--git-range",
+        metavar="A..B",
+        help="plan from the file at commit A to the file at commit B (any revisions git "
+        "knows: origin/main..HEAD); read with git from the repository's objects, never a "
+        "work tree. A file missing at A is planned from nothing",
+    )
+    pl.add_argument(
+        "--path",
+        default="cluster.yaml",
+        metavar="P",
+        help="with --git-range: the file's path from the top of the repository "
+        "(default %(default)s)",
+    )
+    pl.add_argument(
+        "--repo",
+        type=Path,
+        default=Path(),
+        metavar="DIR",
+        help="with --git-range: the git repository (default: the current directory)",
+    )
     pl.add_argument(
         "--node",
         action="append",
@@ -172,6 +201,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "validate":
         return _validate(args.files, quiet=args.quiet)
+    if args.command == "plan" and args.git_range:
+        return _plan_git_range(args)
+    if args.command == "plan" and not args.file:
+        print("plan: give FILE, or --git-range A..B", file=sys.stderr)
+        return EXIT_ERROR
     if args.command == "plan" and args.live:
         return _plan_live(args)
     if args.command == "plan":
@@ -452,11 +486,8 @@ def _load_for_plan(path: str) -> Loaded | None:
     return None
 
 
-def _plan(file: str, old_file: str | None, nodes: list[str] | None, fmt: str) -> int:
-    new = _load_for_plan(file)
-    old = _load_for_plan(old_file) if old_file else None
-    if new is None or (old_file and old is None):
-        return EXIT_ERROR
+def _wanted_nodes(old: Loaded | None, new: Loaded, nodes: list[str] | None) -> list[str] | None:
+    """The nodes to plan (default: every node in either revision); None after an error."""
     known = list(new.cluster.node_names)
     if old:
         known += [n for n in old.cluster.node_names if n not in known]
@@ -467,15 +498,91 @@ def _plan(file: str, old_file: str | None, nodes: list[str] | None, fmt: str) ->
             f"unknown node {', '.join(map(repr, unknown))}: the files have {', '.join(known)}",
             file=sys.stderr,
         )
+        return None
+    return wanted
+
+
+def _plan(file: str, old_file: str | None, nodes: list[str] | None, fmt: str) -> int:
+    new = _load_for_plan(file)
+    old = _load_for_plan(old_file) if old_file else None
+    if new is None or (old_file and old is None):
         return EXIT_ERROR
-    plans: list[Plan] = []
-    for n in wanted:
-        new_cfg = new.cluster.for_node(n) if n in new.cluster.node_names else None
-        old_cfg = old.cluster.for_node(n) if old and n in old.cluster.node_names else None
-        plans.append(
-            plan_revision(n, old_cfg, new_cfg, source=old_file or "(nothing)", target=file)
+    wanted = _wanted_nodes(old, new, nodes)
+    if wanted is None:
+        return EXIT_ERROR
+    plans = [
+        plan_revision(
+            n,
+            old.cluster if old else None,
+            new.cluster,
+            source=old_file or "(nothing)",
+            target=file,
         )
+        for n in wanted
+    ]
     sys.stdout.write(render(plans, fmt))
+    return EXIT_CHANGES if any(p.has_changes for p in plans) else EXIT_OK
+
+
+def _load_blob(data: bytes, name: str) -> Loaded | None:
+    """A revision read from git, errors located as COMMIT:PATH:LINE:COL."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        print(f"{name}: not UTF-8 text; nothing planned", file=sys.stderr)
+        return None
+    try:
+        return load_text(text, name)
+    except InvalidConfig as exc:
+        for d in exc.diagnostics:
+            print(d, file=sys.stderr)
+        print(f"{name}: invalid; nothing planned", file=sys.stderr)
+    return None
+
+
+def _plan_git_range(args: argparse.Namespace) -> int:
+    from reconciler.adapters.git import GitError, read_blob, resolve_commit  # noqa: PLC0415
+
+    if args.file or args.old or args.live:
+        print(
+            "--git-range reads both revisions from git: no FILE, --from or --live", file=sys.stderr
+        )
+        return EXIT_ERROR
+    start, sep, end = args.git_range.partition("..")
+    if not sep or end.startswith("."):
+        print(f"--git-range: expected A..B, got {args.git_range!r}", file=sys.stderr)
+        return EXIT_ERROR
+    path = args.path.removeprefix("./")
+    try:
+        commits = [resolve_commit(args.repo, rev or "HEAD") for rev in (start, end)]
+        blobs = [read_blob(args.repo, c, path) for c in commits]
+    except GitError as exc:
+        print(f"git: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    names = [f"{c[:12]}:{path}" for c in commits]
+    if blobs[1] is None:
+        print(f"{names[1]}: no such file at {end or 'HEAD'}; nothing planned", file=sys.stderr)
+        return EXIT_ERROR
+    new = _load_blob(blobs[1], names[1])
+    old = _load_blob(blobs[0], names[0]) if blobs[0] is not None else None
+    if new is None or (blobs[0] is not None and old is None):
+        return EXIT_ERROR
+    wanted = _wanted_nodes(old, new, args.node)
+    if wanted is None:
+        return EXIT_ERROR
+    source = names[0] if old else f"{names[0]} (no such file: from nothing)"
+    old_cluster = old.cluster if old else None
+    plans = [
+        plan_revision(n, old_cluster, new.cluster, source=source, target=names[1]) for n in wanted
+    ]
+    title = f"`{path}` {start or 'HEAD'} ({commits[0][:12]}) → {end or 'HEAD'} ({commits[1][:12]})"
+    if old is None:
+        title += f" (no `{path}` at {start or 'HEAD'}: planned from nothing)"
+    if args.output != "markdown":
+        title = title.replace("`", "")
+    sys.stdout.write(
+        render_review(plans, forecast(old_cluster, new.cluster, plans), title, args.output)
+    )
     return EXIT_CHANGES if any(p.has_changes for p in plans) else EXIT_OK
 
 

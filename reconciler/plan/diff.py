@@ -42,6 +42,9 @@ class Step:
     before: Resource | None
     after: Resource | None
     changes: tuple[FieldChange, ...] = ()
+    # Set by the revision planner (plan.planner), empty from `diff`:
+    restart_reasons: tuple[str, ...] = ()  # an update that restarts the object, and why
+    used_by: tuple[str, ...] = ()  # what a check change affects ("ipvs_dest tcp/...")
 
     @property
     def resource(self) -> Resource:
@@ -55,6 +58,8 @@ class Step:
 # services and real servers are in place before old ones are drained and
 # removed; checks outlive everything that uses them.
 _PHASES: tuple[tuple[Action, str], ...] = (
+    (Action.CREATE, "node"),
+    (Action.UPDATE, "node"),
     (Action.DELETE, "sync_group"),
     (Action.DELETE, "vrrp_instance"),
     (Action.DELETE, "address"),
@@ -73,6 +78,7 @@ _PHASES: tuple[tuple[Action, str], ...] = (
     (Action.DELETE, "ipvs_dest"),
     (Action.DELETE, "ipvs_service"),
     (Action.DELETE, "check"),
+    (Action.DELETE, "node"),
 )
 _PHASE_INDEX = {p: i for i, p in enumerate(_PHASES)}
 
@@ -84,12 +90,50 @@ def _phase(step: Step) -> int:
 
 
 def field_changes(before: Resource, after: Resource) -> tuple[FieldChange, ...]:
+    """The changed leaves between two versions of one object, each named by its path
+    (`garp.master_delay`, `track[0].weight`, `check.interval`).
+
+    Nested objects are compared field by field and lists of objects item by item when
+    their length is unchanged, so a change reads as the one setting that changed. A
+    named object that became another one (a real server's check `a` -> `b`), a list
+    that grew or shrank, and a value of another type are one change of the whole field.
+    """
     # Every Resource is a frozen dataclass; the Protocol cannot say so.
-    return tuple(
-        FieldChange(f.name, getattr(before, f.name), getattr(after, f.name))
-        for f in dataclasses.fields(cast(Any, after))
-        if getattr(before, f.name) != getattr(after, f.name)
-    )
+    return tuple(_changes("", cast(Any, before), cast(Any, after)))
+
+
+def _same_object(before: Any, after: Any) -> bool:
+    """Whether `after` is a new version of `before` (compared field by field) rather than
+    another object: same type and, for named resources (a check), the same name."""
+    if not dataclasses.is_dataclass(before) or type(before) is not type(after):
+        return False
+    if hasattr(type(before), "kind"):  # a resource: its name is its identity
+        return bool(getattr(before, "name", None) == getattr(after, "name", None))
+    return True
+
+
+def _changes(path: str, before: Any, after: Any) -> list[FieldChange]:
+    if _same_object(before, after):
+        out: list[FieldChange] = []
+        for f in dataclasses.fields(after):
+            b, a = getattr(before, f.name), getattr(after, f.name)
+            if b != a:
+                out.extend(_changes(f"{path}.{f.name}" if path else f.name, b, a))
+        return out
+    if (
+        isinstance(before, tuple)
+        and isinstance(after, tuple)
+        and before
+        and len(before) == len(after)
+        and all(_same_object(b, a) for b, a in zip(before, after, strict=True))
+    ):
+        return [
+            c
+            for i, (b, a) in enumerate(zip(before, after, strict=True))
+            if b != a
+            for c in _changes(f"{path}[{i}]", b, a)
+        ]
+    return [FieldChange(path, before, after)]
 
 
 def _index(resources: Iterable[Resource]) -> dict[tuple[str, Key], Resource]:
@@ -124,5 +168,9 @@ def diff(
     for ident, before in have.items():
         if ident not in want and ident in ours:
             steps.append(Step(Action.DELETE, ident[0], ident[1], before, None))
-    steps.sort(key=lambda s: (_phase(s), s.kind, s.key))
-    return steps
+    return order(steps)
+
+
+def order(steps: Iterable[Step]) -> list[Step]:
+    """Steps in the order they are applied: by phase, then kind and key."""
+    return sorted(steps, key=lambda s: (_phase(s), s.kind, s.key))
