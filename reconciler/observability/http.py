@@ -28,7 +28,7 @@ from reconciler.observability.status import StatusSource
 
 log = logging.getLogger("reconciler.http")
 
-MAX_CONNECTIONS = 32
+MAX_CONNECTIONS = 16
 MAX_REQUEST_BYTES = 8192
 REQUEST_TIMEOUT_S = 5.0
 WRITE_TIMEOUT_S = 5.0

@@ -187,9 +187,12 @@ def start_ours(
     log_level: str = "info",
     env: dict[str, str] | None = None,
     extra_args: tuple[str, ...] = (),
+    prefix: tuple[str, ...] = (),
 ) -> LabProcess:
+    """Our daemon on ``host``; ``prefix`` runs it under a wrapper (``prlimit ...``)."""
     return host.spawn(
         [
+            *prefix,
             sys.executable,
             "-m",
             "reconciler",
