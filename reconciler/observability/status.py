@@ -31,6 +31,10 @@ class InstanceStatus:
     sync_group: str | None = None
     # Accept_Mode in force: packets to the VIPs are accepted (false: the node drops them)
     accept_mode: bool = True
+    # Adverts elected on whose VIP list differs from ours (a peer mid-change, RFC 5798
+    # 7.1 MAY), and revisions applied to the instance in place.
+    address_mismatch: int = 0
+    reconfigured: int = 0
 
 
 @dataclass(frozen=True)

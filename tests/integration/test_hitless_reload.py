@@ -1,0 +1,212 @@
+"""A new revision is applied to running VRRP instances in place: no VIP flaps.
+
+Two nodes run our daemon from one file; each change is rolled out the way git-sync rolls
+it out, one node after the other, so that for a while the nodes run different revisions.
+Every netlink address event in both namespaces is watched for the whole test, and the
+assertions are on those events: the VIPs that should stay are never deleted or added
+again, on either node, for a priority change, a VIP added, a VIP removed and an advert
+interval change; only the VIPs that change move. A master reconfigured below a
+preempting backup hands over once, as RFC 5798 says; a VRID change restarts.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+
+from reconciler.testing.netlab import Host, Lab, LabProcess
+from reconciler.testing.vrrp_nodes import Instance, cluster_yaml, node_status, start_ours
+from reconciler.vrrp.timers import master_down_interval
+
+pytestmark = pytest.mark.root
+
+A, B, C, D = (ipaddress.ip_interface(f"192.0.2.{n}/24") for n in (100, 101, 102, 103))
+APPLIED = "reload: revision "
+MARGIN_S = 0.5  # a reload (parse in a thread, apply) on a loaded 2-core machine
+
+
+class Nodes:
+    """Our daemon on h1 and h2, one desired-state file, staggered reloads."""
+
+    def __init__(self, lab: Lab, *instances: Instance) -> None:
+        self.lab = lab
+        self.h1, self.h2 = lab.host(1), lab.host(2)
+        self.config = lab.tmpdir / "cluster.yaml"
+        self.instances = instances
+        self.config.write_text(cluster_yaml(lab.hosts, instances))
+        self.procs: dict[str, LabProcess] = {}
+        self.reloads: dict[str, int] = {}
+
+    def start(self, host: Host) -> None:
+        self.procs[host.name] = start_ours(host, self.config, self.lab.tmpdir / host.name)
+        self.reloads[host.name] = 0
+
+    def write(self, *instances: Instance) -> None:
+        self.instances = instances
+        self.config.write_text(cluster_yaml(self.lab.hosts, instances))
+
+    def reload(self, host: Host) -> str:
+        """SIGHUP ``host`` and wait until it applied the file; its log line."""
+        proc = self.procs[host.name]
+        self.reloads[host.name] += 1
+        want = self.reloads[host.name]
+        proc.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while proc.output().count(APPLIED) < want:
+            assert proc.alive, proc.output()[-2000:]
+            assert time.monotonic() < deadline, proc.output()[-2000:]
+            time.sleep(0.02)
+        return [line for line in proc.output().splitlines() if APPLIED in line][want - 1]
+
+    def roll_out(self, first: Host, second: Host, apart_s: float = 0.5) -> tuple[str, str]:
+        """Reload ``first``, let the nodes run different revisions, reload ``second``."""
+        line = self.reload(first)
+        time.sleep(apart_s)
+        return line, self.reload(second)
+
+    def instance(self, host: Host, name: str) -> dict[str, object]:
+        (inst,) = (i for i in node_status(host)["instances"] if i["name"] == name)
+        assert isinstance(inst, dict)
+        return inst
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            proc.stop()
+
+
+def moved(host: Host, vip: ipaddress.IPv4Interface, since: float) -> list[str]:
+    """Every add ("new") and delete ("del") of ``vip`` on ``host`` since ``since``."""
+    return [
+        e.kind
+        for e in host.watcher.events(vip)
+        if not e.synthetic and e.timestamp >= since and e.prefixlen == vip.network.prefixlen
+    ]
+
+
+@pytest.fixture
+def nodes(make_lab) -> Iterator[Nodes]:  # type: ignore[no-untyped-def]
+    lab: Lab = make_lab(2)
+    web = Instance("web", 81, (A, B), {"h1": 150, "h2": 100})
+    # Master on h2, never changed: it must not notice any of the reloads.
+    other = Instance("other", 82, (C,), {"h1": 100, "h2": 150})
+    n = Nodes(lab, web, other)
+    n.start(n.h1)
+    n.h1.watcher.wait_for(A, timeout=10)
+    n.start(n.h2)
+    n.h2.watcher.wait_for(C, timeout=10)
+    n.h1.watcher.wait_for(C, present=False, timeout=10)
+    deadline = time.monotonic() + 10
+    while int(n.instance(n.h2, "web")["adverts_received"]) < 3:  # type: ignore[call-overload]
+        assert time.monotonic() < deadline, "h2 does not follow h1"
+        time.sleep(0.05)
+    try:
+        yield n
+    finally:
+        n.stop()
+
+
+def test_priority_vips_and_interval_change_in_place_without_a_flap(nodes: Nodes) -> None:
+    h1, h2 = nodes.h1, nodes.h2
+    web, other = nodes.instances
+    t_start = time.monotonic()
+    before = {h.name: nodes.instance(h, "web")["transitions"] for h in (h1, h2)}
+
+    def no_flap(step: str) -> None:
+        time.sleep(0.5)  # a restart would have released A by now, and taken it back
+        for host in (h1, h2):
+            for vip in (A, C):
+                assert moved(host, vip, t_start) == [], f"{step}: {vip} moved on {host.name}"
+
+    # 1. priorities and preempt delay, backup first.
+    web = replace(web, priorities={"h1": 160, "h2": 120}, preempt_delay_s=0.3)
+    nodes.write(web, other)
+    first, second = nodes.roll_out(h2, h1)
+    no_flap("priority")
+    assert "in place: web" in first and "in place: web" in second, (first, second)
+    assert nodes.instance(h1, "web")["effective_priority"] == 160
+
+    # 2. a VIP added, backup first: for a while h2 expects [A, B, D] and hears [A, B].
+    web = replace(web, vips=(A, B, D))
+    nodes.write(web, other)
+    t_add = time.monotonic()
+    nodes.roll_out(h2, h1)
+    h1.watcher.wait_for(D, timeout=5, after=t_add)
+    no_flap("VIP added")
+    assert int(nodes.instance(h2, "web")["address_mismatch"]) >= 1  # type: ignore[call-overload]
+
+    # 3. a VIP removed, master first: h2 expects [A, B, D] and hears [A, D].
+    web = replace(web, vips=(A, D))
+    nodes.write(web, other)
+    t_remove = time.monotonic()
+    nodes.roll_out(h1, h2)
+    h1.watcher.wait_for(B, present=False, timeout=5, after=t_remove)
+    no_flap("VIP removed")
+
+    # 4. the advert interval, master first: h2 learns it from h1's adverts (RFC 5798
+    # §6.4.2 Master_Adver_Interval), and follows at the new pace.
+    web = replace(web, advert_interval_s=0.2)
+    nodes.write(web, other)
+    nodes.roll_out(h1, h2)
+    no_flap("advert interval")
+    r0 = int(nodes.instance(h2, "web")["adverts_received"])  # type: ignore[call-overload]
+    time.sleep(2.0)
+    r1 = int(nodes.instance(h2, "web")["adverts_received"])  # type: ignore[call-overload]
+    assert 6 <= r1 - r0 <= 14, f"{r1 - r0} adverts in 2 s at 200 ms"
+    time.sleep(4 * 0.2)  # longer than h2's Master_Down_Interval at the old interval
+
+    # Observed: the VIPs that stayed never moved, on either node; D came and B went once.
+    assert moved(h1, A, t_start) == [] and moved(h2, A, t_start) == []
+    assert moved(h1, D, t_start) == ["new"] and moved(h2, D, t_start) == []
+    assert moved(h1, B, t_start) == ["del"] and moved(h2, B, t_start) == []
+    assert moved(h1, C, t_start) == [] and moved(h2, C, t_start) == []
+    assert h1.watcher.is_present(A) and h1.watcher.is_present(D) and h2.watcher.is_present(C)
+    for host in (h1, h2):
+        inst = nodes.instance(host, "web")
+        assert inst["transitions"] == before[host.name], host.name
+        assert inst["reconfigured"] == 4, host.name
+        assert inst["vips"] == ["192.0.2.100/24", "192.0.2.103/24"]
+    assert nodes.instance(h1, "web")["state"] == "MASTER"
+    assert nodes.instance(h2, "web")["state"] == "BACKUP"
+
+
+def test_a_master_reconfigured_below_a_preempting_backup_hands_over_once(
+    nodes: Nodes,
+) -> None:
+    h1, h2 = nodes.h1, nodes.h2
+    web, other = nodes.instances
+    t0 = time.monotonic()
+    nodes.write(replace(web, priorities={"h1": 90, "h2": 100}), other)
+    nodes.roll_out(h2, h1, apart_s=0.2)
+    t_h1 = time.monotonic()
+    # RFC 5798 §6.4.2: h2 discards h1's lower adverts and takes over when its
+    # Master_Down_Timer runs out (no priority 0 from h1: it was not stopped).
+    took = h2.watcher.wait_for(A, timeout=5, after=t0)
+    mdi = float(master_down_interval(100, 10))
+    assert took - t_h1 <= mdi + MARGIN_S
+    h1.watcher.wait_for(A, present=False, timeout=5, after=t0)
+    time.sleep(0.5)
+    for vip in (A, B):
+        assert moved(h1, vip, t0) == ["del"] and moved(h2, vip, t0) == ["new"], vip
+    assert moved(h1, C, t0) == [] and moved(h2, C, t0) == []
+    transitions = nodes.instance(h1, "web")["transitions"]
+    assert isinstance(transitions, list)
+    assert {"from": "MASTER", "to": "BACKUP", "reason": "higher_priority", "count": 1} in (
+        transitions
+    )
+
+
+def test_an_identity_change_restarts_only_that_instance(nodes: Nodes) -> None:
+    h1, h2 = nodes.h1, nodes.h2
+    web, other = nodes.instances
+    t0 = time.monotonic()
+    nodes.write(replace(web, vrid=83), other)
+    first, second = nodes.roll_out(h2, h1)
+    assert "restarted: web" in first and "restarted: web" in second, (first, second)
+    h1.watcher.wait_for(A, timeout=10, after=t0)  # released by the stop, back as master
+    assert moved(h1, A, t0)[:1] == ["del"]
+    assert moved(h1, C, t0) == [] and moved(h2, C, t0) == []
