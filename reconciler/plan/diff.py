@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from reconciler.model.common import Key, Resource
+from reconciler.model.vrrp import VrrpInstance, restart_reasons
 
 
 class Action(enum.Enum):
@@ -48,6 +49,20 @@ class Step:
         r = self.after if self.after is not None else self.before
         assert r is not None
         return r
+
+    @property
+    def restarts(self) -> tuple[str, ...]:
+        """For an update of a VRRP instance, the identity fields whose change restarts it
+        (a priority-0 advert, its VIPs released and taken again: disruptive); empty when
+        the update is applied in place (model.vrrp.restart_reasons)."""
+        before, after = self.before, self.after
+        if (
+            self.action is Action.UPDATE
+            and isinstance(before, VrrpInstance)
+            and isinstance(after, VrrpInstance)
+        ):
+            return restart_reasons(before, after)
+        return ()
 
 
 # Order of a plan. Deletes of VRRP objects come first so a VRID or VIP can move

@@ -20,6 +20,11 @@ class Plan:
     def has_changes(self) -> bool:
         return any(s.action is not Action.CONFLICT for s in self.steps)
 
+    @property
+    def disruptive(self) -> tuple[Step, ...]:
+        """Updates that restart a VRRP instance instead of changing it in place."""
+        return tuple(s for s in self.steps if s.restarts)
+
     def counts(self) -> dict[Action, int]:
         c = Counter(s.action for s in self.steps)
         return {a: c.get(a, 0) for a in Action}

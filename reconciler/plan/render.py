@@ -118,7 +118,19 @@ def _count_line(plan: Plan) -> str:
     )
     if c[Action.CONFLICT]:
         line += f", {c[Action.CONFLICT]} conflict(s) left alone"
+    if plan.disruptive:
+        line += f", {len(plan.disruptive)} disruptive (instance restart)"
     return line
+
+
+def _restart_note(step: Step) -> str:
+    """Why an update restarts its instance, or ''."""
+    if not step.restarts:
+        return ""
+    return (
+        f"DISRUPTIVE: {', '.join(step.restarts)} changed: the instance restarts "
+        "(priority-0 advert, VIPs released, then taken again by the election)"
+    )
 
 
 def render_text(plans: Sequence[Plan]) -> str:
@@ -131,6 +143,8 @@ def render_text(plans: Sequence[Plan]) -> str:
             head = f"  {_SIGN[step.action]} {step.action.value} {step.kind} {title(step.resource)}"
             if step.action is Action.UPDATE or (step.action is Action.CONFLICT and step.changes):
                 out.append(head)
+                if step.restarts:
+                    out.append(f"      {_restart_note(step)}")
                 out.extend(
                     f"      {c.field}: {_short(c.before)} -> {_short(c.after)}"
                     for c in step.changes
@@ -169,6 +183,8 @@ def _step_json(step: Step) -> dict[str, Any]:
         "kind": step.kind,
         "key": list(step.key),
         "title": title(step.resource),
+        "disruptive": bool(step.restarts),
+        "restart_reasons": list(step.restarts),
         "changes": [
             {"field": c.field, "before": jsonable(c.before), "after": jsonable(c.after)}
             for c in step.changes
@@ -201,6 +217,8 @@ def render_markdown(plans: Sequence[Plan]) -> str:
                     f"{_md(c.field)}: `{_md(_short(c.before))}` → `{_md(_short(c.after))}`"
                     for c in step.changes
                 )
+                if step.restarts:
+                    details = f"**{_md(_restart_note(step))}**<br>{details}"
             elif step.action is Action.CONFLICT:
                 details = "exists and is not ours; left alone"
             else:

@@ -210,3 +210,25 @@ def test_an_identity_change_restarts_only_that_instance(nodes: Nodes) -> None:
     h1.watcher.wait_for(A, timeout=10, after=t0)  # released by the stop, back as master
     assert moved(h1, A, t0)[:1] == ["del"]
     assert moved(h1, C, t0) == [] and moved(h2, C, t0) == []
+
+
+def test_a_revision_that_cannot_run_here_changes_nothing(nodes: Nodes) -> None:
+    """Prepare before apply: a revision with an instance on an interface this node does
+    not have is refused before anything runs it, also the in-place change it carries."""
+    h1, h2 = nodes.h1, nodes.h2
+    web, other = nodes.instances
+    t0 = time.monotonic()
+    proc = nodes.procs[h1.name]
+    broken = Instance("far", 90, (D,), {"h1": 100, "h2": 100}, interface="eth9")
+    nodes.write(replace(web, priorities={"h1": 200, "h2": 100}, vips=(A,)), other, broken)
+    proc.signal(signal.SIGHUP)
+    proc.wait_for_output("far: interface eth9 does not exist", timeout=10)
+    time.sleep(0.5)
+    status = node_status(h1)
+    assert status["reloads_failed"] == 1 and status["reloads_ok"] == 0
+    inst = nodes.instance(h1, "web")
+    assert (inst["effective_priority"], inst["reconfigured"]) == (150, 0)
+    assert inst["vips"] == ["192.0.2.100/24", "192.0.2.101/24"]
+    for host in (h1, h2):
+        for vip in (A, B, C, D):
+            assert moved(host, vip, t0) == [], (host.name, vip)

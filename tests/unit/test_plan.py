@@ -165,3 +165,30 @@ def test_diff_reports_a_clash_with_a_foreign_object_instead_of_changing_it() -> 
 def test_diff_of_equal_owned_state_is_empty() -> None:
     rs = _rs(8080)
     assert diff([rs], [rs], owned={(rs.kind, rs.key)}) == []
+
+
+def test_a_vrid_change_is_marked_disruptive_in_every_format(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Only an identity change (model.vrrp.restart_reasons) restarts an instance; the
+    plan says so before anyone merges it. A priority change is an in-place update."""
+    text = (ROOT / OLD).read_text()
+    assert "vrid: 61" in text
+    new = tmp_path / "new.yaml"
+    new.write_text(text.replace("vrid: 61", "vrid: 71"))
+    assert main(["plan", str(new), "--from", OLD, "--node", "director1"]) == 1
+    out = capsys.readouterr().out
+    assert (
+        "      DISRUPTIVE: vrid changed: the instance restarts (priority-0 advert, VIPs "
+        "released, then taken again by the election)\n      vrid: 61 -> 71\n"
+    ) in out
+    assert "1 to update, 0 to delete, 1 disruptive (instance restart)." in out
+    assert main(["plan", str(new), "--from", OLD, "--node", "director1", "-o", "json"]) == 1
+    (step,) = json.loads(capsys.readouterr().out)["plans"][0]["steps"]
+    assert (step["disruptive"], step["restart_reasons"]) == (True, ["vrid"])
+    assert main(["plan", str(new), "--from", OLD, "--node", "director1", "-o", "markdown"]) == 1
+    assert "**DISRUPTIVE: vrid changed" in capsys.readouterr().out
+    # in place: not disruptive
+    assert main(["plan", NEW, "--from", OLD, "--node", "director1", "-o", "json"]) == 1
+    steps = json.loads(capsys.readouterr().out)["plans"][0]["steps"]
+    assert not any(s["disruptive"] for s in steps)
