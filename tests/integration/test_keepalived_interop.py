@@ -240,7 +240,9 @@ def test_a_mismatched_setting_is_refused_by_both(
 VIP4_D = ipaddress.ip_interface("192.0.2.103/24")
 
 
-def _vip_moves(host: Host, vip: ipaddress.IPv4Interface, since: float) -> list[str]:
+def _vip_moves(
+    host: Host, vip: ipaddress.IPv4Interface | ipaddress.IPv6Interface, since: float
+) -> list[str]:
     return [e.kind for e in host.watcher.events(vip) if not e.synthetic and e.timestamp >= since]
 
 
@@ -265,7 +267,7 @@ def test_our_master_changed_in_place_moves_nothing_next_to_keepalived(
     assert not ka_host.watcher.is_present(VIP4)
     t0 = time.monotonic()
     for change in ({"priorities": {"h1": 170, "h2": 100}}, {"advert_interval_s": 0.2}):
-        inst = dataclasses.replace(inst, **change)  # type: ignore[arg-type]
+        inst = dataclasses.replace(inst, **change)
         config.write_text(cluster_yaml(lab.hosts, (inst,)))
         applied = procs[1].output().count("applied: in place: VI_51")
         procs[1].signal(signal.SIGHUP)
