@@ -422,7 +422,7 @@ class NodeRuntime:
         try:
             await self._apply_accept_mode(self.config)
         except BaseException:
-            self.instances.discard(prepared)
+            self._abandon(prepared)
             raise
         for name, link in self.links.items():
             self.tracking.links[name] = link.running
@@ -486,17 +486,32 @@ class NodeRuntime:
     async def _prepare(self, config: NodeConfig) -> Prepared:
         """Everything that can fail on this node for ``config``, checked and acquired
         before anything running changes: the instances' interfaces, addresses, sockets
-        and VIP requests; the state directory writable; every VIP a takeover of either
-        revision may add recorded (``ownership.pending``) before one can."""
+        and VIP requests; the state directory writable; and, last, every VIP a takeover
+        of either revision may add recorded (``ownership.pending``) before one can."""
         try:
             self.ownership.check_writable()
-            self.ownership.set_pending(_takeover_vips(config) | _takeover_vips(self.config))
         except OSError as exc:
             raise StartupError(f"state directory {self.options.state_dir}: {exc}") from exc
         try:
-            return await self.instances.prepare(config)
+            prepared = await self.instances.prepare(config)
         except PrepareError as exc:
             raise StartupError(str(exc)) from exc
+        try:
+            self.ownership.set_pending(_takeover_vips(config) | _takeover_vips(self.config))
+        except OSError as exc:
+            self.instances.discard(prepared)
+            raise StartupError(f"state directory {self.options.state_dir}: {exc}") from exc
+        return prepared
+
+    def _abandon(self, prepared: Prepared) -> None:
+        """A prepared revision that will not run: give back what it acquired, and stop
+        listing its VIPs as ones a takeover may add (a leftover address someone else
+        made must not look like ours at the next start)."""
+        self.instances.discard(prepared)
+        try:
+            self.ownership.set_pending(_takeover_vips(self.config))
+        except OSError as exc:
+            log.warning("ownership record not written: %s", exc)
 
     async def replace_config(self, revision: Revision) -> Applied:
         """Apply a new revision: prepare, then apply; a failure while applying rolls back
@@ -509,7 +524,7 @@ class NodeRuntime:
             # rules refuses the reload with nothing changed.
             await self._apply_accept_mode(revision.config)
         except BaseException:
-            self.instances.discard(prepared)
+            self._abandon(prepared)
             raise
         try:
             return await self._apply(revision, prepared)

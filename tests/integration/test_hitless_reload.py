@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import shutil
 import signal
 import sys
 import time
@@ -309,3 +310,38 @@ def test_a_failure_while_applying_rolls_back_to_the_last_good_revision(make_lab)
     assert moved(h1, A, t0) == ["new", "del"]
     assert moved(h1, B, t0) == ["new", "del"]
     assert moved(h1, C, t0) in (["new", "del"], [])
+
+
+def test_a_revision_needing_nftables_where_there_is_none_changes_nothing(make_lab) -> None:  # type: ignore[no-untyped-def]
+    """accept: false needs the nftables table; a node without nft refuses the revision
+    before it touches anything, also the priority change it carries."""
+    lab: Lab = make_lab(1)
+    h1 = lab.host(1)
+    web = Instance("web", 81, (A,), {"h1": 150})
+    config = lab.tmpdir / "cluster.yaml"
+    config.write_text(cluster_yaml(lab.hosts, (web,)))
+    path = lab.tmpdir / "no-nft"  # a PATH with the lab's own tool only
+    path.mkdir()
+    ip = shutil.which("ip")
+    assert ip is not None
+    (path / "ip").symlink_to(ip)
+    proc = start_ours(h1, config, lab.tmpdir / "state", env={"PATH": str(path)})
+    h1.watcher.wait_for(A, timeout=10)
+    proc.wait_for_output("metrics and status on", timeout=10)
+    t0 = time.monotonic()
+    config.write_text(
+        cluster_yaml(lab.hosts, (replace(web, priorities={"h1": 200}, accept=False),))
+    )
+    proc.signal(signal.SIGHUP)
+    proc.wait_for_output("accept: false needs nftables", timeout=10)
+    time.sleep(0.3)
+    status = node_status(h1)
+    assert (status["reloads_failed"], status["reloads_ok"]) == (1, 0)
+    (inst,) = status["instances"]
+    assert (inst["effective_priority"], inst["reconfigured"], inst["accept_mode"]) == (
+        150,
+        0,
+        True,
+    )
+    assert moved(h1, A, t0) == []
+    proc.stop()
