@@ -107,6 +107,8 @@ class VrrpInstance:
         # Reconfigure changes the params).
         self._last_valid: ReceivedAdvert | None = None
         self._last_valid_mismatch = False  # its address list differs from ours
+        # It is counted by more than adverts_received (old checksum, address mismatch).
+        self._last_valid_special = False
         # The advert this BACKUP last followed (see ``follow_repeat``) and the
         # Master_Down_Interval it restarted; cleared by any other event.
         self._followed: AdvertReceived | None = None
@@ -392,10 +394,12 @@ class VrrpInstance:
                 return None
             self._last_valid = event.received
             self._last_valid_mismatch = addresses_differ(self.params, event.received)
-        if self._last_valid_mismatch:
-            counters.address_mismatch_received += 1
-        if event.received.checksum is ChecksumVerdict.VALID_OLD_UNICAST:
-            counters.old_unicast_checksum_received += 1
+            self._last_valid_special = (
+                self._last_valid_mismatch
+                or event.received.checksum is ChecksumVerdict.VALID_OLD_UNICAST
+            )
+        if self._last_valid_special:
+            self._count_special(event, 1)
         if event.received.advert.priority == PRIORITY_STOP:
             counters.priority_zero_received += 1
         return event
@@ -442,10 +446,7 @@ class VrrpInstance:
                 assert isinstance(event, AdvertReceived)
                 self._followed = event
                 self._followed_down_s = down_s
-                self._followed_special = (
-                    accepted.received.checksum is ChecksumVerdict.VALID_OLD_UNICAST
-                    or self._last_valid_mismatch
-                )
+                self._followed_special = self._last_valid_special
             elif advert.priority >= self.priority:
                 self._preempt_deadline_s = None
             elif self._preempt_deadline_s is None:
