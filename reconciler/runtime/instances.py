@@ -99,11 +99,6 @@ class Applied:
         """Every instance the revision changed, sorted."""
         return sorted({*self.started, *self.stopped, *self.restarted, *self.reconfigured})
 
-    @property
-    def disruptive(self) -> tuple[str, ...]:
-        """Instances that stopped running (priority 0, VIPs released) for this revision."""
-        return tuple(sorted({*self.stopped, *self.restarted}))
-
     def summary(self) -> str:
         parts = [
             f"{label}: {', '.join(names)}"
@@ -253,6 +248,12 @@ class InstanceSet:
         sockets = dict(prepared.sockets)
         try:
             for change in prepared.changes:
+                if change.kind is ChangeKind.RESTART:
+                    log.info(
+                        "%s: restarting: %s changed (cannot change in place)",
+                        change.name,
+                        ", ".join(change.reasons),
+                    )
                 if change.kind in (ChangeKind.STOP, ChangeKind.RESTART):
                     await self._stop(change.name)
             switch()

@@ -11,6 +11,7 @@ preempting backup hands over once, as RFC 5798 says; a VRID change restarts.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import shutil
@@ -22,7 +23,7 @@ from dataclasses import replace
 
 import pytest
 
-from reconciler.testing.netlab import Host, Lab, LabProcess
+from reconciler.testing.netlab import CommandError, Host, Lab, LabProcess
 from reconciler.testing.vrrp_nodes import Instance, cluster_yaml, node_status, start_ours
 from reconciler.vrrp.timers import master_down_interval
 
@@ -212,6 +213,7 @@ def test_an_identity_change_restarts_only_that_instance(nodes: Nodes) -> None:
     nodes.write(replace(web, vrid=83), other)
     first, second = nodes.roll_out(h2, h1)
     assert "restarted: web" in first and "restarted: web" in second, (first, second)
+    assert "web: restarting: vrid changed" in nodes.procs[h1.name].output()
     h1.watcher.wait_for(A, timeout=10, after=t0)  # released by the stop, back as master
     assert moved(h1, A, t0)[:1] == ["del"]
     assert moved(h1, C, t0) == [] and moved(h2, C, t0) == []
@@ -345,3 +347,90 @@ def test_a_revision_needing_nftables_where_there_is_none_changes_nothing(make_la
     )
     assert moved(h1, A, t0) == []
     proc.stop()
+
+
+TRACKED = """\
+apiVersion: reconciler/v1
+kind: Cluster
+name: lab
+nodes:
+  h1: {{address: {a1}, interface: eth0}}
+  h2: {{address: {a2}, interface: eth0}}
+checks:
+  web:
+    http: {{url: "http://127.0.0.1:9/healthz"}}
+    interval: 200ms
+    timeout: 100ms
+    rise: 1
+    fall: 1
+vrrp:
+  instances:
+    web:
+      vrid: 81
+      advert_interval: 100ms
+      priority: {{h1: 150, h2: 100}}
+      vips: [{vip}]
+      track:
+        - {{check: web, weight: {weight}}}
+"""
+
+
+def test_a_tracker_weight_changes_the_effective_priority_in_place(make_lab) -> None:  # type: ignore[no-untyped-def]
+    """The tracked check is down on h1 (nothing listens there) and up on h2. A new weight
+    moves h1's effective priority at once, in place; only when it drops below h2's does
+    the VIP move, once, by the RFC 5798 election (h2 preempts)."""
+    lab: Lab = make_lab(2)
+    h1, h2 = lab.host(1), lab.host(2)
+    www = lab.tmpdir / "www"
+    www.mkdir()
+    (www / "healthz").write_text("ok\n")
+    h2.spawn([sys.executable, "-m", "http.server", "9", "--bind", "127.0.0.1"], cwd=www)
+    config = lab.tmpdir / "c.yaml"
+
+    def write(weight: int) -> None:
+        config.write_text(TRACKED.format(a1=h1.ipv4, a2=h2.ipv4, vip=A, weight=weight))
+
+    def effective(host: Host, want: int) -> dict[str, object]:
+        deadline = time.monotonic() + 10
+        while True:
+            with contextlib.suppress(CommandError):
+                (inst,) = node_status(host)["instances"]
+                if inst["effective_priority"] == want:
+                    assert isinstance(inst, dict)
+                    return inst
+            assert time.monotonic() < deadline, f"{host.name} not at priority {want}"
+            time.sleep(0.1)
+
+    write(-20)  # h1 130 (check down), h2 100 (check up)
+    procs = [start_ours(h, config, lab.tmpdir / h.name) for h in (h1, h2)]
+    h1.watcher.wait_for(A, timeout=10)
+    effective(h1, 130)
+    effective(h2, 100)
+    t0 = time.monotonic()
+
+    def reload(weight: int) -> None:
+        write(weight)
+        for proc in procs:
+            applied = proc.output().count(APPLIED)
+            proc.signal(signal.SIGHUP)
+            deadline = time.monotonic() + 10
+            while proc.output().count(APPLIED) == applied:
+                assert time.monotonic() < deadline, proc.output()[-2000:]
+                time.sleep(0.02)
+
+    reload(-40)  # h1 110 > 100: in place, nothing moves
+    inst = effective(h1, 110)
+    time.sleep(1.0)
+    assert (inst["state"], inst["reconfigured"]) == ("MASTER", 1)
+    assert moved(h1, A, t0) == [] and moved(h2, A, t0) == []
+
+    t1 = time.monotonic()
+    reload(-60)  # h1 90 < 100: h2 preempts after its Master_Down_Interval
+    h2.watcher.wait_for(A, timeout=5, after=t1)
+    h1.watcher.wait_for(A, present=False, timeout=5, after=t1)
+    time.sleep(0.5)
+    assert moved(h1, A, t0) == ["del"] and moved(h2, A, t0) == ["new"]
+    (inst,) = node_status(h1)["instances"]
+    assert (inst["state"], inst["effective_priority"]) == ("BACKUP", 90)
+    for proc in procs:
+        proc.stop()
