@@ -518,7 +518,12 @@ class NodeRuntime:
         to the revision running before. Raises StartupError when the revision cannot run
         here (nothing changed, or everything rolled back)."""
         old = self.revision
-        prepared = await self._prepare(revision.config)
+        try:
+            prepared = await self._prepare(revision.config)
+        except StartupError:
+            raise
+        except Exception as exc:  # a netlink read failed, say: nothing was changed
+            raise StartupError(f"preparing revision {revision.digest}: {exc}") from exc
         try:
             # The firewall first, in one transaction, so that a node that cannot have the
             # rules refuses the reload with nothing changed.

@@ -184,15 +184,19 @@ class InstanceSet:
         ]
         if errors:
             raise PrepareError("; ".join(errors))
-        sockets = await self._open_sockets(changes)
-        for change in changes:
-            if change.spec is None:
-                continue
-            for dev in {vip.dev for vip in change.spec.vips}:
-                await self.netlink.warm(dev)  # a takeover then adds its VIPs in its own call
-            for vip in change.spec.vips:  # ... with requests encoded already
-                self.netlink.prepare_add(live_vip(vip))
-        return Prepared(tuple(changes), sockets)
+        prepared = Prepared(tuple(changes), await self._open_sockets(changes))
+        try:
+            for change in changes:
+                if change.spec is None:
+                    continue
+                for dev in {vip.dev for vip in change.spec.vips}:
+                    await self.netlink.warm(dev)  # a takeover then adds its VIPs in one call
+                for vip in change.spec.vips:  # ... with requests encoded already
+                    self.netlink.prepare_add(live_vip(vip))
+        except BaseException:
+            self.discard(prepared)
+            raise
+        return prepared
 
     async def _open_sockets(
         self, changes: list[InstanceChange]
