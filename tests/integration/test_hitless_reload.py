@@ -434,3 +434,37 @@ def test_a_tracker_weight_changes_the_effective_priority_in_place(make_lab) -> N
     assert (inst["state"], inst["effective_priority"]) == ("BACKUP", 90)
     for proc in procs:
         proc.stop()
+
+
+def test_an_ipv6_vip_added_and_removed_in_place(make_lab) -> None:  # type: ignore[no-untyped-def]
+    """The same for IPv6, where adverts come from the link-local address (kept across
+    the change) and new VIPs are announced by unsolicited neighbour advertisements."""
+    lab: Lab = make_lab(2)
+    v6a, v6b = (ipaddress.ip_interface(f"2001:db8::{n}/64") for n in (100, 101))
+    web = Instance("web6", 86, (v6a,), {"h1": 150, "h2": 100})
+    n = Nodes(lab, web)
+    n.start(n.h1)
+    n.h1.watcher.wait_for(v6a, timeout=15)
+    n.start(n.h2)
+    deadline = time.monotonic() + 10
+    while True:
+        with contextlib.suppress(CommandError):
+            if int(n.instance(n.h2, "web6")["adverts_received"]) >= 3:  # type: ignore[call-overload]
+                break
+        assert time.monotonic() < deadline, "h2 does not follow h1"
+        time.sleep(0.05)
+    t0 = time.monotonic()
+    try:
+        n.write(replace(web, vips=(v6a, v6b)))
+        n.roll_out(n.h2, n.h1)
+        n.h1.watcher.wait_for(v6b, timeout=5, after=t0)
+        n.write(web)
+        n.roll_out(n.h1, n.h2)
+        n.h1.watcher.wait_for(v6b, present=False, timeout=5, after=t0)
+        time.sleep(0.5)
+        assert moved(n.h1, v6a, t0) == [] and moved(n.h2, v6a, t0) == []
+        assert moved(n.h1, v6b, t0) == ["new", "del"] and moved(n.h2, v6b, t0) == []
+        assert n.instance(n.h1, "web6")["state"] == "MASTER"
+        assert int(n.instance(n.h2, "web6")["address_mismatch"]) >= 1  # type: ignore[call-overload]
+    finally:
+        n.stop()
