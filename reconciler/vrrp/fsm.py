@@ -348,7 +348,7 @@ class VrrpInstance:
         self._adverts.clear()
         self._last_valid = None  # the receive checks depend on the params
         if new.preempt_delay_s != old.preempt_delay_s or not new.preempt:
-            self._preempt_deadline_s = None  # the wait, if any, starts again from the next
+            self._preempt_deadline_s = None  # a wait starts again with the next lower advert
         if not (new.version is VrrpVersion.V3 and new.learn_master_adver_interval):
             # Nothing to learn (v2): Master_Adver_Interval is the configured interval.
             self.master_adver_interval_cs = new.advert_interval_cs
