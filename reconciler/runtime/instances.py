@@ -159,8 +159,9 @@ class InstanceSet:
                 kind = ChangeKind.RESTART
             else:
                 kind = ChangeKind.RECONFIGURE
-            if spec.interface not in links:
-                errors.append(f"{spec.name}: interface {spec.interface} does not exist")
+            missing = sorted({spec.interface, *(v.dev for v in spec.vips)} - links.keys())
+            if missing:
+                errors += [f"{spec.name}: interface {name} does not exist" for name in missing]
                 continue
             try:
                 if (
@@ -168,8 +169,8 @@ class InstanceSet:
                     and running is not None
                     and running.spec.primary_address == spec.primary_address
                 ):
-                    # The address it sends from now (looked up again, another address of
-                    # the interface could come first: a change of source the peers see).
+                    # Keep the address it sends from: a new lookup could pick another
+                    # address of the interface, a change of source its peers would see.
                     primary = running.params.primary_address
                 else:
                     primary = await self._primary(spec)
