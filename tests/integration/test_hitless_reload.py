@@ -468,3 +468,80 @@ def test_an_ipv6_vip_added_and_removed_in_place(make_lab) -> None:  # type: igno
         assert int(n.instance(n.h2, "web6")["address_mismatch"]) >= 1  # type: ignore[call-overload]
     finally:
         n.stop()
+
+
+HOOKED = """\
+apiVersion: reconciler/v1
+kind: Cluster
+name: lab
+nodes:
+  h1: {{address: {a1}, interface: eth0}}
+  h2: {{address: {a2}, interface: eth0}}
+vrrp:
+  instances:
+    web:
+      vrid: 81
+      advert_interval: 100ms
+      priority: {{h1: 150, h2: 100}}
+      vips: [{vip}]
+      preempt: {preempt}
+      garp: {{master_repeat: {repeat}}}
+      notify:
+        master: [["{hook}", "{word}"]]
+"""
+
+
+def test_hooks_preempt_and_garp_change_in_place_and_the_new_hook_runs(make_lab) -> None:  # type: ignore[no-untyped-def]
+    """keepalived moves no VIP on a reload that changes a notify hook; neither do we. The
+    next transition runs the new hook."""
+    lab: Lab = make_lab(2)
+    h1, h2 = lab.host(1), lab.host(2)
+    hook = lab.tmpdir / "hook.sh"
+    out = lab.tmpdir / "hooks.log"
+    hook.write_text(f'#!/bin/sh\necho "$1 $RECONCILER_NODE" >> "{out}"\n')
+    hook.chmod(0o755)
+    config = lab.tmpdir / "c.yaml"
+
+    def write(word: str, preempt: bool, repeat: int) -> None:
+        config.write_text(
+            HOOKED.format(
+                a1=h1.ipv4,
+                a2=h2.ipv4,
+                vip=A,
+                hook=hook,
+                word=word,
+                preempt=str(preempt).lower(),
+                repeat=repeat,
+            )
+        )
+
+    write("old", True, 5)
+    procs = {h.name: start_ours(h, config, lab.tmpdir / h.name) for h in (h1, h2)}
+    h1.watcher.wait_for(A, timeout=10)
+    deadline = time.monotonic() + 10
+    while not (out.exists() and "old h1" in out.read_text()):
+        assert time.monotonic() < deadline, "the master hook did not run"
+        time.sleep(0.05)
+    time.sleep(1.0)
+    t0 = time.monotonic()
+    ran_before = len(out.read_text().splitlines())
+    write("new", False, 2)
+    for proc in procs.values():
+        applied = proc.output().count(APPLIED)
+        proc.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while proc.output().count(APPLIED) == applied:
+            assert time.monotonic() < deadline, proc.output()[-2000:]
+            time.sleep(0.02)
+        assert "applied: in place: web" in proc.output()
+    time.sleep(1.0)
+    assert moved(h1, A, t0) == [] and moved(h2, A, t0) == []
+    procs[h1.name].signal(signal.SIGTERM)  # h2 takes over and runs the new hook
+    h2.watcher.wait_for(A, timeout=5, after=t0)
+    deadline = time.monotonic() + 5
+    while "new h2" not in out.read_text():
+        assert time.monotonic() < deadline, out.read_text()
+        time.sleep(0.05)
+    assert out.read_text().splitlines()[ran_before:] == ["new h2"]
+    for proc in procs.values():
+        proc.stop()
