@@ -3,7 +3,10 @@
 `run_node` runs every VRRP instance of one node until SIGTERM or SIGINT, then
 stops gracefully (priority-0 adverts, VIPs released). SIGHUP re-reads the
 file: an invalid file changes nothing and is logged with its locations; a
-valid one restarts only the instances whose configuration changed.
+valid one is prepared (everything that can fail on this node checked first),
+then applied: instances change in place, and only a change of identity (VRID,
+interface, family, version) restarts one. A failure while applying rolls back
+to the last good revision.
 """
 
 from __future__ import annotations
@@ -17,22 +20,18 @@ import signal
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 
 from reconciler.adapters import process_memory
 from reconciler.adapters.accept_mode import AcceptModeFirewall, FirewallError
-from reconciler.adapters.arp import Announcer
 from reconciler.adapters.ipvs import Ipvs, IpvsError
 from reconciler.adapters.netlink import Link, Netlink, watch
-from reconciler.adapters.repeat_filter import FilterUnavailable, RepeatFilter
 from reconciler.adapters.sysctl import apply_sysctls
-from reconciler.adapters.vrrp_socket import VrrpSocket
 from reconciler.config.diagnostics import InvalidConfig
 from reconciler.config.load import load_file
 from reconciler.health.policy import CheckTransition
 from reconciler.model.cluster import NodeConfig, Sysctls
-from reconciler.model.common import CheckState, Family
+from reconciler.model.common import CheckState, IPAddress
 from reconciler.model.ipvs import Endpoint, RealServer
 from reconciler.model.vrrp import VrrpInstance
 from reconciler.observability.http import StatusServer
@@ -45,15 +44,16 @@ from reconciler.observability.status import (
     ReconcileStatus,
 )
 from reconciler.observability.tracing import Tracing, tracer_provider_from_env
-from reconciler.plan.live import live_vip, no_accept_vips, vip_addresses
+from reconciler.plan.live import no_accept_vips, vip_addresses
 from reconciler.reconcile.loop import PassResult, ReconcileLoop
 from reconciler.reconcile.ownership import Ident, OwnershipStore
 from reconciler.runtime.checks import CheckJob, CheckScheduler, ProbeRecord
+from reconciler.runtime.instances import Applied, InstanceSet, Prepared, PrepareError
 from reconciler.runtime.notify import Notifier
 from reconciler.runtime.real_servers import RealServerHealth
 from reconciler.runtime.sync_groups import SyncGroups
 from reconciler.runtime.tracking import Tracking
-from reconciler.runtime.vrrp_driver import InstanceDriver, SocketMux, instance_params
+from reconciler.runtime.vrrp_driver import InstanceDriver
 from reconciler.vrrp.actions import Transitioned
 from reconciler.vrrp.events import LinkDown, LinkUp
 from reconciler.vrrp.states import State
@@ -114,12 +114,22 @@ class NodeRuntime:
         self.loop = asyncio.get_running_loop()
         self.ownership = OwnershipStore(options.state_dir)
         self.netlink = Netlink()
-        self.muxes: dict[tuple[str, Family], SocketMux] = {}
-        self.announcers: dict[str, Announcer] = {}
-        self.drivers: dict[str, InstanceDriver] = {}
         self.links: dict[str, Link] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.stopping = asyncio.Event()
+        self.notifier = Notifier(self._hook_env)
+        self.instances = InstanceSet(
+            self.loop,
+            self.netlink,
+            self.ownership,
+            self.notifier,
+            links=lambda: self.links,
+            on_transition=self._on_transition,
+            effective_priority=self._effective_priority,
+            repeat_filter=options.repeat_filter,
+        )
+        self.drivers = self.instances.drivers  # live view: instance name -> driver
+        self.muxes = self.instances.muxes
         self.sync_groups = SyncGroups(self._group_members(self.config), self.drivers)
         self.checks = CheckScheduler(self._on_check, on_probe=self._on_probe)
         self.tracking = Tracking(self.drivers, self.checks, self.config.checks)
@@ -140,13 +150,15 @@ class NodeRuntime:
             drain_timeout_s=revision.drain_timeout_s,
             resync_interval_s=revision.resync_interval_s,
         )
-        self.notifier = Notifier(self._hook_env)
         self.group_states: dict[str, State] = {}
         self.real_servers = RealServerHealth(self.reconcile.wake, self._on_server)
         self.real_servers.set_config(self.config)
         self.reconcile.health = self.real_servers.overlay
         # per check and target: probes, failures, seconds in probes, worst lateness
         self.probe_stats: dict[tuple[str, str], list[float]] = {}
+
+    def _effective_priority(self, spec: VrrpInstance) -> int:
+        return self.tracking.effective(spec)
 
     def _on_check(self, t: CheckTransition) -> None:
         if t.state_changed:
@@ -344,7 +356,7 @@ class NodeRuntime:
             hooks = svc.quorum.up if event == "quorum_up" else svc.quorum.down
             self.notifier.submit(f"service:{rs.service}", hooks, env)
 
-    def _advert_sources(self) -> frozenset[IPv4Address | IPv6Address]:
+    def _advert_sources(self) -> frozenset[IPAddress]:
         return frozenset(d.params.primary_address for d in self.drivers.values())
 
     def _masters(self) -> frozenset[str]:
@@ -426,12 +438,17 @@ class NodeRuntime:
         await self.netlink.__aenter__()
         self.links = await self.netlink.links()
         await self._adopt_leftover_vips()
-        self.ownership.set_pending(_takeover_vips(self.config))
-        await self._apply_accept_mode(self.config)
+        prepared = await self._prepare(self.config)
+        try:
+            await self._apply_accept_mode(self.config)
+        except BaseException:
+            self._abandon(prepared)
+            raise
         for name, link in self.links.items():
             self.tracking.links[name] = link.running
-        for spec in self.config.instances:
-            await self._start_instance(spec)
+        await self.instances.apply(prepared, lambda: None)
+        for driver in self.drivers.values():
+            self.tracking.apply(driver)
         self.checks.start(self._check_jobs())
         self._apply_sysctls()
         await self._open_ipvs()
@@ -446,8 +463,7 @@ class NodeRuntime:
             if task.get_name() == "reconcile":
                 task.cancel()  # no pass may re-add a VIP while the instances stop
         await self.checks.stop()
-        await asyncio.gather(*(d.stop() for d in self.drivers.values()))
-        self.drivers.clear()
+        await self.instances.stop()
         for task in self._tasks:
             if task.get_name() == "accept-mode":
                 task.cancel()
@@ -462,11 +478,7 @@ class NodeRuntime:
             task.cancel()
         if self.ipvs is not None:
             await self.ipvs.close()
-        for mux in self.muxes.values():
-            mux.close()
-        for ann in self.announcers.values():
-            ann.close()
-        self.muxes.clear()
+        self.instances.close()
         await self.netlink.__aexit__()
 
     def _spawn(self, coro: object, name: str) -> None:
@@ -494,114 +506,101 @@ class NodeRuntime:
             )
             self.ownership.update(add=leftover)
 
-    def _repeat_filter(self, sock: VrrpSocket) -> RepeatFilter | None:
-        """The kernel repeat filter for a new socket, attached; None when switched off
-        or when the kernel refuses it (then every advert is read here, as before)."""
-        if not self.options.repeat_filter:
-            return None
+    async def _prepare(self, config: NodeConfig) -> Prepared:
+        """Everything that can fail on this node for ``config``, checked and acquired
+        before anything running changes: the instances' interfaces, addresses, sockets
+        and VIP requests; the state directory writable; and, last, every VIP a takeover
+        of either revision may add recorded (``ownership.pending``) before one can."""
         try:
-            filt = RepeatFilter.create(sock.family)
-        except FilterUnavailable as exc:
-            log.info("%s: repeated adverts are read in user space: %s", sock.interface, exc)
-            return None
+            self.ownership.check_writable()
+        except OSError as exc:
+            raise StartupError(f"state directory {self.options.state_dir}: {exc}") from exc
         try:
-            filt.attach(sock.sock)
-        except FilterUnavailable as exc:
-            filt.close()
-            log.info("%s: repeated adverts are read in user space: %s", sock.interface, exc)
-            return None
-        return filt
+            prepared = await self.instances.prepare(config)
+        except PrepareError as exc:
+            raise StartupError(str(exc)) from exc
+        try:
+            self.ownership.set_pending(_takeover_vips(config) | _takeover_vips(self.config))
+        except OSError as exc:
+            self.instances.discard(prepared)
+            raise StartupError(f"state directory {self.options.state_dir}: {exc}") from exc
+        return prepared
 
-    async def _primary(self, spec: VrrpInstance) -> IPv4Address | IPv6Address:
-        if spec.family is Family.IPV4:
-            if spec.primary_address is not None:
-                return spec.primary_address
-            for a in await self.netlink.addresses():
-                if a.interface == spec.interface and a.address.version == 4:
-                    return a.address.ip
+    def _abandon(self, prepared: Prepared) -> None:
+        """A prepared revision that will not run: give back what it acquired, and stop
+        listing its VIPs as ones a takeover may add (a leftover address someone else
+        made must not look like ours at the next start)."""
+        self.instances.discard(prepared)
+        try:
+            self.ownership.set_pending(_takeover_vips(self.config))
+        except OSError as exc:
+            log.warning("ownership record not written: %s", exc)
+
+    async def replace_config(self, revision: Revision) -> Applied:
+        """Apply a new revision: prepare, then apply; a failure while applying rolls back
+        to the revision running before. Raises StartupError when the revision cannot run
+        here (nothing changed, or everything rolled back)."""
+        old = self.revision
+        try:
+            prepared = await self._prepare(revision.config)
+        except StartupError:
+            raise
+        except Exception as exc:  # a netlink read failed, say: nothing was changed
+            raise StartupError(f"preparing revision {revision.digest}: {exc}") from exc
+        try:
+            # The firewall first, in one transaction, so that a node that cannot have the
+            # rules refuses the reload with nothing changed.
+            await self._apply_accept_mode(revision.config)
+        except BaseException:
+            self._abandon(prepared)
+            raise
+        try:
+            return await self._apply(revision, prepared)
+        except Exception as exc:
+            log.exception("reload: applying revision %s failed", revision.digest)
+            await self._roll_back(old)
             raise StartupError(
-                f"{spec.name}: {spec.interface} has no IPv4 address to send adverts from"
-            )
-        # RFC 5798 5.1.2.1: IPv6 adverts come from the interface's link-local address.
-        for _ in range(50):
-            for a in await self.netlink.addresses():
-                ip = a.address.ip
-                if a.interface == spec.interface and ip.version == 6 and ip.is_link_local:
-                    return ip
-            await asyncio.sleep(0.1)  # DAD may still be running on a fresh link
-        raise StartupError(f"{spec.name}: {spec.interface} has no IPv6 link-local address")
+                f"applying revision {revision.digest} failed ({exc}); rolled back to {old.digest}"
+            ) from exc
 
-    async def _start_instance(self, spec: VrrpInstance) -> None:
-        if spec.interface not in self.links:
-            raise StartupError(f"{spec.name}: interface {spec.interface} does not exist")
-        params = instance_params(spec, await self._primary(spec))
-        for dev in {vip.dev for vip in spec.vips}:
-            await self.netlink.warm(dev)  # a takeover then adds its VIPs in its own call
-        for vip in spec.vips:  # ... with requests encoded already
-            self.netlink.prepare_add(live_vip(vip))
-        key = (spec.interface, spec.family)
-        mux = self.muxes.get(key)
-        if mux is None:
-            sock = VrrpSocket(spec.interface, spec.family.value)
-            mux = self.muxes[key] = SocketMux(sock, self.loop, self._repeat_filter(sock))
-        announcer = self.announcers.setdefault(spec.interface, Announcer(spec.interface))
-        announcer.prepare(spec.family.value)  # not on the takeover path
-        driver = InstanceDriver(
-            spec,
-            params,
-            mux,
-            self.netlink,
-            announcer,
-            self.ownership,
-            self.loop,
-            on_transition=self._on_transition,
-            notifier=self.notifier,
-        )
-        mux.attach(driver)
-        self.drivers[spec.name] = driver
-        driver.start()
-        if not self.links[spec.interface].running:
-            driver.feed(LinkDown())
-        self.tracking.apply(driver)
-
-    async def _stop_instance(self, name: str) -> None:
-        driver = self.drivers.pop(name)
-        await driver.stop()
-        mux = self.muxes[(driver.spec.interface, driver.spec.family)]
-        mux.detach(driver.spec.vrid)
-
-    async def replace_config(self, revision: Revision) -> list[str]:
-        """Apply a new revision: restart exactly the instances whose spec changed."""
+    async def _apply(self, revision: Revision, prepared: Prepared) -> Applied:
         config = revision.config
-        old = {i.name: i for i in self.config.instances}
-        new = {i.name: i for i in config.instances}
-        changed = sorted(n for n in old.keys() | new.keys() if old.get(n) != new.get(n))
-        # First, so that a node that cannot have the rules refuses the reload with nothing
-        # changed; one transaction, so an instance keeping accept: false keeps its rules.
-        await self._apply_accept_mode(config)
-        for name in changed:
-            if name in self.drivers:
-                await self._stop_instance(name)
-        self.config = config
-        self.revision = revision
-        self.applied_unix_s = time.time()
-        self.reconcile.drain_timeout_s = revision.drain_timeout_s
-        self.reconcile.resync_interval_s = revision.resync_interval_s
+
+        def switch() -> None:
+            # The new revision is current from here: trackers (for the effective
+            # priorities of the instances changed in place) and the desired state the
+            # reconcile loop reads, with no await before the drivers take it.
+            self.config = config
+            self.revision = revision
+            self.applied_unix_s = time.time()
+            self.reconcile.drain_timeout_s = revision.drain_timeout_s
+            self.reconcile.resync_interval_s = revision.resync_interval_s
+            self.sync_groups.groups = self._group_members(config)
+            self.tracking.set_checks(config.checks)
+            self.real_servers.set_config(config)
+            # Before any priority is computed: tracking reads the checks' states from
+            # the scheduler, which decides what a changed check keeps.
+            self.checks.replace(self._check_jobs())
+
+        applied = await self.instances.apply(prepared, switch)
         self._apply_sysctls()
-        self.sync_groups.groups = self._group_members(config)
-        self.tracking.set_checks(config.checks)
-        self.real_servers.set_config(config)
-        # Before any priority is computed: tracking reads the checks' states from the
-        # scheduler, which decides what a changed check keeps.
-        self.checks.replace(self._check_jobs())
         self.ownership.set_pending(_takeover_vips(config))
-        for name in changed:
-            if name in new:
-                await self._start_instance(new[name])
         for driver in self.drivers.values():
             self.tracking.apply(driver)
         self.reconcile.wake()
-        return changed
+        return applied
+
+    async def _roll_back(self, revision: Revision) -> None:
+        """Run ``revision`` (the last good one) again, from whatever state a failed apply
+        left: the same prepare and apply, which work from what runs."""
+        try:
+            prepared = await self._prepare(revision.config)
+            await self._apply_accept_mode(revision.config)
+            await self._apply(revision, prepared)
+        except Exception:
+            log.exception("reload: rolling back to revision %s failed", revision.digest)
+            return
+        log.warning("reload: rolled back to revision %s", revision.digest)
 
     # ------------------------------------------------------------ links
     async def _watch_links(self) -> None:
@@ -730,7 +729,7 @@ async def _reload(runtime: NodeRuntime, options: RunOptions) -> None:
         runtime.last_reload_error = str(exc)
         return
     try:
-        changed = await runtime.replace_config(revision)
+        applied = await runtime.replace_config(revision)
         process_memory.settle()
     except (StartupError, OSError) as exc:
         log.error("reload: %s", exc)
@@ -739,5 +738,5 @@ async def _reload(runtime: NodeRuntime, options: RunOptions) -> None:
         return
     runtime.reloads_ok += 1
     runtime.last_reload_error = None
-    runtime.tracing.reload(revision.digest, True, None, changed, time.time())
-    log.info("reload: %d instance(s) restarted: %s", len(changed), ", ".join(changed) or "none")
+    runtime.tracing.reload(revision.digest, True, None, applied.changed, time.time())
+    log.info("reload: revision %s applied: %s", revision.digest, applied.summary())

@@ -52,6 +52,11 @@ class NodeCollector(Collector):
             "Adverts refused by the RFC 5798 7.1 checks, by reason.",
             ["reason"],
         )
+        mismatch = c(
+            "vrrp_adverts_address_mismatch",
+            "Adverts elected on although their VIP list differs from ours (a peer that has "
+            "not yet, or already, applied a VIP change; RFC 5798 7.1 makes the check a MAY).",
+        )
         moves = c(
             "vrrp_transitions",
             "State transitions by from, to and reason.",
@@ -69,11 +74,12 @@ class NodeCollector(Collector):
                 last.add_metric(key, i.last_transition_unix_s)
             rx.add_metric(key, i.adverts_received)
             tx.add_metric(key, i.adverts_sent)
+            mismatch.add_metric(key, i.address_mismatch)
             for reason, n in sorted(i.refused.items()):
                 bad.add_metric([*key, reason], n)
             for (frm, to, why), n in sorted(i.transitions.items()):
                 moves.add_metric([*key, frm.lower(), to.lower(), why], n)
-        yield from (state, prio, eff, last, fault, track, rx, tx, bad, moves)
+        yield from (state, prio, eff, last, fault, track, rx, tx, bad, mismatch, moves)
 
         malformed = CounterMetricFamily(
             PREFIX + "vrrp_packets_malformed",

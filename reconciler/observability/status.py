@@ -55,6 +55,10 @@ class InstanceStatus:
     accept_mode: bool = True
     trackers: tuple[TrackerStatus, ...] = ()  # in the order of the instance's `track`
     last_transition: TransitionStatus | None = None
+    # Adverts elected on whose VIP list differs from ours (a peer mid-change, RFC 5798
+    # 7.1 MAY), and revisions applied to the instance in place.
+    address_mismatch: int = 0
+    reconfigured: int = 0
 
 
 @dataclass(frozen=True)

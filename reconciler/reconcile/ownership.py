@@ -149,6 +149,14 @@ class OwnershipStore:
             self._save()
             self._dirty = False
 
+    def check_writable(self) -> None:
+        """Raise OSError unless the record can be written (a reload checks this before it
+        changes anything: a takeover must be able to write down what it added)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".owned.", suffix=".probe")
+        os.close(fd)
+        Path(tmp).unlink()
+
     def _save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         doc = {

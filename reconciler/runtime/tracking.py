@@ -139,6 +139,13 @@ class Tracking:
             for c in result.contributions
         )
 
+    def effective(self, spec: VrrpInstance) -> int:
+        """The effective priority of ``spec`` with its trackers as they are now (for a
+        revision applied in place: its new priority and weights at once)."""
+        if not spec.track:
+            return spec.priority
+        return effective_priority(spec.priority, self.trackers(spec)).priority
+
     def apply(self, driver: Tracked) -> None:
         spec = driver.spec
         if not spec.track:

@@ -59,7 +59,14 @@ from reconciler.reconcile.ownership import OwnershipStore
 from reconciler.runtime.deadlines import DeadlineQueue
 from reconciler.runtime.notify import Notifier
 from reconciler.vrrp import actions as act
-from reconciler.vrrp.events import AdvertReceived, Event, Shutdown, Startup, TimerExpired
+from reconciler.vrrp.events import (
+    AdvertReceived,
+    Event,
+    Reconfigure,
+    Shutdown,
+    Startup,
+    TimerExpired,
+)
 from reconciler.vrrp.fsm import VrrpInstance as Machine
 from reconciler.vrrp.packet import (
     Advert,
@@ -434,6 +441,25 @@ class InstanceDriver:
     def start(self) -> None:
         self.feed(Startup())
 
+    def reconfigure(self, spec: model.VrrpInstance, params: InstanceParams, priority: int) -> None:
+        """Apply a new revision of this instance in place (same VRID, interface, family
+        and version: ``model.vrrp.restart_reasons`` is empty). ``priority``: the effective
+        priority under it, trackers applied.
+
+        The machine decides what moves (``Reconfigure``); here the encoded adverts are
+        dropped (the next one is built from the new params), the kernel stops dropping
+        repeats of the advert followed so far (feeding any event but an advert ends that),
+        and the batching window follows the new interval. Hooks, GARP settings and VIP
+        attributes are read from ``spec`` when they are used.
+        """
+        # A VIP that went is released by the worker, later: keep how to find it.
+        self._vips = {**self._vips, **{v.address.ip: v for v in spec.vips}}
+        self.spec = spec
+        self.params = params
+        self._packets.clear()
+        self.feed(Reconfigure(params, priority))
+        self._timing_changed()
+
     def feed(self, event: Event, now: float | None = None) -> None:
         t = self.loop.time() if now is None else now
         m = self.machine
@@ -651,6 +677,8 @@ class InstanceDriver:
             sync_group=self.spec.sync_group,
             accept_mode=self.spec.accepts_vip_traffic,
             last_transition=self.last_transition,
+            address_mismatch=m.counters.address_mismatch_received,
+            reconfigured=m.counters.reconfigured,
         )
 
     def _transitioned(self, t: act.Transitioned) -> None:
@@ -824,6 +852,11 @@ class InstanceDriver:
     def _announce_now(self, addresses: tuple[IPAddr, ...]) -> None:
         if self.state is not State.MASTER:
             return
+        vips = self.params.vips
+        if any(a not in vips for a in addresses):  # a later burst or refresh, after a reload
+            addresses = tuple(a for a in addresses if a in vips)
+            if not addresses:
+                return
         try:
             self.announcer.announce(addresses)  # type: ignore[arg-type]
         except OSError as exc:

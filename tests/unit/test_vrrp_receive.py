@@ -9,7 +9,7 @@ from pathlib import Path
 
 from reconciler.vrrp.packet import VRRP_MULTICAST_IPV4, decode_ipv4, decode_ipv6
 from reconciler.vrrp.params import InstanceParams, UnicastChecksum
-from reconciler.vrrp.receive import Refusal, validate_advert
+from reconciler.vrrp.receive import Refusal, addresses_differ, validate_advert
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "vrrp"
 
@@ -34,6 +34,12 @@ def test_keepalived_v3_multicast_advert_passes_for_a_matching_instance() -> None
         )
         is Refusal.ADDRESS_MISMATCH
     )
+    # RFC 5798 §7.1 MAY: a list sharing an address (a peer mid-change) passes, and differs
+    sharing = InstanceParams(
+        "x", 51, 150, 100, (*me.vips, IPv4Address("192.0.2.101")), me.primary_address
+    )
+    assert validate_advert(sharing, received) is None
+    assert addresses_differ(sharing, received) and not addresses_differ(me, received)
 
 
 def test_keepalived_ipv6_unicast_advert_has_hop_limit_64_and_is_accepted() -> None:
