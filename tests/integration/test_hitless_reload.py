@@ -255,11 +255,11 @@ async def main():
     await runtime.start()
     await asyncio.sleep(1.5)  # master of web by now
     good_specs = {n: d.spec for n, d in runtime.drivers.items()}
-    replace = runtime.checks.replace
-    def fail_once(jobs):  # the check scheduler fails after the instances changed
-        runtime.checks.replace = replace
+    sysctls = runtime._apply_sysctls
+    def fail_once():  # the step after the instances changed fails
+        runtime._apply_sysctls = sysctls
         raise RuntimeError("injected failure")
-    runtime.checks.replace = fail_once
+    runtime._apply_sysctls = fail_once
     error = None
     try:
         await runtime.replace_config(_load_node(bad, "h1"))
@@ -283,7 +283,7 @@ asyncio.run(main())
 
 def test_a_failure_while_applying_rolls_back_to_the_last_good_revision(make_lab) -> None:  # type: ignore[no-untyped-def]
     """A revision that fails after it changed the running instances (a failure injected
-    in the check scheduler, the step after them) is rolled back completely: the instance
+    in the sysctls, the step after them) is rolled back completely: the instance
     changed in place gets its old values again without a VIP flap, the VIP it added is
     removed, the instance it started is stopped."""
     lab: Lab = make_lab(1)
