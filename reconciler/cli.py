@@ -367,9 +367,9 @@ def _status(addr: str, fmt: str) -> int:
     return EXIT_OK
 
 
-def _revision_line(label: str, rec: dict[str, Any] | None) -> str:
+def _revision_line(label: str, rec: dict[str, Any] | None) -> list[str]:
     if rec is None:
-        return f"  {label:<10} -"
+        return [f"  {label:<10} -"]
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(rec["at_unix_s"]))
     out = f"  {label:<10} {rec['digest'][:12]}  at {when}Z"
     if rec["commit"]:
@@ -382,8 +382,8 @@ def _revision_line(label: str, rec: dict[str, Any] | None) -> str:
     if rec["verification"] != "not-required":
         out += f"  {rec['verification']}"
     if rec.get("error"):
-        out += f"\n  {'':<10} failed ({rec['reason']}): {rec['error']}"
-    return out
+        return [out, f"  {'':<10} failed ({rec['reason']}): {rec['error']}"]
+    return [out]
 
 
 def revision_lines(rev: dict[str, Any]) -> list[str]:
@@ -395,15 +395,15 @@ def revision_lines(rev: dict[str, Any]) -> list[str]:
         for c in rev["conditions"]
     )
     lines = [f"revisions: {conds}"]
-    lines.append(_revision_line("applied", rev["applied"]))
+    lines += _revision_line("applied", rev["applied"])
     attempted = rev["attempted"]
     if attempted is not None and (
         rev["applied"] is None
         or attempted["digest"] != rev["applied"]["digest"]
         or attempted["error"]
     ):
-        lines.append(_revision_line("attempted", attempted))
-    lines.append(_revision_line("verified", rev["verified"]))
+        lines += _revision_line("attempted", attempted)
+    lines += _revision_line("verified", rev["verified"])
     if rev["pending"]:
         lines.append(f"  {'pending':<10} {rev['pending'][:12]}")
     parts = (["node"] if rev["suspended"] else []) + list(rev["suspended_instances"])
