@@ -160,3 +160,62 @@ def test_a_git_sync_publish_goes_live_on_both_nodes_with_its_commit(make_lab) ->
     assert not [e for e in h1.watcher.events(VIP) if e.timestamp >= t0]
     print(f"git-sync publish -> VIP on the master: {took * 1000:.0f} ms")
     _stop(procs)
+
+
+def _control(host: Host, state_dir: Path, *args: str, check: bool = True) -> str:
+    done = host.run(
+        [sys.executable, "-m", "reconciler", *args, "--state-dir", str(state_dir)],
+        timeout=30,
+        check=check,
+    )
+    return done.stdout + done.stderr
+
+
+def test_suspended_parts_keep_running_as_they_are_until_resumed(make_lab) -> None:  # type: ignore[no-untyped-def]
+    lab: Lab = make_lab(1)
+    h1 = lab.host(1)
+    web = Instance("web", 81, (VIP,), {"h1": 150})
+    db = Instance("db", 82, (VIP_DB,), {"h1": 150})
+    config = lab.tmpdir / "cluster.yaml"
+    config.write_text(cluster_yaml(lab.hosts, (web,)))
+    state = lab.tmpdir / "state-h1"
+    proc = start_ours(h1, config, state)
+    h1.watcher.wait_for(VIP, timeout=10)
+    _wait_status(h1, lambda d: d["revisions"]["applied"] is not None, timeout=10)
+
+    # The whole node: a new revision waits, nothing changes, status says so.
+    assert "suspended node; suspended now: node" in _control(h1, state, "suspend")
+    t0 = time.monotonic()
+    config.write_text(cluster_yaml(lab.hosts, (web, db)))
+    doc = _wait_status(h1, lambda d: d["revisions"]["pending"] is not None)
+    assert _conditions(doc["revisions"])["Reconciling"] == (False, "Suspended")
+    time.sleep(0.5)
+    assert not [e for e in h1.watcher.events() if e.timestamp >= t0]
+    assert set(_states(node_status(h1))) == {"web"}
+    text = h1.run([sys.executable, "-m", "reconciler", "status"], timeout=30).stdout
+    assert "suspended: node (no new revision until resumed)" in text
+    t1 = time.monotonic()
+    assert "resumed node; suspended now: nothing" in _control(h1, state, "resume")
+    h1.watcher.wait_for(VIP_DB, timeout=LIVE_WITHIN_S, after=t1)
+
+    # One instance: the rest of the revision applies, the instance stays as it runs.
+    assert "suspended now: web" in _control(h1, state, "suspend", "--instance", "web")
+    moved = Instance("web", 81, (ipaddress.ip_interface("192.0.2.101/24"),), {"h1": 150})
+    db2 = Instance("db", 82, (VIP_DB, ipaddress.ip_interface("192.0.2.103/24")), {"h1": 150})
+    before = node_status(h1)["revision"]
+    t2 = time.monotonic()
+    config.write_text(cluster_yaml(lab.hosts, (moved, db2)))
+    h1.watcher.wait_for("192.0.2.103/24", timeout=LIVE_WITHIN_S, after=t2)
+    doc = _wait_status(h1, lambda d: d["revision"] != before)
+    assert _conditions(doc["revisions"])["Ready"] == (True, "Suspended")
+    assert doc["revisions"]["suspended_instances"] == ["web"]
+    assert not [e for e in h1.watcher.events(VIP) if e.timestamp >= t2]
+    assert not h1.watcher.is_present("192.0.2.101/24")
+    t3 = time.monotonic()
+    _control(h1, state, "resume", "--instance", "web")
+    h1.watcher.wait_for("192.0.2.101/24", timeout=LIVE_WITHIN_S, after=t3)
+    h1.watcher.wait_for(VIP, present=False, timeout=LIVE_WITHIN_S, after=t3)
+
+    refused = _control(h1, state, "suspend", "--instance", "nope", check=False)
+    assert "no instance 'nope' here" in refused
+    assert proc.stop() == 0 or not proc.alive
