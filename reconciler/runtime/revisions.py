@@ -187,6 +187,13 @@ class RevisionConsumer(Generic[R]):
             self._feed(ApplyFailed(digest, str(exc)))
             self._trace(artifact, False, str(exc), ())
             return
+        except Exception as exc:
+            # A bug, not a bad revision: say so loudly, but keep taking revisions (a dead
+            # worker would silently stop every later one).
+            log.exception("reload: unexpected error applying revision %s", artifact.short_digest)
+            self._feed(ApplyFailed(digest, f"unexpected error: {exc!r}"))
+            self._trace(artifact, False, repr(exc), ())
+            return
         self._feed(Applied(digest, tuple(changed)))
         self._trace(artifact, True, None, changed)
         commit = artifact.provenance.commit

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -95,6 +96,12 @@ def test_a_rewritten_file_goes_live_on_both_nodes_and_an_invalid_one_changes_not
     config.write_text(good)
     took = h1.watcher.wait_for(VIP_DB, timeout=LIVE_WITHIN_S, after=t0) - t0
     _wait_status(h2, lambda d: _states(d).get("db") == "BACKUP")
+    # SIGHUPs on top of the watch: coalesced, the same revision is not applied again.
+    for _ in range(5):
+        procs[0].signal(signal.SIGHUP)
+    time.sleep(0.5)
+    for h in (h1, h2):
+        assert _revisions(h)["applies"] == 2  # the first revision and this one
     second = _revisions(h1)["applied"]["digest"]
     assert second != first and _revisions(h2)["applied"]["digest"] == second
     assert not [e for e in h1.watcher.events(VIP) if e.timestamp >= t0]  # web untouched
