@@ -667,7 +667,7 @@ def _takeover_vips(config: NodeConfig) -> set[Ident]:
 
 async def run_node(options: RunOptions) -> int:
     """Run until SIGTERM/SIGINT; 0 on a clean stop, 2 when the input cannot run."""
-    runtime: NodeRuntime | None = None
+    runtime: NodeRuntime | None = None  # built once the first revision is valid
     consumer: RevisionConsumer[Revision] = RevisionConsumer(
         _make_source(options),
         lambda artifact, held: _revision_from(
@@ -683,7 +683,7 @@ async def run_node(options: RunOptions) -> int:
         return 2
 
     tracing = Tracing(tracer_provider_from_env("reconciler", options.node, revision.cluster))
-    runtime = NodeRuntime(options, revision, tracing, consumer.status)
+    runtime = node = NodeRuntime(options, revision, tracing, consumer.status)
     server = StatusServer(
         runtime,
         registry_for(runtime),
@@ -697,7 +697,6 @@ async def run_node(options: RunOptions) -> int:
     loop.add_signal_handler(signal.SIGTERM, runtime.stopping.set)
     loop.add_signal_handler(signal.SIGINT, runtime.stopping.set)
     loop.add_signal_handler(signal.SIGHUP, consumer.refresh)
-    node = runtime
 
     async def apply(new: Revision) -> list[str]:
         changed = await node.replace_config(new)

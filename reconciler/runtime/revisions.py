@@ -198,11 +198,11 @@ class RevisionConsumer(Generic[R]):
         self._trace(artifact, True, None, changed)
         commit = artifact.provenance.commit
         log.info(
-            "reload: revision %s%s applied; %d instance(s) restarted: %s",
-            artifact.short_digest,
-            f" (commit {commit[:12]})" if commit else "",
+            "reload: %d instance(s) restarted: %s (revision %s%s)",
             len(changed),
             ", ".join(changed) or "none",
+            artifact.short_digest,
+            f", commit {commit[:12]}" if commit else "",
         )
 
     def _log_invalid(self, exc: Exception, artifact: Artifact) -> str:
