@@ -71,6 +71,9 @@ SETTLE_AFTER_S = 10.0  # quiet time after the last transition before memory is s
 # megabytes behind, a single failover does not, and a settle (a collection, ~ms) should
 # not land in the middle of a node's next election for nothing.
 SETTLE_MIN_TRANSITIONS = 50
+# A stop waits this long for the source and an attempt in flight to end; the instances
+# stop (and release their VIPs) after it whatever happens.
+STOP_REVISIONS_TIMEOUT_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -726,8 +729,7 @@ async def run_node(options: RunOptions) -> int:
         revisions = asyncio.create_task(consumer.run(apply, tracing), name="revisions")
         await runtime.stopping.wait()
         revisions.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await revisions
+        await asyncio.wait({revisions}, timeout=STOP_REVISIONS_TIMEOUT_S)
         log.info("stopping: releasing VIPs")
         await control.close()
         await runtime.stop()

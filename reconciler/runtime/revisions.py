@@ -128,8 +128,7 @@ class RevisionConsumer(Generic[R]):
                     self._feed(ArtifactSeen(item))
         finally:
             worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker
+            await asyncio.wait({worker})
             with contextlib.suppress(Exception):
                 await self._updates.aclose()  # type: ignore[attr-defined]
 

@@ -29,7 +29,7 @@ import hashlib
 import logging
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 
 from watchfiles import awatch
@@ -71,19 +71,20 @@ class FileSource:
 
     async def updates(self) -> AsyncIterator[Artifact | Refusal]:
         last: tuple[str, str | None] | None = None
-        watched: frozenset[Path] = frozenset()
-        watcher: asyncio.Task[None] | None = None
+        watched: tuple[frozenset[Path], frozenset[Path]] = (frozenset(), frozenset())
+        watcher: _Watcher | None = None
         try:
             while True:
                 forced, self._forced = self._forced, False
                 self._wake.clear()
                 if self.watch:
                     # Before the read: whatever changes after it is an event.
-                    dirs = await asyncio.to_thread(self._watch_dirs)
-                    if watcher is None or watcher.done() or dirs != watched:
-                        await _stop(watcher)
-                        watched = dirs
-                        watcher = asyncio.create_task(self._watch(dirs), name="file-watch")
+                    paths = await asyncio.to_thread(self._watch_paths)
+                    if watcher is None or watcher.task.done() or paths != watched:
+                        if watcher is not None:
+                            await watcher.stop()
+                        watched = paths
+                        watcher = _Watcher(self._watch, *paths)
                 item = await asyncio.to_thread(self._read)
                 key = (
                     (item.digest, item.provenance.commit)
@@ -93,17 +94,33 @@ class FileSource:
                 if forced or key != last:
                     last = key
                     yield item
+                # asyncio.timeout, not wait_for: in Python 3.11 wait_for can swallow a
+                # cancellation that races with the wake-up, and the source never stops.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.backstop_s)
+                    async with asyncio.timeout(self.backstop_s):
+                        await self._wake.wait()
         finally:
-            await _stop(watcher)
+            if watcher is not None:
+                await watcher.stop()
 
-    async def _watch(self, dirs: frozenset[Path]) -> None:
+    async def _watch(
+        self, dirs: frozenset[Path], names: frozenset[Path], stop: asyncio.Event
+    ) -> None:
         if not dirs:
             return  # nothing to watch yet: the backstop looks again
+
+        def ours(_change: object, path: str) -> bool:
+            # Only the file and the links on its path: a log or a lock file written in
+            # the same directory must not make the file be read again and again.
+            return Path(path) in names
+
         try:
             async for _changes in awatch(
-                *sorted(dirs), watch_filter=None, recursive=False, step=WATCH_STEP_MS
+                *sorted(dirs),
+                watch_filter=ours,
+                recursive=False,
+                step=WATCH_STEP_MS,
+                stop_event=stop,
             ):
                 self._wake.set()
         except (OSError, RuntimeError) as exc:
@@ -113,13 +130,17 @@ class FileSource:
             await asyncio.sleep(WATCH_STEP_MS / 1000)  # no busy loop if it keeps failing
         self._wake.set()
 
-    def _watch_dirs(self) -> frozenset[Path]:
-        """The file's directory and the directory of every symlink on its path."""
-        dirs = {Path(os.path.realpath(self.path)).parent}
+    def _watch_paths(self) -> tuple[frozenset[Path], frozenset[Path]]:
+        """The directories to watch (the file's own, and that of every symlink on its
+        path) and the names in them whose events matter (the file and those links), as
+        the kernel reports them: under the resolved directories."""
+        real = Path(os.path.realpath(self.path))
+        names = {real}
         for p in (self.path, *self.path.parents):
             if p.is_symlink():
-                dirs.add(Path(os.path.realpath(p.parent)))
-        return frozenset(d for d in dirs if d.is_dir())
+                names.add(Path(os.path.realpath(p.parent)) / p.name)
+        dirs = frozenset(n.parent for n in names if n.parent.is_dir())
+        return dirs, frozenset(names)
 
     # ------------------------------------------------------------ reading (in a thread)
     def _read(self) -> Artifact | Refusal:
@@ -157,9 +178,24 @@ class FileSource:
         return Provenance(self.name, info.commit, info.author, info.committed_unix_s)
 
 
-async def _stop(task: asyncio.Task[None] | None) -> None:
-    if task is None or task.done():
-        return
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+class _Watcher:
+    """One watch of a set of directories, as a task with its own stop event."""
+
+    def __init__(
+        self,
+        watch: Callable[
+            [frozenset[Path], frozenset[Path], asyncio.Event], Coroutine[None, None, None]
+        ],
+        dirs: frozenset[Path],
+        names: frozenset[Path],
+    ) -> None:
+        self._stop = asyncio.Event()
+        self.task = asyncio.create_task(watch(dirs, names, self._stop), name="file-watch")
+
+    async def stop(self) -> None:
+        """End the watch. The stop event first: the watch thread polls it every
+        WATCH_STEP_MS, while a cancellation alone would wait for its next event or its
+        5 s timeout. A cancellation of the caller still propagates (asyncio.wait)."""
+        self._stop.set()
+        self.task.cancel()
+        await asyncio.wait({self.task})

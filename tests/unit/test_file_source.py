@@ -264,3 +264,22 @@ def test_a_file_in_a_plain_work_tree_names_head_only_while_committed(tmp_path: P
         await w.close()
 
     run(body)
+
+
+def test_the_watch_stops_at_once(tmp_path: Path) -> None:
+    """Stopping the node must not wait for the next file event (or watchfiles' 5 s
+    timeout), nor lose the cancellation to a wake-up racing with it."""
+    f = tmp_path / "c.yaml"
+    f.write_bytes(b"a\n")
+
+    async def body() -> None:
+        for _ in range(3):
+            w = Watch(FileSource(f, backstop_s=60))
+            await w.artifact()
+            await asyncio.sleep(0.1)  # the watch thread is in its wait
+            (tmp_path / "daemon.log").write_text("noise\n")  # a neighbour: ignored
+            t0 = time.monotonic()
+            await w.close()
+            assert time.monotonic() - t0 < 0.5
+
+    run(body)
