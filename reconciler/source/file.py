@@ -128,7 +128,8 @@ class FileSource:
             # again, which resolves the path and watches the new directories.
             log.debug("watch of %s ended: %s", ", ".join(map(str, sorted(dirs))), exc)
             await asyncio.sleep(WATCH_STEP_MS / 1000)  # no busy loop if it keeps failing
-        self._wake.set()
+        if not stop.is_set():
+            self._wake.set()  # ended by itself: look again (which watches again)
 
     def _watch_paths(self) -> tuple[frozenset[Path], frozenset[Path]]:
         """The directories to watch (the file's own, and that of every symlink on its
