@@ -53,6 +53,7 @@ from reconciler.revision.hold import HoldConflict, hold_instances
 from reconciler.runtime.checks import CheckJob, CheckScheduler, ProbeRecord
 from reconciler.runtime.notify import Notifier
 from reconciler.runtime.real_servers import RealServerHealth
+from reconciler.runtime.revision_store import RevisionStore
 from reconciler.runtime.revisions import NotStarted, RevisionConsumer, SuspendControl
 from reconciler.runtime.sync_groups import SyncGroups
 from reconciler.runtime.tracking import Tracking
@@ -678,6 +679,7 @@ async def run_node(options: RunOptions) -> int:
         ),
         invalid=(StartupError, HoldConflict),
         unstartable=(StartupError, OSError),
+        store=RevisionStore(options.state_dir),
     )
     try:
         revision = await consumer.first()

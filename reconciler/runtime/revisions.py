@@ -37,6 +37,7 @@ from reconciler.revision.gate import (
     Validated,
     ValidationFailed,
 )
+from reconciler.runtime.revision_store import RevisionStore, Suspension
 from reconciler.source import Source
 
 log = logging.getLogger("reconciler.revisions")
@@ -65,6 +66,7 @@ class RevisionConsumer(Generic[R]):
         gate: RevisionGate | None = None,
         invalid: tuple[type[Exception], ...] = (),
         unstartable: tuple[type[Exception], ...] = (OSError,),
+        store: RevisionStore | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.source = source
@@ -78,12 +80,22 @@ class RevisionConsumer(Generic[R]):
         self._attempts: asyncio.Queue[Attempt] = asyncio.Queue()
         self._apply: Callable[[R], Awaitable[Sequence[str]]] | None = None
         self._first: Attempt | None = None
+        self._store = store
+        self._restore = Suspension()  # suspended parts to put back once started
         self.attempts_done = 0  # finished attempts, for tests and benchmarks
 
     # ------------------------------------------------------------ start-up
     async def first(self) -> R:
         """The first revision, validated; NotStarted (with every reason logged) when the
-        source refuses it or it is invalid. ``started()`` records it once running."""
+        source refuses it or it is invalid. ``started()`` records it once running.
+
+        A node that was suspended when it stopped starts from the revision it ran then
+        (kept in the store), and its suspended parts stay suspended: the source's newest
+        revision waits for a resume."""
+        if self._store is not None:
+            kept = await self._kept_revision()
+            if kept is not None:
+                return kept
         async for item in self._updates:
             if isinstance(item, Refusal):
                 self._feed(RefusalSeen(item))
@@ -100,11 +112,42 @@ class RevisionConsumer(Generic[R]):
             return prepared
         raise NotStarted(f"{self.source!r} ended before its first revision")
 
+    async def _kept_revision(self) -> R | None:
+        assert self._store is not None
+        self._restore = await asyncio.to_thread(self._store.load_suspension)
+        if not self._restore.any:
+            return None
+        kept = await asyncio.to_thread(self._store.load_applied)
+        if kept is None or not self._restore.node:
+            # Only instances suspended: the newest revision applies around them (they
+            # take their spec from it: there is no running one yet).
+            return None
+        try:
+            prepared = await asyncio.to_thread(self._prepare, kept, frozenset())
+        except self._invalid as exc:
+            log.warning("the kept revision %s is invalid now (%s)", kept.short_digest, exc)
+            return None
+        (attempt,) = self._feed(ArtifactSeen(kept), queue=False)
+        self._feed(Validated(kept.digest))
+        self._first = attempt
+        log.warning(
+            "node suspended: starting from the revision it ran, %s; newer ones wait for "
+            "`reconciler resume`",
+            kept.short_digest,
+        )
+        return prepared
+
     def started(self) -> None:
         """The first revision runs."""
         assert self._first is not None
-        self._feed(Applied(self._first.artifact.digest))
+        artifact = self._first.artifact
+        self._feed(Applied(artifact.digest))
         self._first = None
+        self._keep(artifact)
+        if self._restore.node:
+            self._feed(Suspend())
+        for name in self._restore.instances:
+            self._feed(Suspend(name))
 
     # ------------------------------------------------------------ running
     async def run(
@@ -138,11 +181,32 @@ class RevisionConsumer(Generic[R]):
 
     def suspend(self, instance: str | None = None) -> None:
         self._feed(Suspend(instance))
+        self._keep_suspension()
         log.info("suspended: %s takes no new revision", instance or "node")
 
     def resume(self, instance: str | None = None) -> None:
         log.info("resumed: %s", instance or "node")
         self._feed(Resume(instance))
+        self._keep_suspension()
+
+    def _keep_suspension(self) -> None:
+        """Written at once (an operator's command, rare): a restart right after it
+        must find it."""
+        if self._store is None:
+            return
+        st = self.gate.status()
+        try:
+            self._store.save_suspension(Suspension(st.suspended, st.suspended_instances))
+        except OSError as exc:
+            log.error("suspension not kept across a restart: %s", exc)
+
+    def _keep(self, artifact: Artifact) -> None:
+        if self._store is None:
+            return
+        try:
+            self._store.save_applied(artifact)
+        except OSError as exc:
+            log.error("applied revision not kept in the state dir: %s", exc)
 
     def status(self) -> GateStatus:
         return self.gate.status()
@@ -194,6 +258,7 @@ class RevisionConsumer(Generic[R]):
             self._trace(artifact, False, repr(exc), ())
             return
         self._feed(Applied(digest, tuple(changed)))
+        await asyncio.to_thread(self._keep, artifact)
         self._trace(artifact, True, None, changed)
         commit = artifact.provenance.commit
         log.info(

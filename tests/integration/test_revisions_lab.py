@@ -201,6 +201,14 @@ def test_suspended_parts_keep_running_as_they_are_until_resumed(make_lab) -> Non
     assert set(_states(node_status(h1))) == {"web"}
     text = h1.run([sys.executable, "-m", "reconciler", "status"], timeout=30).stdout
     assert "suspended: node (no new revision until resumed)" in text
+    # A restart keeps the suspension and the revision it ran (not the newer file).
+    running = node_status(h1)["revisions"]["applied"]["digest"]
+    assert proc.stop() == 0
+    proc = start_ours(h1, config, state)
+    h1.watcher.wait_for(VIP, timeout=10, after=time.monotonic())
+    doc = _wait_status(h1, lambda d: d["revisions"]["pending"] is not None, timeout=10)
+    assert doc["revisions"]["applied"]["digest"] == running and doc["revisions"]["suspended"]
+    assert set(_states(doc)) == {"web"}
     t1 = time.monotonic()
     assert "resumed node; suspended now: nothing" in _control(h1, state, "resume")
     h1.watcher.wait_for(VIP_DB, timeout=LIVE_WITHIN_S, after=t1)

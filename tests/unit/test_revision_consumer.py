@@ -17,6 +17,7 @@ from reconciler.config.diagnostics import InvalidConfig
 from reconciler.config.load import load_bytes
 from reconciler.model.cluster import Cluster
 from reconciler.model.revision import Artifact, Provenance, Refusal
+from reconciler.runtime.revision_store import RevisionStore
 from reconciler.runtime.revisions import NotStarted, RevisionConsumer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -175,3 +176,62 @@ def test_refresh_is_passed_to_the_source() -> None:
     consumer: RevisionConsumer[Cluster] = RevisionConsumer(src, prepare)
     consumer.refresh()
     assert src.refreshed == 1
+
+
+def test_a_suspended_node_restarts_from_the_revision_it_ran(tmp_path: Path) -> None:
+    v2 = GOOD.replace(b"priority: {lb1: 150", b"priority: {lb1: 151")
+
+    async def first_life() -> None:
+        src = Scripted()
+        consumer: RevisionConsumer[Cluster] = RevisionConsumer(
+            src, prepare, store=RevisionStore(tmp_path)
+        )
+        await src.queue.put(artifact(GOOD, commit="a" * 40))
+        await consumer.first()
+        consumer.started()
+        consumer.suspend()
+
+    async def second_life() -> None:
+        src = Scripted()
+        consumer: RevisionConsumer[Cluster] = RevisionConsumer(
+            src, prepare, store=RevisionStore(tmp_path)
+        )
+        await src.queue.put(artifact(v2))  # what the file says now
+        await consumer.first()
+        consumer.started()
+        st = consumer.status()
+        assert st.applied is not None and st.applied.digest == artifact(GOOD).digest
+        assert st.applied.commit == "a" * 40
+        assert st.suspended
+
+        async def apply(c: Cluster) -> list[str]:
+            return []
+
+        task = asyncio.create_task(consumer.run(apply))
+        for _ in range(100):
+            if consumer.status().pending is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert consumer.status().pending == artifact(v2).digest
+        consumer.resume()
+        await settle(consumer, 1)
+        st = consumer.status()
+        assert st.applied is not None and st.applied.digest == artifact(v2).digest
+        task.cancel()
+        await asyncio.wait({task})
+
+    async def third_life() -> None:  # resumed and applied: it starts from the source
+        src = Scripted()
+        consumer: RevisionConsumer[Cluster] = RevisionConsumer(
+            src, prepare, store=RevisionStore(tmp_path)
+        )
+        await src.queue.put(artifact(GOOD))
+        await consumer.first()
+        consumer.started()
+        st = consumer.status()
+        assert st.applied is not None and st.applied.digest == artifact(GOOD).digest
+        assert not st.suspended
+
+    asyncio.run(first_life())
+    asyncio.run(second_life())
+    asyncio.run(third_life())
