@@ -234,3 +234,30 @@ def test_suspended_parts_keep_running_as_they_are_until_resumed(make_lab) -> Non
     refused = _control(h1, state, "suspend", "--instance", "nope", check=False)
     assert "no instance 'nope' here" in refused
     assert proc.stop() == 0 or not proc.alive
+
+
+def test_no_watch_waits_for_the_refresh_hook(make_lab) -> None:  # type: ignore[no-untyped-def]
+    """`run --no-watch --refresh-hook`: a rewrite alone changes nothing (until the 10 s
+    backstop); POST /hooks/refresh makes the node look at once."""
+    lab: Lab = make_lab(1)
+    h1 = lab.host(1)
+    web = Instance("web", 81, (VIP,), {"h1": 150})
+    db = Instance("db", 82, (VIP_DB,), {"h1": 150})
+    config = lab.tmpdir / "cluster.yaml"
+    config.write_text(cluster_yaml(lab.hosts, (web,)))
+    proc = start_ours(h1, config, lab.tmpdir / "state", extra_args=("--no-watch", "--refresh-hook"))
+    h1.watcher.wait_for(VIP, timeout=10)
+    _wait_status(h1, lambda d: d["revisions"]["applied"] is not None, timeout=10)
+    config.write_text(cluster_yaml(lab.hosts, (web, db)))
+    time.sleep(1.0)
+    assert not h1.watcher.is_present(VIP_DB)
+    code = (
+        "import urllib.request;"
+        "r = urllib.request.urlopen(urllib.request.Request("
+        "'http://127.0.0.1:9650/hooks/refresh', data=b'', method='POST'), timeout=5);"
+        "print(r.status)"
+    )
+    t1 = time.monotonic()
+    assert h1.run([sys.executable, "-c", code], timeout=30).stdout.strip() == "202"
+    h1.watcher.wait_for(VIP_DB, timeout=LIVE_WITHIN_S, after=t1)
+    assert proc.stop() == 0 or not proc.alive
