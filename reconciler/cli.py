@@ -140,9 +140,12 @@ def _parser() -> argparse.ArgumentParser:
         "run",
         help="run a node: its VRRP instances, until SIGTERM",
         description=(
-            "Run every VRRP instance of NODE from FILE. SIGTERM or SIGINT: graceful stop "
-            "(priority-0 adverts, VIPs released), exit 0. SIGHUP: re-read FILE; an invalid "
-            "file changes nothing. Exit 2 when FILE is invalid or the node cannot start."
+            "Run every VRRP instance of NODE from FILE. FILE is watched: a new revision "
+            "(a rewrite, an editor's rename, git-sync's symlink swap) is applied within a "
+            "second, changing only what it changes; an invalid or unreadable revision "
+            "changes nothing (`reconciler status` says why). SIGTERM or SIGINT: graceful "
+            "stop (priority-0 adverts, VIPs released), exit 0. SIGHUP: look at FILE now. "
+            "Exit 2 when FILE is invalid or the node cannot start."
         ),
     )
     r.add_argument("file", metavar="FILE")
@@ -169,6 +172,18 @@ def _parser() -> argparse.ArgumentParser:
         "repeated adverts for a backup (eBPF socket filter, needs CAP_BPF) and the "
         "backup reads when the last one came",
     )
+    r.add_argument(
+        "--no-watch",
+        dest="watch",
+        action="store_false",
+        help="do not watch FILE; it is still re-read on SIGHUP and every 10 s",
+    )
+    r.add_argument(
+        "--refresh-hook",
+        action="store_true",
+        help="accept POST /hooks/refresh on --metrics-addr as 'look at FILE now' (for a "
+        "webhook after a merge); off by default",
+    )
     r.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
     st = sub.add_parser(
@@ -183,6 +198,31 @@ def _parser() -> argparse.ArgumentParser:
     )
     st.add_argument("--addr", default="127.0.0.1:9650", metavar="HOST:PORT")
     st.add_argument("-o", "--output", choices=("text", "json"), default="text")
+
+    for name, what in (
+        ("suspend", "take no new revision: the node (or one instance) keeps running as it is"),
+        ("resume", "take new revisions again: the newest one waiting is applied now"),
+    ):
+        sp = sub.add_parser(
+            name,
+            help=what,
+            description=(
+                f"{what[0].upper()}{what[1:]}. Sent to the running node over its control "
+                "socket (STATE_DIR/control/control.sock, root only; never over HTTP). "
+                "`reconciler status` shows what is suspended. Exit 0 done, 1 refused "
+                "(an unknown instance), 2 no node answered."
+            ),
+        )
+        sp.add_argument(
+            "--instance", metavar="NAME", help="only this VRRP instance (default: the node)"
+        )
+        sp.add_argument(
+            "--state-dir",
+            type=Path,
+            default=Path("/var/lib/reconciler"),
+            metavar="DIR",
+            help="the running node's --state-dir (default %(default)s)",
+        )
 
     dg = sub.add_parser(
         "digest",
@@ -218,6 +258,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _status(args.addr, args.output)
     if args.command == "digest":
         return _digest(args)
+    if args.command in ("suspend", "resume"):
+        return _control(args.command, args.instance, args.state_dir)
     raise AssertionError(args.command)
 
 
@@ -240,6 +282,8 @@ def _run(args: argparse.Namespace) -> int:
         state_dir=args.state_dir,
         http_addr=http_addr,
         repeat_filter=args.repeat_filter,
+        watch=args.watch,
+        refresh_hook=args.refresh_hook,
     )
     return asyncio.run(run_node(options))
 
@@ -333,6 +377,29 @@ def _apply(args: argparse.Namespace) -> int:
     return 1 if result.outcome is Outcome.ERROR else EXIT_OK
 
 
+def _control(command: str, instance: str | None, state_dir: Path) -> int:
+    from reconciler.adapters.control_socket import (  # noqa: PLC0415
+        ControlError,
+        send_command,
+        socket_path,
+    )
+
+    try:
+        answer = send_command(socket_path(state_dir), {"command": command, "instance": instance})
+    except ControlError as exc:
+        print(f"cannot reach a node: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if not answer.get("ok"):
+        print(f"{command}: {answer.get('error')}", file=sys.stderr)
+        return 1
+    parts = (["node"] if answer["suspended"] else []) + answer["suspended_instances"]
+    done = {"suspend": "suspended", "resume": "resumed"}[command]
+    print(f"{done} {instance or 'node'}; suspended now: {', '.join(parts) or 'nothing'}")
+    if answer.get("pending"):
+        print(f"waiting revision: {answer['pending'][:12]}")
+    return EXIT_OK
+
+
 def _digest(args: argparse.Namespace) -> int:
     from reconciler.adapters.probes import ProbeError, digest_url  # noqa: PLC0415
     from reconciler.model.checks import TlsOptions  # noqa: PLC0415
@@ -372,7 +439,10 @@ def _status(addr: str, fmt: str) -> int:
         print(json.dumps(doc, indent=2))
         return EXIT_OK
     print(f"node {doc['node']} of cluster {doc['cluster']}, revision {doc['revision']}")
-    if doc["last_reload_error"]:
+    revisions = doc.get("revisions")
+    if revisions:
+        sys.stdout.writelines(line + "\n" for line in revision_lines(revisions))
+    elif doc["last_reload_error"]:
         print(f"last reload failed: {doc['last_reload_error']}")
     sys.stdout.write(instances_text(doc, time.time()))
     sys.stdout.write(checks_text(doc))
@@ -451,6 +521,53 @@ def checks_text(doc: dict[str, Any]) -> str:
             f"{c['probe_failures']:>7}  {c.get('last_error') or '-'}"
         )
     return "\n".join(out) + "\n"
+
+
+def _revision_line(label: str, rec: dict[str, Any] | None) -> list[str]:
+    if rec is None:
+        return [f"  {label:<10} -"]
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(rec["at_unix_s"]))
+    out = f"  {label:<10} {rec['digest'][:12]}  at {when}Z"
+    if rec["commit"]:
+        out += f"  commit {rec['commit'][:12]}"
+        if rec["author"]:
+            out += f" by {rec['author']}"
+        if rec["committed_unix_s"] is not None:
+            committed = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(rec["committed_unix_s"]))
+            out += f" ({committed}Z)"
+    if rec["verification"] != "not-required":
+        out += f"  {rec['verification']}"
+    if rec.get("error"):
+        return [out, f"  {'':<10} failed ({rec['reason']}): {rec['error']}"]
+    return [out]
+
+
+def revision_lines(rev: dict[str, Any]) -> list[str]:
+    """The revision section of `reconciler status`: conditions, then the last applied,
+    attempted and verified revisions, suspended parts and refusals."""
+    conds = "  ".join(
+        f"{c['type']}={'True' if c['status'] else 'False'}"
+        + (f" ({c['reason']})" if c["reason"] not in ("NotStalled", "Idle") else "")
+        for c in rev["conditions"]
+    )
+    lines = [f"revisions: {conds}"]
+    lines += _revision_line("applied", rev["applied"])
+    attempted = rev["attempted"]
+    if attempted is not None and (
+        rev["applied"] is None
+        or attempted["digest"] != rev["applied"]["digest"]
+        or attempted["error"]
+    ):
+        lines += _revision_line("attempted", attempted)
+    lines += _revision_line("verified", rev["verified"])
+    if rev["pending"]:
+        lines.append(f"  {'pending':<10} {rev['pending'][:12]}")
+    parts = (["node"] if rev["suspended"] else []) + list(rev["suspended_instances"])
+    if parts:
+        lines.append(f"  suspended: {', '.join(parts)} (no new revision until resumed)")
+    if rev["last_refusal"]:
+        lines.append(f"  refused:   {rev['last_refusal']}")
+    return lines
 
 
 def _validate(files: Sequence[str], *, quiet: bool) -> int:

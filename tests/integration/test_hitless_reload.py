@@ -244,10 +244,17 @@ def test_a_revision_that_cannot_run_here_changes_nothing(nodes: Nodes) -> None:
 ROLLBACK_SCRIPT = """
 import asyncio, json, sys
 from pathlib import Path
-from reconciler.daemon import NodeRuntime, RunOptions, StartupError, _load_node
+import hashlib
+from reconciler.daemon import NodeRuntime, RunOptions, StartupError, _revision_from
+from reconciler.model.revision import Artifact, Provenance
 from reconciler.observability.tracing import Tracing
 
 good, bad, state = map(Path, sys.argv[1:4])
+
+def _load_node(path, node):
+    data = path.read_bytes()
+    artifact = Artifact(data, hashlib.sha256(data).hexdigest(), Provenance(f"file:{path}"))
+    return _revision_from(artifact, node, lambda: None, frozenset())
 
 async def main():
     options = RunOptions(good, "h1", state, http_addr=None)

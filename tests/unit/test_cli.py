@@ -38,7 +38,17 @@ def test_quiet_prints_only_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out == ""
 
 
-@pytest.mark.parametrize("args", [["--help"], ["validate", "--help"], ["plan", "--help"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["validate", "--help"],
+        ["plan", "--help"],
+        ["run", "--help"],
+        ["suspend", "--help"],
+        ["resume", "--help"],
+    ],
+)
 def test_help_runs_as_a_module(args: list[str]) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "reconciler", *args], capture_output=True, text=True, check=True
@@ -50,3 +60,20 @@ def test_plan_missing_old_file_is_an_error(capsys: pytest.CaptureFixture[str]) -
     rc = main(["plan", str(ROOT / "examples/lvs-dr.yaml"), "--from", "/nonexistent.yaml"])
     assert rc == 2
     assert "/nonexistent.yaml: cannot read" in capsys.readouterr().err
+
+
+def test_run_help_names_the_watch_options() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "reconciler", "run", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "--no-watch" in out and "--refresh-hook" in out and "git-sync" in out
+
+
+def test_suspend_without_a_node_is_exit_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert main(["suspend", "--state-dir", str(tmp_path)]) == 2
+    assert "cannot reach a node" in capsys.readouterr().err
