@@ -7,10 +7,11 @@ import asyncio
 import json
 import logging
 import sys
+import time
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from reconciler import __version__
 from reconciler.config.diagnostics import InvalidConfig
@@ -118,9 +119,12 @@ def _parser() -> argparse.ArgumentParser:
         "run",
         help="run a node: its VRRP instances, until SIGTERM",
         description=(
-            "Run every VRRP instance of NODE from FILE. SIGTERM or SIGINT: graceful stop "
-            "(priority-0 adverts, VIPs released), exit 0. SIGHUP: re-read FILE; an invalid "
-            "file changes nothing. Exit 2 when FILE is invalid or the node cannot start."
+            "Run every VRRP instance of NODE from FILE. FILE is watched: a new revision "
+            "(a rewrite, an editor's rename, git-sync's symlink swap) is applied within a "
+            "second, changing only what it changes; an invalid or unreadable revision "
+            "changes nothing (`reconciler status` says why). SIGTERM or SIGINT: graceful "
+            "stop (priority-0 adverts, VIPs released), exit 0. SIGHUP: look at FILE now. "
+            "Exit 2 when FILE is invalid or the node cannot start."
         ),
     )
     r.add_argument(
@@ -152,6 +156,18 @@ def _parser() -> argparse.ArgumentParser:
         help="read every advert in user space; by default the kernel drops a master's "
         "repeated adverts for a backup (eBPF socket filter, needs CAP_BPF) and the "
         "backup reads when the last one came",
+    )
+    r.add_argument(
+        "--no-watch",
+        dest="watch",
+        action="store_false",
+        help="do not watch FILE; it is still re-read on SIGHUP and every 10 s",
+    )
+    r.add_argument(
+        "--refresh-hook",
+        action="store_true",
+        help="accept POST /hooks/refresh on --metrics-addr as 'look at FILE now' (for a "
+        "webhook after a merge); off by default",
     )
     r.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
@@ -388,6 +404,8 @@ def _run(args: argparse.Namespace) -> int:
         state_dir=args.state_dir,
         http_addr=http_addr,
         repeat_filter=args.repeat_filter,
+        watch=args.watch,
+        refresh_hook=args.refresh_hook,
     )
     return asyncio.run(run_node(options))
 
@@ -520,7 +538,10 @@ def _status(addr: str, fmt: str) -> int:
         print(json.dumps(doc, indent=2))
         return EXIT_OK
     print(f"node {doc['node']} of cluster {doc['cluster']}, revision {doc['revision']}")
-    if doc["last_reload_error"]:
+    revisions = doc.get("revisions")
+    if revisions:
+        sys.stdout.writelines(line + "\n" for line in revision_lines(revisions))
+    elif doc["last_reload_error"]:
         print(f"last reload failed: {doc['last_reload_error']}")
     print(f"{'INSTANCE':<16} {'VRID':>4} {'IFACE':<10} {'STATE':<10} {'PRIO':>9}  MASTER/VIPS")
     for i in doc["instances"]:
@@ -533,6 +554,53 @@ def _status(addr: str, fmt: str) -> int:
             + ("" if i.get("accept_mode", True) else "  (accept: false, VIP traffic dropped)")
         )
     return EXIT_OK
+
+
+def _revision_line(label: str, rec: dict[str, Any] | None) -> list[str]:
+    if rec is None:
+        return [f"  {label:<10} -"]
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(rec["at_unix_s"]))
+    out = f"  {label:<10} {rec['digest'][:12]}  at {when}Z"
+    if rec["commit"]:
+        out += f"  commit {rec['commit'][:12]}"
+        if rec["author"]:
+            out += f" by {rec['author']}"
+        if rec["committed_unix_s"] is not None:
+            committed = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(rec["committed_unix_s"]))
+            out += f" ({committed}Z)"
+    if rec["verification"] != "not-required":
+        out += f"  {rec['verification']}"
+    if rec.get("error"):
+        return [out, f"  {'':<10} failed ({rec['reason']}): {rec['error']}"]
+    return [out]
+
+
+def revision_lines(rev: dict[str, Any]) -> list[str]:
+    """The revision section of `reconciler status`: conditions, then the last applied,
+    attempted and verified revisions, suspended parts and refusals."""
+    conds = "  ".join(
+        f"{c['type']}={'True' if c['status'] else 'False'}"
+        + (f" ({c['reason']})" if c["reason"] not in ("NotStalled", "Idle") else "")
+        for c in rev["conditions"]
+    )
+    lines = [f"revisions: {conds}"]
+    lines += _revision_line("applied", rev["applied"])
+    attempted = rev["attempted"]
+    if attempted is not None and (
+        rev["applied"] is None
+        or attempted["digest"] != rev["applied"]["digest"]
+        or attempted["error"]
+    ):
+        lines += _revision_line("attempted", attempted)
+    lines += _revision_line("verified", rev["verified"])
+    if rev["pending"]:
+        lines.append(f"  {'pending':<10} {rev['pending'][:12]}")
+    parts = (["node"] if rev["suspended"] else []) + list(rev["suspended_instances"])
+    if parts:
+        lines.append(f"  suspended: {', '.join(parts)} (no new revision until resumed)")
+    if rev["last_refusal"]:
+        lines.append(f"  refused:   {rev['last_refusal']}")
+    return lines
 
 
 def _validate(files: Sequence[str], *, quiet: bool) -> int:

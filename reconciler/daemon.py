@@ -1,20 +1,21 @@
 """The composition root: the only place that builds and wires the runtime objects.
 
 `run_node` runs every VRRP instance of one node until SIGTERM or SIGINT, then
-stops gracefully (priority-0 adverts, VIPs released). SIGHUP re-reads the
-file: an invalid file changes nothing and is logged with its locations; a
-valid one restarts only the instances whose configuration changed.
+stops gracefully (priority-0 adverts, VIPs released). Revisions come from a source
+(`_make_source`: the watched file) through the revision gate and its consumer
+(runtime/revisions.py); SIGHUP asks the source to look now. An invalid revision
+changes nothing and is logged with its locations; a valid one changes only the
+instances whose configuration changed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
@@ -27,12 +28,12 @@ from reconciler.adapters.netlink import Link, Netlink, watch
 from reconciler.adapters.repeat_filter import FilterUnavailable, RepeatFilter
 from reconciler.adapters.sysctl import apply_sysctls
 from reconciler.adapters.vrrp_socket import VrrpSocket
-from reconciler.config.diagnostics import InvalidConfig
-from reconciler.config.load import load_file
+from reconciler.config.load import load_bytes
 from reconciler.health.policy import CheckTransition
 from reconciler.model.cluster import NodeConfig, Sysctls
 from reconciler.model.common import CheckState, Family
 from reconciler.model.ipvs import Endpoint, RealServer
+from reconciler.model.revision import Artifact
 from reconciler.model.vrrp import VrrpInstance
 from reconciler.observability.http import StatusServer
 from reconciler.observability.metrics import registry_for
@@ -46,12 +47,17 @@ from reconciler.observability.tracing import Tracing, tracer_provider_from_env
 from reconciler.plan.live import live_vip, no_accept_vips, vip_addresses
 from reconciler.reconcile.loop import PassResult, ReconcileLoop
 from reconciler.reconcile.ownership import Ident, OwnershipStore
+from reconciler.revision.gate import GateStatus
+from reconciler.revision.hold import HoldConflict, hold_instances
 from reconciler.runtime.checks import CheckJob, CheckScheduler, ProbeRecord
 from reconciler.runtime.notify import Notifier
 from reconciler.runtime.real_servers import RealServerHealth
+from reconciler.runtime.revisions import NotStarted, RevisionConsumer
 from reconciler.runtime.sync_groups import SyncGroups
 from reconciler.runtime.tracking import Tracking
 from reconciler.runtime.vrrp_driver import InstanceDriver, SocketMux, instance_params
+from reconciler.source import Source
+from reconciler.source.file import FileSource
 from reconciler.vrrp.actions import Transitioned
 from reconciler.vrrp.events import LinkDown, LinkUp
 from reconciler.vrrp.states import State
@@ -76,6 +82,11 @@ class RunOptions:
     # Let the kernel drop a master's repeated adverts (adapters/repeat_filter.py) where
     # it can; False reads every advert in user space.
     repeat_filter: bool = True
+    # Watch FILE for new revisions (git-sync's link swap included); False: only SIGHUP
+    # (and the periodic backstop re-read) look at it.
+    watch: bool = True
+    # Accept POST /hooks/refresh on the status listener as "look now".
+    refresh_hook: bool = False
 
 
 @dataclass(frozen=True)
@@ -85,6 +96,7 @@ class Revision:
     config: NodeConfig
     cluster: str
     digest: str  # sha256 of the file's bytes, shortened: what changed, at a glance
+    commit: str | None = None  # the commit those bytes came from, when known
     sysctls: Sysctls = field(default_factory=Sysctls)
     resync_interval_s: float = 30.0
     drain_timeout_s: float = 300.0
@@ -97,18 +109,22 @@ class StartupError(Exception):
 class NodeRuntime:
     """Everything running on one node, and the wiring between the parts."""
 
-    def __init__(self, options: RunOptions, revision: Revision, tracing: Tracing) -> None:
+    def __init__(
+        self,
+        options: RunOptions,
+        revision: Revision,
+        tracing: Tracing,
+        revisions: Callable[[], GateStatus] | None = None,
+    ) -> None:
         self.options = options
         self.tracing = tracing
         self.revision = revision
         self.config = revision.config
         self.started_unix_s = time.time()
         self.applied_unix_s = self.started_unix_s
-        self.reloads_ok = 0
+        self._revisions = revisions  # the gate's status: applied, attempted, conditions
         self._settle_handle: asyncio.TimerHandle | None = None
         self._transitions_unsettled = 0
-        self.reloads_failed = 0
-        self.last_reload_error: str | None = None
         self.loop = asyncio.get_running_loop()
         self.ownership = OwnershipStore(options.state_dir)
         self.netlink = Netlink()
@@ -196,6 +212,8 @@ class NodeRuntime:
         return tuple(out)
 
     def status(self) -> NodeStatus:
+        gate = self._revisions() if self._revisions is not None else None
+        stalled = next((c for c in gate.conditions if c.type == "Stalled"), None) if gate else None
         return NodeStatus(
             node=self.options.node,
             cluster=self.revision.cluster,
@@ -203,9 +221,13 @@ class NodeRuntime:
             revision=self.revision.digest,
             started_unix_s=self.started_unix_s,
             applied_unix_s=self.applied_unix_s,
-            reloads_ok=self.reloads_ok,
-            reloads_failed=self.reloads_failed,
-            last_reload_error=self.last_reload_error,
+            # Reloads: every applied attempt after the first revision; failures: every
+            # attempt refused as invalid or that failed to apply.
+            reloads_ok=max(gate.applies - 1, 0) if gate else 0,
+            reloads_failed=gate.failures if gate else 0,
+            last_reload_error=stalled.message if stalled and stalled.status else None,
+            commit=self.revision.commit,
+            revisions=gate,
             instances=tuple(self.drivers[n].status() for n in sorted(self.drivers)),
             sockets=tuple(
                 self.muxes[k].status() for k in sorted(self.muxes, key=lambda k: (k[0], k[1].value))
@@ -250,6 +272,7 @@ class NodeRuntime:
             "RECONCILER_NODE": self.options.node,
             "RECONCILER_CLUSTER": self.revision.cluster,
             "RECONCILER_REVISION": self.revision.digest,
+            "RECONCILER_COMMIT": self.revision.commit or "",
         }
 
     def _on_transition(self, driver: InstanceDriver, t: Transitioned) -> None:
@@ -600,22 +623,39 @@ class NodeRuntime:
         return [d for d in self.drivers.values() if d.spec.interface == interface]
 
 
-def _load_node(file: Path, node: str) -> Revision:
-    loaded = load_file(file)
+def _revision_from(
+    artifact: Artifact,
+    node: str,
+    running: Callable[[], NodeConfig | None],
+    suspended: frozenset[str],
+) -> Revision:
+    """Validate an artifact's bytes (exactly those: the file is not read again) and build
+    the node's share; suspended instances stay as they run. Runs in a thread."""
+    loaded = load_bytes(artifact.data, artifact.provenance.location)
+    where = artifact.provenance.location
     if node not in loaded.cluster.node_names:
         raise StartupError(
-            f"node {node!r} is not in {file} (nodes: {', '.join(loaded.cluster.node_names)})"
+            f"node {node!r} is not in {where} (nodes: {', '.join(loaded.cluster.node_names)})"
         )
-    digest = hashlib.sha256(file.read_bytes()).hexdigest()[:12]
     c = loaded.cluster
+    config = c.for_node(node)
+    now_running = running()
+    if now_running is not None:
+        config = hold_instances(config, now_running, suspended)
     return Revision(
-        c.for_node(node),
+        config,
         c.name,
-        digest,
+        artifact.short_digest,
+        artifact.provenance.commit,
         c.sysctls,
         c.resync_interval.total_seconds(),
         c.drain_timeout.total_seconds(),
     )
+
+
+def _make_source(options: RunOptions) -> Source:
+    """Where this node's revisions come from: the one place that chooses the source."""
+    return FileSource(options.file, watch=options.watch)
 
 
 def _takeover_vips(config: NodeConfig) -> set[Ident]:
@@ -626,25 +666,39 @@ def _takeover_vips(config: NodeConfig) -> set[Ident]:
 
 async def run_node(options: RunOptions) -> int:
     """Run until SIGTERM/SIGINT; 0 on a clean stop, 2 when the input cannot run."""
+    runtime: NodeRuntime | None = None
+    consumer: RevisionConsumer[Revision] = RevisionConsumer(
+        _make_source(options),
+        lambda artifact, held: _revision_from(
+            artifact, options.node, lambda: runtime.config if runtime else None, held
+        ),
+        invalid=(StartupError, HoldConflict),
+        unstartable=(StartupError, OSError),
+    )
     try:
-        revision = _load_node(options.file, options.node)
-    except InvalidConfig as exc:
-        for d in exc.diagnostics:
-            log.error("%s", d)
-        log.error("%s: invalid; not starting", options.file)
-        return 2
-    except (OSError, StartupError) as exc:
+        revision = await consumer.first()
+    except NotStarted as exc:
         log.error("%s", exc)
         return 2
 
     tracing = Tracing(tracer_provider_from_env("reconciler", options.node, revision.cluster))
-    runtime = NodeRuntime(options, revision, tracing)
-    server = StatusServer(runtime, registry_for(runtime))
+    runtime = NodeRuntime(options, revision, tracing, consumer.status)
+    server = StatusServer(
+        runtime,
+        registry_for(runtime),
+        on_refresh=consumer.refresh if options.refresh_hook else None,
+    )
     loop = asyncio.get_running_loop()
-    reloads: asyncio.Queue[None] = asyncio.Queue()
     loop.add_signal_handler(signal.SIGTERM, runtime.stopping.set)
     loop.add_signal_handler(signal.SIGINT, runtime.stopping.set)
-    loop.add_signal_handler(signal.SIGHUP, reloads.put_nowait, None)
+    loop.add_signal_handler(signal.SIGHUP, consumer.refresh)
+    node = runtime
+
+    async def apply(new: Revision) -> list[str]:
+        changed = await node.replace_config(new)
+        process_memory.settle()
+        return changed
+
     try:
         try:
             await runtime.start()
@@ -656,21 +710,18 @@ async def run_node(options: RunOptions) -> int:
             log.error("cannot start: %s", exc)
             await runtime.stop()
             return 2
+        consumer.started()
         log.info(
             "node %s running %d instance(s) from %s",
             options.node,
             len(runtime.drivers),
             options.file,
         )
-        while not runtime.stopping.is_set():
-            stop = asyncio.ensure_future(runtime.stopping.wait())
-            reload = asyncio.ensure_future(reloads.get())
-            await asyncio.wait({stop, reload}, return_when=asyncio.FIRST_COMPLETED)
-            for f in (stop, reload):
-                if not f.done():
-                    f.cancel()
-            if reload.done() and not reload.cancelled():
-                await _reload(runtime, options)
+        revisions = asyncio.create_task(consumer.run(apply, tracing), name="revisions")
+        await runtime.stopping.wait()
+        revisions.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await revisions
         log.info("stopping: releasing VIPs")
         await runtime.stop()
         await server.close()
@@ -680,38 +731,3 @@ async def run_node(options: RunOptions) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(sig)
-
-
-async def _reload(runtime: NodeRuntime, options: RunOptions) -> None:
-    try:
-        # Parsed and validated in a thread: a large file takes a good part of a second,
-        # and the event loop must keep sending adverts meanwhile (it gets the GIL back
-        # at least every sys.getswitchinterval(), 5 ms).
-        revision = await asyncio.to_thread(_load_node, options.file, options.node)
-    except InvalidConfig as exc:
-        for d in exc.diagnostics:
-            log.error("%s", d)
-        log.error("reload: %s is invalid; still running the last good revision", options.file)
-        runtime.reloads_failed += 1
-        runtime.last_reload_error = str(exc.diagnostics[0]) if exc.diagnostics else "invalid"
-        runtime.tracing.reload(
-            runtime.revision.digest, False, runtime.last_reload_error, [], time.time()
-        )
-        return
-    except (OSError, StartupError) as exc:
-        log.error("reload: %s; still running the last good revision", exc)
-        runtime.reloads_failed += 1
-        runtime.last_reload_error = str(exc)
-        return
-    try:
-        changed = await runtime.replace_config(revision)
-        process_memory.settle()
-    except (StartupError, OSError) as exc:
-        log.error("reload: %s", exc)
-        runtime.reloads_failed += 1
-        runtime.last_reload_error = str(exc)
-        return
-    runtime.reloads_ok += 1
-    runtime.last_reload_error = None
-    runtime.tracing.reload(revision.digest, True, None, changed, time.time())
-    log.info("reload: %d instance(s) restarted: %s", len(changed), ", ".join(changed) or "none")

@@ -27,6 +27,19 @@ def load_text(text: str, file: str) -> Loaded:
     return Loaded(build_cluster(doc), doc)
 
 
+def load_bytes(raw: bytes, file: str) -> Loaded:
+    """Like load_text, from the file's bytes exactly as read (a source hands them on with
+    their digest: these bytes are the ones validated)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # Where the bad byte is, as a line and column, like every other error.
+        line = raw[: exc.start].count(b"\n") + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise InvalidConfig([Diagnostic(Location(file, line, col), "not UTF-8 text")]) from exc
+    return load_text(text, file)
+
+
 def load_file(path: str | Path) -> Loaded:
     """Like load_text; OSError when the file cannot be read (a different failure from invalid)."""
     p = Path(path)
@@ -34,14 +47,7 @@ def load_file(path: str | Path) -> Loaded:
         raw = p.read_bytes()
     except IsADirectoryError as exc:
         raise OSError(f"{p}: is a directory") from exc
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        # Where the bad byte is, as a line and column, like every other error.
-        line = raw[: exc.start].count(b"\n") + 1
-        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise InvalidConfig([Diagnostic(Location(str(path), line, col), "not UTF-8 text")]) from exc
-    return load_text(text, str(path))
+    return load_bytes(raw, str(path))
 
 
 def validate_file(path: str | Path) -> list[Diagnostic]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -28,9 +29,19 @@ def status_json(source: StatusSource) -> dict[str, Any]:
 
 
 class StatusServer:
-    def __init__(self, source: StatusSource, registry: CollectorRegistry) -> None:
+    """GET /metrics and /status; with ``on_refresh``, also POST /hooks/refresh (a webhook
+    receiver, as Flux's: "look at the source now"; it carries no input and the answer
+    says nothing about the node)."""
+
+    def __init__(
+        self,
+        source: StatusSource,
+        registry: CollectorRegistry,
+        on_refresh: Callable[[], None] | None = None,
+    ) -> None:
         self.source = source
         self.registry = registry
+        self.on_refresh = on_refresh
         self._server: asyncio.Server | None = None
 
     async def start(self, host: str, port: int) -> int:
@@ -46,7 +57,10 @@ class StatusServer:
         try:
             request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
             method, path, *_ = request.split(b"\r\n", 1)[0].decode("latin-1").split(" ")
-            if method != "GET":
+            if (method, path.split("?")[0]) == ("POST", "/hooks/refresh") and self.on_refresh:
+                self.on_refresh()
+                status, ctype, body = "202 Accepted", "text/plain", b"refresh requested\n"
+            elif method != "GET":
                 status, ctype, body = "405 Method Not Allowed", "text/plain", b"GET only\n"
             elif path.split("?")[0] == "/metrics":
                 status, ctype, body = "200 OK", CONTENT_TYPE_LATEST, generate_latest(self.registry)

@@ -15,6 +15,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from reconciler import __version__
 from reconciler.observability.status import ReconcileStatus, StatusSource
+from reconciler.revision.gate import GateStatus
 
 PREFIX = "reconciler_"
 
@@ -132,10 +133,18 @@ class NodeCollector(Collector):
             yield from _reconcile_metrics(st.reconcile)
 
         info = InfoMetricFamily(
-            PREFIX + "desired_state", "The desired state this node runs.", labels=["revision"]
+            PREFIX + "desired_state",
+            "The desired state this node runs: revision (sha256 of the file, shortened) and "
+            "the commit it came from ('' when unknown).",
+            labels=["revision", "commit"],
         )
-        info.add_metric([st.revision], {"cluster": st.cluster, "node": st.node, "file": st.file})
+        info.add_metric(
+            [st.revision, st.commit or ""],
+            {"cluster": st.cluster, "node": st.node, "file": st.file},
+        )
         yield info
+        if st.revisions is not None:
+            yield from _revision_metrics(st.revisions)
         applied = GaugeMetricFamily(
             PREFIX + "desired_state_applied_timestamp_seconds",
             "Unix time the running revision was applied.",
@@ -206,6 +215,45 @@ def _reconcile_metrics(
         active.add_metric([r.service, r.server], r.active_connections)
         inactive.add_metric([r.service, r.server], r.inactive_connections)
     yield from (passes, writes, duration, conflicts, draining, ipvs_ok, weight, active, inactive)
+
+
+def _revision_metrics(gs: GateStatus) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    if gs.attempted is not None:
+        attempted = GaugeMetricFamily(
+            PREFIX + "desired_state_attempted_timestamp_seconds",
+            "Unix time of the latest attempt to apply a revision, whether it applied or not.",
+        )
+        attempted.add_metric([], gs.attempted.at_unix_s)
+        yield attempted
+    refused = CounterMetricFamily(
+        PREFIX + "desired_state_refused",
+        "Revisions not applied, by reason: refused by the source (unreadable, unsigned, "
+        "...), invalid, or apply-failed.",
+        labels=["reason"],
+    )
+    for reason, n in gs.refused.items():
+        refused.add_metric([reason], n)
+    yield refused
+    condition = GaugeMetricFamily(
+        PREFIX + "desired_state_condition",
+        "Conditions of the desired state (Ready, Reconciling, Stalled): 1 true, 0 false; "
+        "reason says why.",
+        labels=["type", "reason"],
+    )
+    for c in gs.conditions:
+        condition.add_metric([c.type, c.reason], 1 if c.status else 0)
+    yield condition
+    suspended = GaugeMetricFamily(
+        PREFIX + "desired_state_suspended",
+        "1 for each suspended part (part=node: the whole node; else an instance): it keeps "
+        "running as it is and takes no new revision until resumed.",
+        labels=["part"],
+    )
+    if gs.suspended:
+        suspended.add_metric(["node"], 1)
+    for name in gs.suspended_instances:
+        suspended.add_metric([name], 1)
+    yield suspended
 
 
 def registry_for(source: StatusSource) -> CollectorRegistry:

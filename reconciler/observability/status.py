@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from reconciler.revision.gate import GateStatus
+
 
 @dataclass(frozen=True)
 class InstanceStatus:
@@ -95,6 +97,9 @@ class NodeStatus:
     sockets: tuple[SocketStatus, ...]
     checks: tuple[CheckStatus, ...] = ()
     reconcile: ReconcileStatus | None = None
+    commit: str | None = None  # the commit the running revision came from, when known
+    # Last applied / attempted / verified revision, conditions, suspended parts.
+    revisions: GateStatus | None = None
 
 
 class StatusSource(Protocol):
