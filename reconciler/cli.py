@@ -119,7 +119,8 @@ def _parser() -> argparse.ArgumentParser:
         "run",
         help="run a node: its VRRP instances, until SIGTERM",
         description=(
-            "Run every VRRP instance of NODE from FILE. FILE is watched: a new revision "
+            "Run every VRRP instance of NODE from FILE, or from a repository polled with "
+            "--git (see 'git source' below). FILE is watched: a new revision "
             "(a rewrite, an editor's rename, git-sync's symlink swap) is applied within a "
             "second, changing only what it changes; an invalid or unreadable revision "
             "changes nothing (`reconciler status` says why). SIGTERM or SIGINT: graceful "
@@ -166,7 +167,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--refresh-hook",
         action="store_true",
-        help="accept POST /hooks/refresh on --metrics-addr as 'look at FILE now' (for a "
+        help="accept POST /hooks/refresh on --metrics-addr as 'look at FILE (or fetch) now' (for a "
         "webhook after a merge); off by default",
     )
     r.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
@@ -395,17 +396,15 @@ def _run(args: argparse.Namespace) -> int:
     git = git_options(args) if wants_git else None
     if wants_git and git is None:
         return EXIT_ERROR
-    if git is not None:
-        print("run --git: the git source is not wired into the daemon yet", file=sys.stderr)
-        return EXIT_ERROR
     options = RunOptions(
-        file=Path(args.file),
+        file=Path(args.file) if args.file else None,
         node=args.node,
         state_dir=args.state_dir,
         http_addr=http_addr,
         repeat_filter=args.repeat_filter,
         watch=args.watch,
         refresh_hook=args.refresh_hook,
+        git=git,
     )
     return asyncio.run(run_node(options))
 
@@ -539,6 +538,8 @@ def _status(addr: str, fmt: str) -> int:
         return EXIT_OK
     print(f"node {doc['node']} of cluster {doc['cluster']}, revision {doc['revision']}")
     revisions = doc.get("revisions")
+    if doc.get("git"):
+        sys.stdout.writelines(line + "\n" for line in git_lines(doc["git"]))
     if revisions:
         sys.stdout.writelines(line + "\n" for line in revision_lines(revisions))
     elif doc["last_reload_error"]:
@@ -573,6 +574,25 @@ def _revision_line(label: str, rec: dict[str, Any] | None) -> list[str]:
     if rec.get("error"):
         return [out, f"  {'':<10} failed ({rec['reason']}): {rec['error']}"]
     return [out]
+
+
+def git_lines(git: dict[str, Any]) -> list[str]:
+    """The git source section of `reconciler status`."""
+    head = (git["head"] or "-")[:12]
+    accepted = (git["accepted"] or "-")[:12]
+    lines = [f"git: {git['source']} (verify {git['verify']}): head {head}, accepted {accepted}"]
+    if git["last_error"]:
+        lines.append(
+            f"  fetch failing ({git['consecutive_failures']} in a row, next try in "
+            f"{git['next_poll_delay_s']:g} s): {git['last_error']}"
+        )
+    refusal = git["last_refusal"]
+    if refusal:
+        lines.append(
+            f"  refused {(refusal['provenance']['commit'] or '-')[:12]}: "
+            f"{refusal['reason']}: {refusal['detail']}"
+        )
+    return lines
 
 
 def revision_lines(rev: dict[str, Any]) -> list[str]:

@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from reconciler.model.revision import Refusal
+
 # Reasons a revision is refused: bounded labels for metrics and status.
 UNSIGNED = "unsigned"
 BAD_SIGNATURE = "bad-signature"
@@ -193,6 +195,24 @@ def evaluate(options: GitOptions, facts: HeadFacts) -> Accept | Refuse:
     if not facts.file_present:
         return Refuse(head, PATH_MISSING, f"{options.path} does not exist at {head}")
     return Accept(head, options.verify is not VerifyMode.OFF, signer)
+
+
+@dataclass(frozen=True)
+class GitSourceStatus:
+    """What a git source knows, for /status and metrics (kept by `source.git.GitSource`)."""
+
+    source: str  # git:URL#BRANCH:PATH
+    verify: str  # off, head, range
+    head: str | None  # the branch's head as last fetched
+    accepted: str | None  # the last commit handed on as an Artifact
+    last_refusal: Refusal | None
+    last_error: str | None  # the last failed fetch (or git error); None once one succeeds
+    consecutive_failures: int
+    fetches_total: int
+    fetch_failures_total: int
+    refusals_total: tuple[tuple[str, int], ...]  # (reason, count), sorted
+    last_fetch_unix_s: float | None  # the last successful fetch
+    next_poll_delay_s: float
 
 
 def poll_delay_s(options: GitOptions, consecutive_failures: int) -> float:

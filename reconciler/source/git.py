@@ -23,7 +23,6 @@ import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.adapters.git import (
@@ -36,6 +35,7 @@ from reconciler.model.revision import Artifact, Provenance, Refusal, Verificatio
 from reconciler.revision.git_policy import (
     Accept,
     GitOptions,
+    GitSourceStatus,
     HeadFacts,
     VerifyMode,
     commits_to_verify,
@@ -44,24 +44,6 @@ from reconciler.revision.git_policy import (
 )
 
 log = logging.getLogger("reconciler.source.git")
-
-
-@dataclass(frozen=True)
-class GitSourceStatus:
-    """What the git source knows, for /status and metrics."""
-
-    source: str  # git:URL#BRANCH:PATH
-    verify: str  # off, head, range
-    head: str | None  # the branch's head as last fetched
-    accepted: str | None  # the last commit handed on as an Artifact
-    last_refusal: Refusal | None
-    last_error: str | None  # the last failed fetch (or git error); None once one succeeds
-    consecutive_failures: int
-    fetches_total: int
-    fetch_failures_total: int
-    refusals_total: tuple[tuple[str, int], ...]  # (reason, count), sorted
-    last_fetch_unix_s: float | None  # the last successful fetch
-    next_poll_delay_s: float
 
 
 class GitSource:
@@ -114,6 +96,10 @@ class GitSource:
             last_fetch_unix_s=self._last_fetch_unix_s,
             next_poll_delay_s=poll_delay_s(self.options, self._failures),
         )
+
+    def status_now(self) -> GitSourceStatus:
+        """`status`, as a callable for whoever reports it."""
+        return self.status
 
     @property
     def last_error(self) -> str | None:
