@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import ipaddress
 import shutil
+import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -45,7 +47,9 @@ def signers(tmp_path: Path) -> Iterator[Signers]:
     s.close()
 
 
-def start_git_node(host: Host, repo: WorkRepo, state_dir: Path, *verify: str) -> LabProcess:
+def start_git_node(
+    host: Host, repo: WorkRepo, state_dir: Path, *extra: str, interval: str = "200ms"
+) -> LabProcess:
     return host.spawn(
         [
             sys.executable,
@@ -57,12 +61,12 @@ def start_git_node(host: Host, repo: WorkRepo, state_dir: Path, *verify: str) ->
             "--path",
             FILE,
             "--interval",
-            "200ms",
+            interval,
             "--node",
             host.name,
             "--state-dir",
             str(state_dir),
-            *verify,
+            *extra,
         ],
         name=f"reconciler-{host.name}",
     )
@@ -257,3 +261,84 @@ def test_an_unstartable_commit_is_refused_on_both_with_the_old_state_serving(
             assert not [e for e in h.watcher.events(vip) if e.timestamp > t0], f"{vip} moved"
     for proc in nodes:
         assert proc.stop() == 0 or not proc.alive
+
+
+def _post_refresh(host: Host) -> str:
+    code = (
+        "import sys, urllib.request;"
+        "r = urllib.request.Request('http://127.0.0.1:9650/hooks/refresh', method='POST');"
+        "sys.stdout.write(urllib.request.urlopen(r, timeout=5).read().decode())"
+    )
+    return host.run([sys.executable, "-c", code], timeout=30).stdout
+
+
+def _metrics(host: Host) -> str:
+    code = (
+        "import sys, urllib.request;"
+        "sys.stdout.write(urllib.request.urlopen('http://127.0.0.1:9650/metrics', timeout=5)"
+        ".read().decode())"
+    )
+    return host.run([sys.executable, "-c", code], timeout=30).stdout
+
+
+def test_sighup_and_the_refresh_hook_fetch_now_and_a_lost_remote_changes_nothing(
+    make_lab: Callable[..., Lab], signers: Signers, tmp_path: Path
+) -> None:
+    lab = make_lab(1)
+    h1 = lab.host(1)
+    repo = WorkRepo(tmp_path / "repo", signers)
+
+    def desired(*vips: ipaddress.IPv4Interface) -> str:
+        return cluster_yaml(lab.hosts, (Instance("web", 81, tuple(vips), {"h1": 150}),))
+
+    one = repo.commit({FILE: desired(VIP)}, "one")
+    # Polls an hour apart: whatever is fetched below is fetched because it was asked for.
+    proc = start_git_node(h1, repo, lab.tmpdir / "state", "--refresh-hook", interval="1h")
+    h1.watcher.wait_for(VIP, timeout=20)
+    wait_status(h1, applied(one), "first commit applied")
+
+    two = repo.commit({FILE: desired(VIP, VIP2)}, "two")
+    time.sleep(1.0)
+    assert node_status(h1)["commit"] == one, "fetched without being asked"
+    t0 = time.monotonic()
+    proc.signal(signal.SIGHUP)
+    h1.watcher.wait_for(VIP2, timeout=10, after=t0)
+    wait_status(h1, applied(two), "SIGHUP fetched")
+
+    three = repo.commit({FILE: desired(VIP)}, "three")
+    assert "refresh requested" in _post_refresh(h1)
+    h1.watcher.wait_for(VIP2, present=False, timeout=10, after=t0)
+    wait_status(h1, applied(three), "POST /hooks/refresh fetched")
+    wait_status(h1, lambda d: d["instances"][0]["state"] == "MASTER", "master again")
+    deadline = time.monotonic() + 10
+    while not h1.watcher.is_present(VIP) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    # The remote goes away: the fetch fails, is reported, and nothing moves.
+    hidden = repo.path.with_name("hidden")
+    repo.path.rename(hidden)
+    t1 = time.monotonic()
+    proc.signal(signal.SIGHUP)
+    doc = wait_status(h1, lambda d: bool(d["git"]["last_error"]), "fetch failure reported")
+    assert doc["commit"] == three and doc["git"]["consecutive_failures"] >= 1
+    metrics = _metrics(h1)
+    assert "reconciler_git_fetch_failures_total 1.0" in metrics
+    assert "reconciler_git_fetch_consecutive_failures 1.0" in metrics
+    if shutil.which("promtool"):
+        lint = subprocess.run(
+            ["promtool", "check", "metrics"], input=metrics, capture_output=True, text=True,
+            check=False,
+        )  # fmt: skip
+        assert lint.returncode == 0, lint.stdout + lint.stderr
+    cli = h1.run([sys.executable, "-m", "reconciler", "status"], timeout=30).stdout
+    assert "fetch failing (1 in a row" in cli
+    time.sleep(0.5)
+    assert not [e for e in h1.watcher.events(VIP) if e.timestamp > t1], "VIP moved"
+    assert h1.watcher.is_present(VIP)
+
+    hidden.rename(repo.path)
+    four = repo.commit({FILE: desired(VIP, VIP3)}, "four")
+    proc.signal(signal.SIGHUP)
+    doc = wait_status(h1, applied(four), "fetch works again")
+    assert doc["git"]["last_error"] is None
+    assert proc.stop() == 0 or not proc.alive
