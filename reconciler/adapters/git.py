@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from reconciler.revision.git_policy import SignatureCheck, VerifyRange
+from reconciler.revision.git_policy import SignatureCheck, VerifyRange, redacted_url
 
 GIT_TIMEOUT_S: Final = 30.0  # local commands: rev-parse, cat-file, log
 FETCH_TIMEOUT_S: Final = 120.0  # a fetch over the network
@@ -69,8 +69,16 @@ def git_environment(
     return env
 
 
+def _command(argv: Sequence[str]) -> str:
+    """`git fetch`, `gpg --import`: the program and what it was asked to do."""
+    rest = list(argv[1:])
+    while rest and rest[0] in ("--git-dir", "-C", "-c"):
+        rest = rest[2:]
+    return " ".join([argv[0], *rest[:1]])
+
+
 def _explain(argv: Sequence[str], rc: int | None, stderr: bytes) -> str:
-    words = " ".join(a for a in argv[:4] if not a.startswith("-c"))
+    words = _command(argv)
     lines = [ln for ln in stderr.decode(errors="replace").splitlines() if ln.strip()]
     said = "; ".join(lines[-3:]) or f"exit status {rc}"
     return f"{words}: {said}"
@@ -84,7 +92,7 @@ def _run(argv: Sequence[str], env: Mapping[str, str], timeout_s: float) -> tuple
     except FileNotFoundError as exc:
         raise GitError(f"{argv[0]} is not installed: {exc}") from exc
     except subprocess.TimeoutExpired as exc:
-        raise GitError(f"{' '.join(argv[:4])}: timed out after {timeout_s:g} s") from exc
+        raise GitError(f"{_command(argv)}: timed out after {timeout_s:g} s") from exc
     if proc.returncode not in (0, 1):
         raise GitError(_explain(argv, proc.returncode, proc.stderr))
     return proc.returncode, proc.stdout
@@ -195,10 +203,10 @@ class GitMirror:
             config=("gc.auto=0", "maintenance.auto=false"),
         )
         if rc != 0:
-            raise GitError(f"git fetch {url} {branch}: failed")
+            raise GitError(f"git fetch {redacted_url(url)} {branch}: failed")
         head = await self.ref(FETCHED_REF)
         if head is None:
-            raise GitError(f"git fetch {url} {branch}: no such branch")
+            raise GitError(f"git fetch {redacted_url(url)} {branch}: no such branch")
         return head
 
     async def ref(self, name: str) -> str | None:
@@ -286,7 +294,7 @@ async def run_async(
         await proc.wait()
         if isinstance(exc, asyncio.CancelledError):
             raise
-        raise GitError(f"{' '.join(argv[:5])}: timed out after {timeout_s:g} s") from exc
+        raise GitError(f"{_command(argv)}: timed out after {timeout_s:g} s") from exc
     rc = proc.returncode
     assert rc is not None
     if rc not in (0, 1):

@@ -81,8 +81,22 @@ class GitOptions:
 
     @property
     def source(self) -> str:
-        """The `Provenance.source` label: git:URL#BRANCH:PATH."""
-        return f"git:{self.url}#{self.branch}:{self.path}"
+        """The `Provenance.source` label: git:URL#BRANCH:PATH, without a password the URL
+        may carry (it ends up in /status, logs and a metric label)."""
+        return f"git:{redacted_url(self.url)}#{self.branch}:{self.path}"
+
+
+def redacted_url(url: str) -> str:
+    """`url` with the password of its user-info part replaced by ***."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, path = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}{slash}{path}"
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from reconciler.revision.git_policy import (
     commits_to_verify,
     evaluate,
     poll_delay_s,
+    redacted_url,
     signature_refusal,
 )
 
@@ -137,3 +138,18 @@ def test_source_label() -> None:
     assert GitOptions(
         url="https://git.example.org/lb.git", branch="prod", path="c.yaml"
     ).source == ("git:https://git.example.org/lb.git#prod:c.yaml")
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://bot:s3cret@git.example.org/lb.git", "https://bot:***@git.example.org/lb.git"),
+        ("https://bot@git.example.org/lb.git", "https://bot@git.example.org/lb.git"),
+        ("ssh://git@git.example.org:2222/lb.git", "ssh://git@git.example.org:2222/lb.git"),
+        ("git@git.example.org:lb.git", "git@git.example.org:lb.git"),
+        ("/srv/git/lb.git", "/srv/git/lb.git"),
+    ],
+)
+def test_a_password_in_the_url_is_not_shown(url: str, shown: str) -> None:
+    assert redacted_url(url) == shown
+    assert GitOptions(url=url).source == f"git:{shown}#main:cluster.yaml"
