@@ -112,15 +112,23 @@ def resolve_commit(repo: Path, rev: str) -> str:
     return out.decode().strip()
 
 
+class NotAFile(GitError):
+    """The path names a directory, a symbolic link or a submodule, not a file."""
+
+
+_KINDS = {"040000": "directory", "120000": "symbolic link", "160000": "submodule"}
+
+
 def _tree_entry(out: bytes, path: str, commit: str) -> str | None:
-    """The blob id from `git ls-tree -z` output, None when there is no entry."""
+    """The blob id from `git ls-tree -z` output, None when there is no entry. A symbolic
+    link is not followed: its target is not the file's contents."""
     entry = out.split(b"\0", 1)[0]
     if not entry:
         return None
     meta, _, _ = entry.partition(b"\t")
-    _mode, kind, oid = meta.decode().split()
-    if kind != "blob":
-        raise GitError(f"{path} is a {kind}, not a file, at {commit}")
+    mode, kind, oid = meta.decode().split()
+    if kind != "blob" or mode not in ("100644", "100755"):
+        raise NotAFile(f"{path} is a {_KINDS.get(mode, kind)}, not a file, at {commit}")
     return oid
 
 
@@ -257,11 +265,15 @@ class GitMirror:
         return checks
 
     async def read_file(self, commit: str, path: str) -> bytes | None:
-        """`read_blob` for the mirror, without blocking the loop."""
+        """`read_blob` for the mirror, without blocking the loop; None also when the path
+        is not a regular file (a directory, a symbolic link, a submodule)."""
         rc, out = await self._git("ls-tree", "-z", "--full-tree", commit, "--", _tree_path(path))
         if rc != 0:
             raise GitError(f"cannot list {path} at {commit}")
-        oid = _tree_entry(out, path, commit)
+        try:
+            oid = _tree_entry(out, path, commit)
+        except NotAFile:
+            return None
         if oid is None:
             return None
         rc, data = await self._git("cat-file", "blob", oid)

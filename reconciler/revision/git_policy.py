@@ -207,7 +207,7 @@ def evaluate(options: GitOptions, facts: HeadFacts) -> Accept | Refuse:
                 )
         signer = next((c.who for c in facts.signatures if c.commit == head), None)
     if not facts.file_present:
-        return Refuse(head, PATH_MISSING, f"{options.path} does not exist at {head}")
+        return Refuse(head, PATH_MISSING, f"no file {options.path} at {head}")
     return Accept(head, options.verify is not VerifyMode.OFF, signer)
 
 

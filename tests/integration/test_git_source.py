@@ -116,8 +116,13 @@ def test_resolve_commit_and_read_blob(repo: WorkRepo) -> None:
     assert read_blob(repo.path, first, "./dir/other.yaml") == b"b\n"
     assert read_blob(repo.path, second, FILE) is None
     assert read_blob(repo.path, first, "nope.yaml") is None
-    with pytest.raises(GitError, match="not a file"):
+    with pytest.raises(GitError, match="dir is a directory, not a file"):
         read_blob(repo.path, first, "dir")
+    (repo.path / "link.yaml").symlink_to("dir/other.yaml")
+    repo.git("add", "link.yaml")
+    repo.git("commit", "--quiet", "-m", "a link")
+    with pytest.raises(GitError, match=r"link\.yaml is a symbolic link, not a file"):
+        read_blob(repo.path, repo.head(), "link.yaml")
     with pytest.raises(GitError, match="not a commit"):
         resolve_commit(repo.path, "no-such-branch")
 
@@ -290,6 +295,11 @@ def test_path_missing_refused(tmp_path: Path, repo: WorkRepo) -> None:
             ref = await f.next()
             assert isinstance(ref, Refusal)
             assert (ref.reason, ref.provenance.commit) == ("path-missing", gone)
+            # A directory of that name is not the file either.
+            tree = repo.commit({f"{FILE}/x.yaml": "v: 1\n"}, "a directory")
+            ref = await f.next()
+            assert isinstance(ref, Refusal)
+            assert (ref.reason, ref.provenance.commit) == ("path-missing", tree)
 
     run(main)
 
