@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import time
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 
 import pytest
 
-from reconciler.adapters.git import GitError, read_blob, resolve_commit
+from reconciler.adapters import git as git_adapter
+from reconciler.adapters.git import GitError, GitMirror, read_blob, resolve_commit
 from reconciler.model.revision import Artifact, Refusal, Verification
 from reconciler.revision.git_policy import GitOptions, VerifyMode
 from reconciler.source.git import GitSource
@@ -385,3 +387,34 @@ def test_trusted_keys_file_without_a_key_stops_the_source(tmp_path: Path, repo: 
             await src.prepare()
 
     run(main)
+
+
+def test_a_hanging_fetch_times_out_and_leaves_no_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(git_adapter, "FETCH_TIMEOUT_S", 0.5)
+    # An ssh "connection" that never answers ('#' comments out the host and command).
+    marker = "31.4159"
+    monkeypatch.setenv("GIT_SSH_COMMAND", f"sleep {marker} #")
+    mirror = GitMirror(tmp_path / "mirror.git")
+
+    async def main() -> None:
+        await mirror.ensure()
+        t0 = time.monotonic()
+        with pytest.raises(GitError, match=r"git fetch: timed out after 0\.5 s"):
+            await mirror.fetch("ssh://git.example.org/lb.git", "main")
+        assert time.monotonic() - t0 < 5
+
+    run(main)
+    left = [
+        p for p in Path("/proc").glob("[0-9]*/cmdline")
+        if marker.encode() in _read(p)
+    ]  # fmt: skip
+    assert not left, "the ssh stand-in outlived the fetch"
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
