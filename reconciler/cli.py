@@ -181,6 +181,31 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument("--addr", default="127.0.0.1:9650", metavar="HOST:PORT")
     st.add_argument("-o", "--output", choices=("text", "json"), default="text")
 
+    for name, what in (
+        ("suspend", "take no new revision: the node (or one instance) keeps running as it is"),
+        ("resume", "take new revisions again: the newest one waiting is applied now"),
+    ):
+        sp = sub.add_parser(
+            name,
+            help=what,
+            description=(
+                f"{what[0].upper()}{what[1:]}. Sent to the running node over its control "
+                "socket (STATE_DIR/control/control.sock, root only; never over HTTP). "
+                "`reconciler status` shows what is suspended. Exit 0 done, 1 refused "
+                "(an unknown instance), 2 no node answered."
+            ),
+        )
+        sp.add_argument(
+            "--instance", metavar="NAME", help="only this VRRP instance (default: the node)"
+        )
+        sp.add_argument(
+            "--state-dir",
+            type=Path,
+            default=Path("/var/lib/reconciler"),
+            metavar="DIR",
+            help="the running node's --state-dir (default %(default)s)",
+        )
+
     dg = sub.add_parser(
         "digest",
         help="print the body digest of a URL, to paste into an http check",
@@ -376,6 +401,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _status(args.addr, args.output)
     if args.command == "digest":
         return _digest(args)
+    if args.command in ("suspend", "resume"):
+        return _control(args.command, args.instance, args.state_dir)
     raise AssertionError(args.command)
 
 
@@ -496,6 +523,29 @@ def _apply(args: argparse.Namespace) -> int:
         f"{result.duration_s * 1000:.0f} ms"
     )
     return 1 if result.outcome is Outcome.ERROR else EXIT_OK
+
+
+def _control(command: str, instance: str | None, state_dir: Path) -> int:
+    from reconciler.adapters.control_socket import (  # noqa: PLC0415
+        ControlError,
+        send_command,
+        socket_path,
+    )
+
+    try:
+        answer = send_command(socket_path(state_dir), {"command": command, "instance": instance})
+    except ControlError as exc:
+        print(f"cannot reach a node: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if not answer.get("ok"):
+        print(f"{command}: {answer.get('error')}", file=sys.stderr)
+        return 1
+    parts = (["node"] if answer["suspended"] else []) + answer["suspended_instances"]
+    done = {"suspend": "suspended", "resume": "resumed"}[command]
+    print(f"{done} {instance or 'node'}; suspended now: {', '.join(parts) or 'nothing'}")
+    if answer.get("pending"):
+        print(f"waiting revision: {answer['pending'][:12]}")
+    return EXIT_OK
 
 
 def _digest(args: argparse.Namespace) -> int:

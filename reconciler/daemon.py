@@ -23,6 +23,7 @@ from pathlib import Path
 from reconciler.adapters import process_memory
 from reconciler.adapters.accept_mode import AcceptModeFirewall, FirewallError
 from reconciler.adapters.arp import Announcer
+from reconciler.adapters.control_socket import ControlSocket, socket_path
 from reconciler.adapters.git import GitError
 from reconciler.adapters.ipvs import Ipvs, IpvsError
 from reconciler.adapters.netlink import Link, Netlink, watch
@@ -54,7 +55,7 @@ from reconciler.revision.hold import HoldConflict, hold_instances
 from reconciler.runtime.checks import CheckJob, CheckScheduler, ProbeRecord
 from reconciler.runtime.notify import Notifier
 from reconciler.runtime.real_servers import RealServerHealth
-from reconciler.runtime.revisions import NotStarted, RevisionConsumer
+from reconciler.runtime.revisions import NotStarted, RevisionConsumer, SuspendControl
 from reconciler.runtime.sync_groups import SyncGroups
 from reconciler.runtime.tracking import Tracking
 from reconciler.runtime.vrrp_driver import InstanceDriver, SocketMux, instance_params
@@ -682,7 +683,7 @@ def _takeover_vips(config: NodeConfig) -> set[Ident]:
 
 async def run_node(options: RunOptions) -> int:
     """Run until SIGTERM/SIGINT; 0 on a clean stop, 2 when the input cannot run."""
-    runtime: NodeRuntime | None = None
+    runtime: NodeRuntime | None = None  # built once the first revision is valid
     source = _make_source(options)
     git_status = source.status_now if isinstance(source, GitSource) else None
     consumer: RevisionConsumer[Revision] = RevisionConsumer(
@@ -703,17 +704,20 @@ async def run_node(options: RunOptions) -> int:
         return 2
 
     tracing = Tracing(tracer_provider_from_env("reconciler", options.node, revision.cluster))
-    runtime = NodeRuntime(options, revision, tracing, consumer.status, git_status)
+    runtime = node = NodeRuntime(options, revision, tracing, consumer.status, git_status)
     server = StatusServer(
         runtime,
         registry_for(runtime),
         on_refresh=consumer.refresh if options.refresh_hook else None,
     )
+    control = ControlSocket(
+        socket_path(options.state_dir),
+        SuspendControl(consumer, lambda: list(node.drivers)).handle,
+    )
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, runtime.stopping.set)
     loop.add_signal_handler(signal.SIGINT, runtime.stopping.set)
     loop.add_signal_handler(signal.SIGHUP, consumer.refresh)
-    node = runtime
 
     async def apply(new: Revision) -> list[str]:
         changed = await node.replace_config(new)
@@ -726,9 +730,11 @@ async def run_node(options: RunOptions) -> int:
             if options.http_addr is not None:
                 port = await server.start(*options.http_addr)
                 log.info("metrics and status on http://%s:%d/", options.http_addr[0], port)
+            await control.start()
             process_memory.settle()
         except (StartupError, OSError) as exc:
             log.error("cannot start: %s", exc)
+            await control.close()
             await runtime.stop()
             return 2
         consumer.started()
@@ -744,6 +750,7 @@ async def run_node(options: RunOptions) -> int:
         with contextlib.suppress(asyncio.CancelledError):
             await revisions
         log.info("stopping: releasing VIPs")
+        await control.close()
         await runtime.stop()
         await server.close()
         await asyncio.to_thread(tracing.shutdown)

@@ -202,22 +202,26 @@ class RevisionGate:
         raise AssertionError(event)
 
     def _consider(self, artifact: Artifact) -> list[Attempt]:
-        if self.in_flight is not None or self.suspended:
-            same_as_flight = (
-                self.in_flight is not None and self.in_flight.artifact.digest == artifact.digest
-            )
-            self.pending = None if same_as_flight else artifact
+        if self.in_flight is not None:
+            same = self.in_flight.artifact.digest == artifact.digest
+            self.pending = None if same else artifact
             return []
         self.pending = None
-        if self.applied is not None and self.applied.digest == artifact.digest:
-            if self._applied_held == frozenset(self.suspended_instances):
-                # The same bytes run already (a commit that did not touch the file, a
-                # touch, a SIGHUP): where they came from is news, nothing else is.
-                self.applied = artifact
-                self._failed = None
-                return []
-        elif self._failed == (artifact.digest, INVALID):
+        if (
+            self.applied is not None
+            and self.applied.digest == artifact.digest
+            and self._applied_held == frozenset(self.suspended_instances)
+        ):
+            # The same bytes run already (a commit that did not touch the file, a touch,
+            # a SIGHUP): where they came from is news, nothing else is.
+            self.applied = artifact
+            self._failed = None
+            return []
+        if self._failed == (artifact.digest, INVALID):
             return []  # the same bytes fail validation the same way
+        if self.suspended:
+            self.pending = artifact
+            return []
         self.in_flight = Attempt(artifact, frozenset(self.suspended_instances))
         return [self.in_flight]
 

@@ -17,8 +17,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from typing import Any, Generic, TypeVar
 
 from reconciler.config.diagnostics import InvalidConfig
 from reconciler.model.revision import Artifact, Refusal
@@ -187,15 +187,22 @@ class RevisionConsumer(Generic[R]):
             self._feed(ApplyFailed(digest, str(exc)))
             self._trace(artifact, False, str(exc), ())
             return
+        except Exception as exc:
+            # A bug, not a bad revision: say so loudly, but keep taking revisions (a dead
+            # worker would silently stop every later one).
+            log.exception("reload: unexpected error applying revision %s", artifact.short_digest)
+            self._feed(ApplyFailed(digest, f"unexpected error: {exc!r}"))
+            self._trace(artifact, False, repr(exc), ())
+            return
         self._feed(Applied(digest, tuple(changed)))
         self._trace(artifact, True, None, changed)
         commit = artifact.provenance.commit
         log.info(
-            "reload: revision %s%s applied; %d instance(s) restarted: %s",
-            artifact.short_digest,
-            f" (commit {commit[:12]})" if commit else "",
+            "reload: %d instance(s) restarted: %s (revision %s%s)",
             len(changed),
             ", ".join(changed) or "none",
+            artifact.short_digest,
+            f", commit {commit[:12]}" if commit else "",
         )
 
     def _log_invalid(self, exc: Exception, artifact: Artifact) -> str:
@@ -215,3 +222,37 @@ class RevisionConsumer(Generic[R]):
     @staticmethod
     def _name(artifact: Artifact) -> str:
         return artifact.provenance.location
+
+
+class SuspendControl:
+    """The suspend and resume commands of the control socket, for one consumer.
+
+    A request is ``{"command": "suspend" | "resume", "instance": NAME | null}``; the
+    answer says what is suspended afterwards. An instance must be one this node runs.
+    """
+
+    def __init__(
+        self, consumer: RevisionConsumer[R], instances: Callable[[], Iterable[str]]
+    ) -> None:
+        self._consumer = consumer
+        self._instances = instances
+
+    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        command = request.get("command")
+        instance = request.get("instance")
+        if command not in ("suspend", "resume"):
+            return {"ok": False, "error": f"unknown command {command!r}"}
+        if instance is not None and instance not in set(self._instances()):
+            known = ", ".join(sorted(self._instances())) or "none"
+            return {"ok": False, "error": f"no instance {instance!r} here (instances: {known})"}
+        if command == "suspend":
+            self._consumer.suspend(instance)
+        else:
+            self._consumer.resume(instance)
+        st = self._consumer.status()
+        return {
+            "ok": True,
+            "suspended": st.suspended,
+            "suspended_instances": list(st.suspended_instances),
+            "pending": st.pending,
+        }

@@ -203,3 +203,24 @@ def test_suspended_instances_are_named_in_the_attempt_and_take_the_revision_on_r
     g.handle(Applied(B.digest), T)
     assert g.handle(ArtifactSeen(B), T) == []
     assert conditions(g)["Ready"] == (True, "Applied")
+
+
+def test_a_suspended_node_seeing_its_running_bytes_again_has_nothing_waiting() -> None:
+    g = running()
+    g.handle(Suspend(), T)
+    assert g.handle(ArtifactSeen(A), T) == []  # SIGHUP while suspended
+    assert g.status().pending is None
+    assert conditions(g)["Reconciling"] == (False, "Idle")
+    g.handle(ArtifactSeen(B), T)
+    g.handle(ArtifactSeen(A), T)  # reverted before resume: nothing to do
+    assert g.status().pending is None
+    assert g.handle(Resume(), T) == []
+
+
+def test_invalid_bytes_seen_while_suspended_do_not_wait() -> None:
+    g = running()
+    g.handle(ArtifactSeen(B), T)
+    g.handle(ValidationFailed(B.digest, "bad"), T)
+    g.handle(Suspend(), T)
+    assert g.handle(ArtifactSeen(B), T) == []
+    assert g.status().pending is None
