@@ -209,7 +209,8 @@ class GitMirror:
             url,
             f"+refs/heads/{branch}:{FETCHED_REF}",
             timeout_s=FETCH_TIMEOUT_S,
-            config=("gc.auto=0", "maintenance.auto=false"),
+            # Housekeeping in the fetch itself, not a detached gc that outlives it.
+            config=("gc.autoDetach=false", "maintenance.autoDetach=false"),
         )
         if rc != 0:
             raise GitError(f"git fetch {redacted_url(url)} {branch}: failed")
