@@ -105,11 +105,14 @@ def _git_sync(repo: Path, *args: str) -> tuple[int, bytes]:
 
 def resolve_commit(repo: Path, rev: str) -> str:
     """The full commit id `rev` names in `repo` (a branch, tag, short id, HEAD~2...)."""
-    rc, out = _git_sync(
-        repo, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"
-    )
+    try:
+        rc, out = _git_sync(
+            repo, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"
+        )
+    except GitError as exc:  # not a repository, git missing
+        raise GitError(f"{rev}: not a commit in {repo}: {exc}") from exc
     if rc != 0:
-        raise GitError(f"{rev!r} is not a commit in {repo}")
+        raise GitError(f"{rev}: not a commit in {repo}: unknown revision")
     return out.decode().strip()
 
 
@@ -139,6 +142,7 @@ def _tree_path(path: str) -> str:
 
 def read_blob(repo: Path, commit: str, path: str) -> bytes | None:
     """The bytes of `path` at `commit`, read by object; None when it does not exist there."""
+    commit = resolve_commit(repo, commit)  # an unknown commit is an error, not a missing file
     rc, out = _git_sync(repo, "ls-tree", "-z", "--full-tree", commit, "--", _tree_path(path))
     if rc != 0:
         raise GitError(f"cannot list {path} at {commit} in {repo}")

@@ -127,6 +127,10 @@ def test_resolve_commit_and_read_blob(repo: WorkRepo) -> None:
         read_blob(repo.path, repo.head(), "link.yaml")
     with pytest.raises(GitError, match="not a commit"):
         resolve_commit(repo.path, "no-such-branch")
+    with pytest.raises(GitError, match="not a commit"):
+        resolve_commit(repo.path.parent / "not-a-repo", "HEAD")
+    with pytest.raises(GitError, match="not a commit"):
+        read_blob(repo.path, "0" * 40, FILE)
 
 
 # --- verification ------------------------------------------------------------------------
