@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from reconciler import cli
 from reconciler.config.diagnostics import InvalidConfig
-from reconciler.revision.git_policy import GitOptions, VerifyMode
+from reconciler.model.revision import Provenance, Refusal
+from reconciler.revision.git_policy import GitOptions, GitSourceStatus, VerifyMode
 from reconciler.revision.git_settings import SourceSettings, load_source_settings
 
 
@@ -145,3 +147,29 @@ def test_bad_git_options(argv: list[str], message: str, capsys: pytest.CaptureFi
 def test_run_with_bad_git_options_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["run", "--node", "lb1", "--git", "/r", "--interval", "x"]) == 2
     assert "--interval" in capsys.readouterr().err
+
+
+def test_status_text_of_a_git_source() -> None:
+    refusal = Refusal(
+        Provenance("git:/r#main:c.yaml", "b" * 40), "unsigned", "commit bbb: unsigned"
+    )
+    st = GitSourceStatus(
+        source="git:/r#main:c.yaml",
+        verify="range",
+        head="b" * 40,
+        accepted="a" * 40,
+        last_refusal=refusal,
+        last_error="git fetch: fatal: '/r' does not appear to be a git repository",
+        consecutive_failures=2,
+        fetches_total=9,
+        fetch_failures_total=2,
+        refusals_total=(("unsigned", 1),),
+        last_fetch_unix_s=1.0,
+        next_poll_delay_s=60.0,
+    )
+    assert cli.git_lines(dataclasses.asdict(st)) == [
+        "git: git:/r#main:c.yaml (verify range): head bbbbbbbbbbbb, accepted aaaaaaaaaaaa",
+        "  fetch failing (2 in a row, next try in 60 s): git fetch: fatal: '/r' does not "
+        "appear to be a git repository",
+        "  refused bbbbbbbbbbbb: unsigned: commit bbb: unsigned",
+    ]
