@@ -217,7 +217,7 @@ class GitSourceStatus:
 
     source: str  # git:URL#BRANCH:PATH
     verify: str  # off, head, range
-    head: str | None  # the branch's head as last fetched
+    head: str | None  # the branch head judged last (accepted or refused)
     accepted: str | None  # the last commit handed on as an Artifact
     last_refusal: Refusal | None
     last_error: str | None  # the last failed fetch (or git error); None once one succeeds

@@ -410,11 +410,14 @@ def test_a_hanging_fetch_times_out_and_leaves_no_process(
         assert time.monotonic() - t0 < 5
 
     run(main)
-    left = [
-        p for p in Path("/proc").glob("[0-9]*/cmdline")
-        if marker.encode() in _read(p)
-    ]  # fmt: skip
-    assert not left, "the ssh stand-in outlived the fetch"
+
+    def left() -> list[Path]:
+        return [p for p in Path("/proc").glob("[0-9]*/cmdline") if marker.encode() in _read(p)]
+
+    deadline = time.monotonic() + 3.0  # SIGKILLed processes take a moment to be gone
+    while left() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not left(), "the ssh stand-in outlived the fetch"
 
 
 def _read(path: Path) -> bytes:
