@@ -18,10 +18,20 @@ from reconciler import __version__
 from reconciler.config.diagnostics import InvalidConfig
 from reconciler.config.load import Loaded, load_file, load_text
 from reconciler.health.priority import PRIORITY_MAX_BACKUP, PRIORITY_MIN, PRIORITY_OWNER
+from reconciler.model.durations import parse_duration
 from reconciler.plan.diff import Step
 from reconciler.plan.forecast import forecast
 from reconciler.plan.planner import Plan, plan_revision
 from reconciler.plan.render import FORMATS, render, render_review
+from reconciler.revision.git_policy import (
+    DEFAULT_BRANCH,
+    DEFAULT_INTERVAL_S,
+    DEFAULT_MAX_BACKOFF_S,
+    DEFAULT_PATH,
+    GitOptions,
+    VerifyMode,
+)
+from reconciler.revision.git_settings import SourceSettings, load_source_settings
 
 if TYPE_CHECKING:
     from reconciler.reconcile.loop import PassResult
@@ -140,7 +150,8 @@ def _parser() -> argparse.ArgumentParser:
         "run",
         help="run a node: its VRRP instances, until SIGTERM",
         description=(
-            "Run every VRRP instance of NODE from FILE. FILE is watched: a new revision "
+            "Run every VRRP instance of NODE from FILE, or from a repository polled with "
+            "--git (see 'git source' below). FILE is watched: a new revision "
             "(a rewrite, an editor's rename, git-sync's symlink swap) is applied within a "
             "second, changing only what it changes; an invalid or unreadable revision "
             "changes nothing (`reconciler status` says why). SIGTERM or SIGINT: graceful "
@@ -148,8 +159,14 @@ def _parser() -> argparse.ArgumentParser:
             "Exit 2 when FILE is invalid or the node cannot start."
         ),
     )
-    r.add_argument("file", metavar="FILE")
+    r.add_argument(
+        "file",
+        metavar="FILE",
+        nargs="?",
+        help="the desired-state file; or --git instead, to poll a repository",
+    )
     r.add_argument("--node", required=True, metavar="NODE", help="which node this is")
+    _git_arguments(r)
     r.add_argument(
         "--state-dir",
         type=Path,
@@ -181,7 +198,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--refresh-hook",
         action="store_true",
-        help="accept POST /hooks/refresh on --metrics-addr as 'look at FILE now' (for a "
+        help="accept POST /hooks/refresh on --metrics-addr as 'look at FILE (or fetch) now' (for a "
         "webhook after a merge); off by default",
     )
     r.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
@@ -237,6 +254,172 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _git_arguments(r: argparse.ArgumentParser) -> None:
+    g = r.add_argument_group(
+        "git source",
+        "Poll a repository instead of reading FILE: the branch is fetched into the state "
+        "directory with the git command-line tool and the file read by object at the "
+        "fetched commit. A failed fetch changes nothing and is retried, waiting twice as "
+        "long each time up to --max-backoff. SIGHUP (and POST /hooks/refresh when "
+        "enabled) fetches now. Only fast-forwards are applied unless "
+        "--allow-non-fast-forward. The verification options can also be set in a "
+        "node-local --source-config file (the command line wins); never in the "
+        "repository itself.",
+    )
+    g.add_argument("--git", metavar="URL", help="repository to poll (https://, ssh://, a path)")
+    g.add_argument("--branch", metavar="B", help=f"branch to follow (default {DEFAULT_BRANCH})")
+    g.add_argument(
+        "--path", metavar="P", help=f"desired-state file in the repository (default {DEFAULT_PATH})"
+    )
+    g.add_argument(
+        "--interval",
+        metavar="D",
+        help=f"time between polls, e.g. 30s, 1m (default {DEFAULT_INTERVAL_S:g}s)",
+    )
+    g.add_argument(
+        "--max-backoff",
+        metavar="D",
+        help=f"longest wait between failed fetches (default {DEFAULT_MAX_BACKOFF_S:g}s)",
+    )
+    g.add_argument(
+        "--verify-commits",
+        choices=[m.value for m in VerifyMode],
+        help="off: no signature check; head: the fetched head must be signed by an allowed "
+        "signer; range: every commit since the last applied one must be (default off)",
+    )
+    g.add_argument(
+        "--allowed-signers",
+        type=Path,
+        metavar="FILE",
+        help="ssh signatures: an allowed-signers file (ssh-keygen(1) ALLOWED SIGNERS)",
+    )
+    g.add_argument(
+        "--trusted-keys",
+        type=Path,
+        metavar="FILE",
+        help="OpenPGP signatures: the trusted public keys, ASCII-armored",
+    )
+    g.add_argument(
+        "--allow-non-fast-forward",
+        action="store_true",
+        default=None,
+        help="apply a head that does not descend from the applied commit (a force-push "
+        "or rollback); refused by default",
+    )
+    g.add_argument(
+        "--source-config",
+        type=Path,
+        metavar="FILE",
+        help="node-local YAML file with verify_commits, allowed_signers, trusted_keys, "
+        "allow_non_fast_forward (paths relative to the file)",
+    )
+
+
+_GIT_ONLY = (
+    "branch",
+    "path",
+    "interval",
+    "max_backoff",
+    "verify_commits",
+    "allowed_signers",
+    "trusted_keys",
+    "allow_non_fast_forward",
+    "source_config",
+)
+
+
+def git_options(args: argparse.Namespace) -> GitOptions | None:
+    """The git source's options from `run`'s arguments and --source-config; None with
+    the errors printed (FILE:LINE:COL for those of the settings file)."""
+    errors: list[str] = []
+    if args.git is None:
+        errors += [
+            f"--{name.replace('_', '-')} needs --git"
+            for name in _GIT_ONLY
+            if getattr(args, name) is not None
+        ]
+        errors += [] if args.file else ["give FILE or --git URL"]
+    elif args.file:
+        errors.append("give FILE or --git URL, not both")
+    if errors or args.git is None:
+        for e in errors:
+            print(f"run: {e}", file=sys.stderr)
+        return None
+    settings = SourceSettings()
+    if args.source_config is not None:
+        try:
+            settings = load_source_settings(args.source_config.read_text(), str(args.source_config))
+        except OSError as exc:
+            print(f"{args.source_config}: cannot read: {exc.strerror or exc}", file=sys.stderr)
+            return None
+        except InvalidConfig as exc:
+            for d in exc.diagnostics:
+                print(d, file=sys.stderr)
+            return None
+
+    def where(key: str, flag: str, from_cli: bool) -> str:
+        loc = settings.locations.get(key)
+        return flag if from_cli or loc is None else f"{loc}: {key}"
+
+    def duration(flag: str, text: str | None, default: float) -> float:
+        if text is None:
+            return default
+        try:
+            seconds = parse_duration(text).total_seconds()
+        except ValueError as exc:
+            errors.append(f"{flag}: {exc}")
+            return default
+        if seconds <= 0:
+            errors.append(f"{flag}: must be more than 0")
+        return seconds
+
+    interval_s = duration("--interval", args.interval, DEFAULT_INTERVAL_S)
+    max_backoff_s = duration("--max-backoff", args.max_backoff, DEFAULT_MAX_BACKOFF_S)
+    branch = args.branch or DEFAULT_BRANCH
+    if (
+        branch.startswith("-")
+        or any(c.isspace() or c in "~^:?*[\\" for c in branch)
+        or (".." in branch)
+    ):
+        errors.append(f"--branch: not a branch name: {branch!r}")
+    path = args.path or DEFAULT_PATH
+    if not path.strip("/") or ".." in Path(path).parts:
+        errors.append(f"--path: not a file in the repository: {path!r}")
+    verify = VerifyMode(args.verify_commits) if args.verify_commits else settings.verify
+    verify = verify or VerifyMode.OFF
+    signers = args.allowed_signers or settings.allowed_signers
+    keys = args.trusted_keys or settings.trusted_keys
+    for key, flag, value, cli in (
+        ("allowed_signers", "--allowed-signers", signers, args.allowed_signers is not None),
+        ("trusted_keys", "--trusted-keys", keys, args.trusted_keys is not None),
+    ):
+        if value is not None and not value.is_file():
+            errors.append(f"{where(key, flag, cli)}: no such file: {value}")
+    if verify is not VerifyMode.OFF and signers is None and keys is None:
+        errors.append(
+            f"{where('verify_commits', '--verify-commits', args.verify_commits is not None)}: "
+            f"{verify.value} needs --allowed-signers or --trusted-keys (who may sign)"
+        )
+    allow_nff = args.allow_non_fast_forward
+    if allow_nff is None:
+        allow_nff = bool(settings.allow_non_fast_forward)
+    if errors:
+        for e in errors:
+            print(f"run: {e}" if e.startswith("-") else e, file=sys.stderr)
+        return None
+    return GitOptions(
+        url=args.git,
+        branch=branch,
+        path=path,
+        interval_s=interval_s,
+        verify=verify,
+        allowed_signers=signers,
+        trusted_keys=keys,
+        allow_non_fast_forward=allow_nff,
+        max_backoff_s=max_backoff_s,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "validate":
@@ -276,14 +459,19 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"--metrics-addr: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    wants_git = args.file is None or any(getattr(args, n) is not None for n in ("git", *_GIT_ONLY))
+    git = git_options(args) if wants_git else None
+    if wants_git and git is None:
+        return EXIT_ERROR
     options = RunOptions(
-        file=Path(args.file),
+        file=Path(args.file) if args.file else None,
         node=args.node,
         state_dir=args.state_dir,
         http_addr=http_addr,
         repeat_filter=args.repeat_filter,
         watch=args.watch,
         refresh_hook=args.refresh_hook,
+        git=git,
     )
     return asyncio.run(run_node(options))
 
@@ -440,6 +628,8 @@ def _status(addr: str, fmt: str) -> int:
         return EXIT_OK
     print(f"node {doc['node']} of cluster {doc['cluster']}, revision {doc['revision']}")
     revisions = doc.get("revisions")
+    if doc.get("git"):
+        sys.stdout.writelines(line + "\n" for line in git_lines(doc["git"]))
     if revisions:
         sys.stdout.writelines(line + "\n" for line in revision_lines(revisions))
     elif doc["last_reload_error"]:
@@ -540,6 +730,25 @@ def _revision_line(label: str, rec: dict[str, Any] | None) -> list[str]:
     if rec.get("error"):
         return [out, f"  {'':<10} failed ({rec['reason']}): {rec['error']}"]
     return [out]
+
+
+def git_lines(git: dict[str, Any]) -> list[str]:
+    """The git source section of `reconciler status`."""
+    head = (git["head"] or "-")[:12]
+    accepted = (git["accepted"] or "-")[:12]
+    lines = [f"git: {git['source']} (verify {git['verify']}): head {head}, accepted {accepted}"]
+    if git["last_error"]:
+        lines.append(
+            f"  fetch failing ({git['consecutive_failures']} in a row, next try in "
+            f"{git['next_poll_delay_s']:g} s): {git['last_error']}"
+        )
+    refusal = git["last_refusal"]
+    if refusal:
+        lines.append(
+            f"  refused {(refusal['provenance']['commit'] or '-')[:12]}: "
+            f"{refusal['reason']}: {refusal['detail']}"
+        )
+    return lines
 
 
 def revision_lines(rev: dict[str, Any]) -> list[str]:

@@ -25,6 +25,7 @@ from pathlib import Path
 from reconciler.adapters import process_memory
 from reconciler.adapters.accept_mode import AcceptModeFirewall, FirewallError
 from reconciler.adapters.control_socket import ControlSocket, socket_path
+from reconciler.adapters.git import GitError
 from reconciler.adapters.ipvs import Ipvs, IpvsError
 from reconciler.adapters.netlink import Link, Netlink, watch
 from reconciler.adapters.sysctl import apply_sysctls
@@ -49,6 +50,7 @@ from reconciler.plan.live import no_accept_vips, vip_addresses
 from reconciler.reconcile.loop import PassResult, ReconcileLoop
 from reconciler.reconcile.ownership import Ident, OwnershipStore
 from reconciler.revision.gate import GateStatus
+from reconciler.revision.git_policy import GitOptions, GitSourceStatus
 from reconciler.revision.hold import HoldConflict, hold_instances
 from reconciler.runtime.checks import CheckJob, CheckScheduler, ProbeRecord
 from reconciler.runtime.instances import Applied, InstanceSet, Prepared, PrepareError
@@ -61,6 +63,7 @@ from reconciler.runtime.tracking import Tracking
 from reconciler.runtime.vrrp_driver import InstanceDriver
 from reconciler.source import Source
 from reconciler.source.file import FileSource
+from reconciler.source.git import GitSource
 from reconciler.vrrp.actions import Transitioned
 from reconciler.vrrp.events import LinkDown, LinkUp
 from reconciler.vrrp.states import State
@@ -80,7 +83,7 @@ STOP_REVISIONS_TIMEOUT_S = 2.0
 
 @dataclass(frozen=True)
 class RunOptions:
-    file: Path
+    file: Path | None  # the watched file; None with `git`
     node: str
     state_dir: Path = DEFAULT_STATE_DIR
     # /metrics and /status; None: no endpoint. Port 0 picks a free port.
@@ -93,6 +96,13 @@ class RunOptions:
     watch: bool = True
     # Accept POST /hooks/refresh on the status listener as "look now".
     refresh_hook: bool = False
+    # Poll this repository instead of watching `file` (source/git.py).
+    git: GitOptions | None = None
+
+    @property
+    def source_label(self) -> str:
+        """What the node reads: the file's path, or git:URL#BRANCH:PATH."""
+        return self.git.source if self.git is not None else str(self.file)
 
 
 @dataclass(frozen=True)
@@ -121,6 +131,7 @@ class NodeRuntime:
         revision: Revision,
         tracing: Tracing,
         revisions: Callable[[], GateStatus] | None = None,
+        git: Callable[[], GitSourceStatus] | None = None,
     ) -> None:
         self.options = options
         self.tracing = tracing
@@ -129,6 +140,7 @@ class NodeRuntime:
         self.started_unix_s = time.time()
         self.applied_unix_s = self.started_unix_s
         self._revisions = revisions  # the gate's status: applied, attempted, conditions
+        self._git = git  # the git source's fetches and last error, when polling one
         self._settle_handle: asyncio.TimerHandle | None = None
         self._transitions_unsettled = 0
         self.loop = asyncio.get_running_loop()
@@ -237,7 +249,7 @@ class NodeRuntime:
         return NodeStatus(
             node=self.options.node,
             cluster=self.revision.cluster,
-            file=str(self.options.file),
+            file=self.options.source_label,
             revision=self.revision.digest,
             started_unix_s=self.started_unix_s,
             applied_unix_s=self.applied_unix_s,
@@ -248,6 +260,7 @@ class NodeRuntime:
             last_reload_error=stalled.message if stalled and stalled.status else None,
             commit=self.revision.commit,
             revisions=gate,
+            git=self._git() if self._git is not None else None,
             instances=tuple(self._instance_status(self.drivers[n]) for n in sorted(self.drivers)),
             sockets=tuple(
                 self.muxes[k].status() for k in sorted(self.muxes, key=lambda k: (k[0], k[1].value))
@@ -684,6 +697,9 @@ def _revision_from(
 
 def _make_source(options: RunOptions) -> Source:
     """Where this node's revisions come from: the one place that chooses the source."""
+    if options.git is not None:
+        return GitSource(options.git, options.state_dir)
+    assert options.file is not None
     return FileSource(options.file, watch=options.watch)
 
 
@@ -696,8 +712,10 @@ def _takeover_vips(config: NodeConfig) -> set[Ident]:
 async def run_node(options: RunOptions) -> int:
     """Run until SIGTERM/SIGINT; 0 on a clean stop, 2 when the input cannot run."""
     runtime: NodeRuntime | None = None  # built once the first revision is valid
+    source = _make_source(options)
+    git_status = source.status_now if isinstance(source, GitSource) else None
     consumer: RevisionConsumer[Revision] = RevisionConsumer(
-        _make_source(options),
+        source,
         lambda artifact, held: _revision_from(
             artifact, options.node, lambda: runtime.config if runtime else None, held
         ),
@@ -710,9 +728,12 @@ async def run_node(options: RunOptions) -> int:
     except NotStarted as exc:
         log.error("%s", exc)
         return 2
+    except GitError as exc:  # the git source cannot verify as told (no key in the file...)
+        log.error("git source: %s", exc)
+        return 2
 
     tracing = Tracing(tracer_provider_from_env("reconciler", options.node, revision.cluster))
-    runtime = node = NodeRuntime(options, revision, tracing, consumer.status)
+    runtime = node = NodeRuntime(options, revision, tracing, consumer.status, git_status)
     server = StatusServer(
         runtime,
         registry_for(runtime),
@@ -750,7 +771,7 @@ async def run_node(options: RunOptions) -> int:
             "node %s running %d instance(s) from %s",
             options.node,
             len(runtime.drivers),
-            options.file,
+            options.source_label,
         )
         revisions = asyncio.create_task(consumer.run(apply, tracing), name="revisions")
         await runtime.stopping.wait()

@@ -16,6 +16,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from reconciler import __version__
 from reconciler.observability.status import ReconcileStatus, StatusSource
 from reconciler.revision.gate import GateStatus
+from reconciler.revision.git_policy import GitSourceStatus
 
 PREFIX = "reconciler_"
 
@@ -160,6 +161,8 @@ class NodeCollector(Collector):
         yield info
         if st.revisions is not None:
             yield from _revision_metrics(st.revisions)
+        if st.git is not None:
+            yield from _git_metrics(st.git)
         applied = GaugeMetricFamily(
             PREFIX + "desired_state_applied_timestamp_seconds",
             "Unix time the running revision was applied.",
@@ -269,6 +272,31 @@ def _revision_metrics(gs: GateStatus) -> Iterator[GaugeMetricFamily | CounterMet
     for name in gs.suspended_instances:
         suspended.add_metric([name], 1)
     yield suspended
+
+
+def _git_metrics(gs: GitSourceStatus) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    fetches = CounterMetricFamily(
+        PREFIX + "git_fetches", "Fetches of the polled repository, failed ones included."
+    )
+    fetches.add_metric([], gs.fetches_total)
+    failures = CounterMetricFamily(
+        PREFIX + "git_fetch_failures",
+        "Fetches of the polled repository that failed (the running revision stays).",
+    )
+    failures.add_metric([], gs.fetch_failures_total)
+    failing = GaugeMetricFamily(
+        PREFIX + "git_fetch_consecutive_failures",
+        "Failed fetches in a row (0 once one succeeds); each waits twice as long, to a cap.",
+    )
+    failing.add_metric([], gs.consecutive_failures)
+    yield from (fetches, failures, failing)
+    if gs.last_fetch_unix_s is not None:
+        last = GaugeMetricFamily(
+            PREFIX + "git_last_fetch_timestamp_seconds",
+            "Unix time of the last successful fetch of the polled repository.",
+        )
+        last.add_metric([], gs.last_fetch_unix_s)
+        yield last
 
 
 def registry_for(source: StatusSource) -> CollectorRegistry:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from reconciler.revision.gate import GateStatus
+from reconciler.revision.git_policy import GitSourceStatus
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,8 @@ class NodeStatus:
     commit: str | None = None  # the commit the running revision came from, when known
     # Last applied / attempted / verified revision, conditions, suspended parts.
     revisions: GateStatus | None = None
+    # The polled repository's fetches, head and last error (run --git only).
+    git: GitSourceStatus | None = None
 
 
 class StatusSource(Protocol):
