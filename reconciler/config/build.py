@@ -12,12 +12,12 @@ reports.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from reconciler.config.diagnostics import Diagnostic, InvalidConfig
+from reconciler.config.diagnostics import Diagnostic, InvalidConfig, did_you_mean
 from reconciler.config.yamlload import Document, Path
 from reconciler.model.checks import (
     Check,
@@ -180,7 +180,8 @@ class _Builder:
                 where = (*path, name) if keys else (*path, i)
                 self.error(
                     where,
-                    f"{_dotted(path)}: unknown node {name!r} (nodes: {', '.join(self.node_names)})",
+                    f"{_dotted(path)}: unknown node {name!r} "
+                    f"({_known(name, self.node_names, 'nodes')})",
                     at_key=keys,
                 )
 
@@ -501,11 +502,10 @@ class _Builder:
             weight = t.get("weight", 0)
             if "check" in t:
                 if t["check"] not in self.check_names:
-                    known = ", ".join(self.check_names) or "none defined"
                     self.error(
                         (*s.path, i, "check"),
                         f"{_dotted(s.path)}[{i}].check: unknown check {t['check']!r} "
-                        f"(checks: {known})",
+                        f"({_known(t['check'], self.check_names, 'checks')})",
                     )
                 out.append(TrackCheck(t["check"], weight))
             else:
@@ -576,11 +576,10 @@ class _Builder:
             for i, m in enumerate(raw["members"]):
                 mpath: Path = ("vrrp", "sync_groups", g, "members", i)
                 if m not in instances:
-                    known = ", ".join(instances) or "none defined"
                     self.error(
                         mpath,
                         f"vrrp.sync_groups.{g}.members: unknown instance {m!r} "
-                        f"(instances: {known})",
+                        f"({_known(m, instances, 'instances')})",
                     )
                 elif m in seen:
                     self.error(
@@ -862,14 +861,24 @@ class _Builder:
             return None
         if isinstance(ref, str):
             if ref not in checks:
-                known = ", ".join(checks) or "none defined"
-                self.error(path, f"{_dotted(path)}: unknown check {ref!r} (checks: {known})")
+                self.error(
+                    path,
+                    f"{_dotted(path)}: unknown check {ref!r} ({_known(ref, checks, 'checks')})",
+                )
                 return None
             named = checks[ref]
             # A named check used for real servers was validated as a tracking check
             # only if something tracks it; real servers may leave host/port unset.
             return named
         return self._check(path, inline_name, tracking=False)
+
+
+def _known(name: str, names: Iterable[str], what: str) -> str:
+    """`did you mean 'x'? checks: x, y`: the closest name first, then every name there is."""
+    names = list(names)
+    listed = f"{what}: {', '.join(names) or 'none defined'}"
+    guess = did_you_mean(name, names)
+    return f"did you mean {guess!r}? {listed}" if guess else listed
 
 
 def _vip_path(path: Path, i: int, vips: list[Any]) -> Path:

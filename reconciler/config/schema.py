@@ -12,7 +12,7 @@ from typing import Any
 import jsonschema
 from jsonschema.exceptions import ValidationError
 
-from reconciler.config.diagnostics import Diagnostic
+from reconciler.config.diagnostics import Diagnostic, did_you_mean
 from reconciler.config.yamlload import Document, Path
 
 SCHEMA_FILE = "cluster.v1.schema.json"
@@ -57,12 +57,22 @@ def load_schema() -> dict[str, Any]:
     return schema
 
 
+def _is_integer(_checker: object, instance: object) -> bool:
+    # JSON Schema counts 51.0 as an integer; a VRID, port or priority written `51.0` is a
+    # mistake here, and the model's integer fields would carry a float into the kernel.
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
 @cache
 def _validator() -> jsonschema.protocols.Validator:
     schema = load_schema()
-    cls = jsonschema.validators.validator_for(schema)
-    cls.check_schema(schema)
-    return cls(schema, format_checker=format_checker)
+    base = jsonschema.validators.validator_for(schema)
+    base.check_schema(schema)
+    cls = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
+        base, type_checker=base.TYPE_CHECKER.redefine("integer", _is_integer)
+    )
+    validator: jsonschema.protocols.Validator = cls(schema, format_checker=format_checker)
+    return validator
 
 
 def validate_schema(doc: Document) -> list[Diagnostic]:
@@ -126,7 +136,11 @@ def _translate(doc: Document, error: ValidationError) -> Iterator[Diagnostic]:
         allowed = _allowed_keys(schema)
         for key in inst:
             if key not in allowed:
-                hint = f" (allowed here: {', '.join(allowed)})" if allowed else ""
+                guess = did_you_mean(key, allowed)
+                if guess:
+                    hint = f" (did you mean {guess!r}?)"
+                else:
+                    hint = f" (allowed here: {', '.join(allowed)})" if allowed else ""
                 yield Diagnostic(doc.key_at((*path, key)), f"{where}: unknown key {key!r}{hint}")
         return
     if v == "required":
