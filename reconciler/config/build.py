@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from reconciler.config.diagnostics import Diagnostic, InvalidConfig, did_you_mean
+from reconciler.config.diagnostics import Diagnostic, InvalidConfig, Severity, did_you_mean
 from reconciler.config.yamlload import Document, Path
 from reconciler.model.checks import (
     Check,
@@ -65,13 +65,14 @@ V2_MAX_ADVERT = timedelta(seconds=255)
 MAX_PREEMPT_DELAY = timedelta(seconds=1000)  # keepalived's bound
 
 
-def build_cluster(doc: Document) -> Cluster:
-    """The model for a schema-valid document; InvalidConfig with every semantic error."""
+def build(doc: Document) -> tuple[Cluster, list[Diagnostic]]:
+    """The model for a schema-valid document and its warnings (valid, but likely not what
+    was meant); InvalidConfig with every semantic error."""
     builder = _Builder(doc)
     cluster = builder.build()
     if builder.errors:
         raise InvalidConfig(builder.errors)
-    return cluster
+    return cluster, sorted(builder.warnings, key=Diagnostic.sort_key)
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ class _Builder:
         self.doc = doc
         self.data: dict[str, Any] = doc.data
         self.errors: list[Diagnostic] = []
+        self.warnings: list[Diagnostic] = []
         self.node_names: list[str] = list(self.data["nodes"])
         self.check_names: list[str] = list(self.data.get("checks", {}))
 
@@ -92,6 +94,10 @@ class _Builder:
     def error(self, path: Path, message: str, *, at_key: bool = False) -> None:
         loc = self.doc.key_at(path) if at_key else self.doc.value_at(path)
         self.errors.append(Diagnostic(loc, message))
+
+    def warning(self, path: Path, message: str, *, at_key: bool = False) -> None:
+        loc = self.doc.key_at(path) if at_key else self.doc.value_at(path)
+        self.warnings.append(Diagnostic(loc, message, Severity.WARNING))
 
     def duration(self, path: Path) -> timedelta:
         try:
@@ -417,6 +423,7 @@ class _Builder:
 
         if len(self.errors) > n_errors:
             return
+        self._equal_priorities(path, prio_s, members)
         for m in members:
             node = node_by_name[m]
             if iface_s is None:
@@ -492,6 +499,41 @@ class _Builder:
                     sync_group=sync_group,
                 ),
             )
+
+    def _equal_priorities(self, path: Path, prio_s: _Setting | None, members: list[str]) -> None:
+        """RFC 5798 6.4.3: between equal priorities the higher primary IP address wins, so
+        which node is master follows the addressing, not this file."""
+        if len(members) < 2:
+            return
+        where = _dotted(path)
+        why = (
+            "between equal priorities the node with the higher primary address becomes "
+            "master (RFC 5798 6.4.3); give the preferred node a higher priority"
+        )
+        if prio_s is None or prio_s.path is None:
+            self.warning(
+                path,
+                f"{where}: no priority is set, so every node ({', '.join(members)}) runs it "
+                f"with priority 100: {why}",
+                at_key=True,
+            )
+            return
+        if not isinstance(prio_s.value, dict):
+            self.warning(
+                prio_s.path,
+                f"{where}: every node ({', '.join(members)}) runs it with priority "
+                f"{prio_s.value}: {why}",
+            )
+            return
+        first: dict[int, str] = {}
+        for m in members:
+            value = prio_s.value[m]
+            if value in first:
+                self.warning(
+                    (*prio_s.path, m),
+                    f"{where}.priority: {first[value]} and {m} both have priority {value}: {why}",
+                )
+            first.setdefault(value, m)
 
     def _tracks(self, inst: str) -> tuple[Track, ...]:
         s = self._setting(inst, "track")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.config.build import build_cluster
+from reconciler.config.build import build
 from reconciler.config.diagnostics import Diagnostic, InvalidConfig, Location
 from reconciler.config.schema import validate_schema
 from reconciler.config.yamlload import Document, load_yaml
@@ -16,6 +16,8 @@ from reconciler.model.cluster import Cluster
 class Loaded:
     cluster: Cluster
     document: Document
+    # Valid, but likely not what was meant (equal priorities, ...), in file order.
+    warnings: tuple[Diagnostic, ...] = ()
 
 
 def load_text(text: str, file: str) -> Loaded:
@@ -24,7 +26,8 @@ def load_text(text: str, file: str) -> Loaded:
     errors = validate_schema(doc)
     if errors:
         raise InvalidConfig(errors)
-    return Loaded(build_cluster(doc), doc)
+    cluster, warnings = build(doc)
+    return Loaded(cluster, doc, tuple(warnings))
 
 
 def load_file(path: str | Path) -> Loaded:
