@@ -8,6 +8,7 @@ from pathlib import Path
 from reconciler.config.build import build
 from reconciler.config.diagnostics import Diagnostic, InvalidConfig, Location
 from reconciler.config.schema import validate_schema
+from reconciler.config.yamlerrors import position
 from reconciler.config.yamlload import Document, load_yaml
 from reconciler.model.cluster import Cluster
 
@@ -40,9 +41,9 @@ def load_file(path: str | Path) -> Loaded:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        # Where the bad byte is, as a line and column, like every other error.
-        line = raw[: exc.start].count(b"\n") + 1
-        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        # Where the bad byte is, in characters and YAML's lines, like every other error.
+        before = raw[: exc.start].decode("utf-8")
+        line, col = position(before, len(before))
         raise InvalidConfig([Diagnostic(Location(str(path), line, col), "not UTF-8 text")]) from exc
     return load_text(text, str(path))
 

@@ -41,13 +41,15 @@ def inside(text: str, file: str, line: int, column: int) -> Location:
     return Location(file, line, min(max(column, 1), len(lines[line - 1]) + 1))
 
 
-def locate_offset(text: str, file: str, offset: int) -> Location:
+def position(text: str, offset: int) -> tuple[int, int]:
     """The 1-based line and column of character `offset` of `text`."""
-    before = text[:offset]
-    breaks = list(_BREAK.finditer(before))
-    line = len(breaks) + 1
-    column = offset - (breaks[-1].end() if breaks else 0) + 1
-    return inside(text, file, line, column)
+    breaks = list(_BREAK.finditer(text, 0, offset))
+    return len(breaks) + 1, offset - (breaks[-1].end() if breaks else 0) + 1
+
+
+def locate_offset(text: str, file: str, offset: int) -> Location:
+    """Where character `offset` of `text` is, kept inside the file."""
+    return inside(text, file, *position(text, offset))
 
 
 def reader_error(text: str, file: str, exc: yaml.reader.ReaderError) -> Diagnostic:
@@ -125,11 +127,11 @@ def _explain(text: str, r: _Report) -> tuple[yaml.Mark | None, str]:
     if p.startswith("expected <block end>") and pm is not None:
         what = "mapping" if "mapping" in c else "list"
         if found in {"<block mapping start>", "<block sequence start>"}:
-            indent = pm.column
             return pm, (
-                f"bad indentation: this line is indented {indent} space(s), which matches no "
-                f"{what} above it (the {what} it follows started at line {_line(cm)} column "
-                f"{cm.column + 1 if cm else 1}); indent it exactly like its siblings"
+                f"bad indentation: this line starts at column {pm.column + 1}, where no {what} "
+                f"above it has its entries (the enclosing one, from line {_line(cm)}, has them "
+                f"at column {cm.column + 1 if cm else 1}); indent it exactly like the entries "
+                "it belongs with"
             )
         if found == "-":
             return pm, (

@@ -26,7 +26,9 @@ from reconciler.cli import main
 ROOT = Path(__file__).resolve().parents[2]
 VALID = [
     p.read_bytes()
-    for p in sorted(ROOT.glob("examples/*.yaml")) + sorted(ROOT.glob("examples/revisions/*.yaml"))
+    for p in sorted(ROOT.glob("examples/*.yaml"))
+    + sorted(ROOT.glob("examples/revisions/*.yaml"))
+    + sorted(ROOT.glob("examples/warnings/*.yaml"))
 ]
 SEEDS = VALID + [p.read_bytes() for p in sorted(ROOT.glob("examples/broken/*.yaml"))]
 _BREAK = re.compile(r"\r\n|[\r\n\x85\u2028\u2029]")

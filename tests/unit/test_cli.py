@@ -31,6 +31,10 @@ def test_unreadable_yaml_is_invalid_with_a_location(
     f.write_bytes(b"apiVersion: reconciler/v1\nname: \xff\xfe\n")
     assert main(["validate", str(f)]) == 1
     assert capsys.readouterr().out == f"{f}:2:7: not UTF-8 text\n"
+    # In characters, not bytes: 'é' is two bytes and one column.
+    f.write_bytes(b"a: \xc3\xa9\nb: \xc3\xa9\xff\n")
+    assert main(["validate", str(f)]) == 1
+    assert capsys.readouterr().out == f"{f}:2:5: not UTF-8 text\n"
 
 
 def test_quiet_prints_only_errors(capsys: pytest.CaptureFixture[str]) -> None:

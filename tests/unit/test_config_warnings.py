@@ -332,3 +332,21 @@ def test_a_vip_outside_every_subnet_of_its_interface_is_a_warning() -> None:
         "reach it directly",
     ]  # other0 has no address here: unknown, no warning
     assert vip_subnet_warnings(loaded, "a", []) == []
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.mark.parametrize(
+    "path", sorted((EXAMPLES / "warnings").glob("*.yaml")), ids=lambda p: p.name
+)
+def test_warning_examples_give_exactly_their_warnings(
+    path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(EXAMPLES.parent)
+    rel = path.relative_to(EXAMPLES.parent)
+    expected = path.with_suffix(".expected").read_text()
+    assert ": warning: " in expected
+    assert main(["validate", str(rel)]) == 0
+    assert capsys.readouterr().out == expected
+    assert main(["validate", "--strict", str(rel)]) == 1
