@@ -120,7 +120,7 @@ def _explain(text: str, r: _Report) -> tuple[yaml.Mark | None, str]:
             )
         return (
             pm,
-            f"unexpected {_token_words(found)} inside '{opener} {closer}': "
+            f"did not expect {_token_words(found)} inside '{opener} {closer}': "
             f"expected ',' or '{closer}'",
         )
 
@@ -148,7 +148,7 @@ def _explain(text: str, r: _Report) -> tuple[yaml.Mark | None, str]:
             opener = "{" if found == "}" else "["
             return pm, f"a '{found}' without a matching '{opener}'"
         return pm, (
-            f"unexpected {_token_words(found)} here: check this line's indentation against "
+            f"did not expect {_token_words(found)} here: check this line's indentation against "
             f"the {what} that started at line {_line(cm)}"
         )
 
@@ -188,7 +188,21 @@ def _explain(text: str, r: _Report) -> tuple[yaml.Mark | None, str]:
         )
 
     if p.startswith("expected '<document start>'"):
-        return pm, "text after the end of the document ('...' ends it)"
+        lines = source_lines(text)[: pm.line + 1] if pm else []
+        directive = next((i for i, line in enumerate(lines) if line.startswith("%")), None)
+        if directive is not None and pm is not None:
+            at = yaml.Mark(pm.name, 0, directive, 0, None, None)
+            return at, (
+                "a line starting with '%' is a YAML directive (%YAML or %TAG) and needs '---' "
+                "after it: put a value that starts with '%' in quotes"
+            )
+        ended = next((i + 1 for i, line in enumerate(lines) if line.rstrip() == "..."), None)
+        if ended is not None:
+            return pm, f"text after the end of the document ('...' on line {ended} ends it)"
+        return pm, (
+            "this line is outside the document: top-level keys must all start in the same "
+            "column as the first one"
+        )
 
     if c.startswith("while scanning a block scalar"):
         return pm, "after '|' or '>' only '+', '-' or an indentation digit may follow on that line"
@@ -199,8 +213,39 @@ def _explain(text: str, r: _Report) -> tuple[yaml.Mark | None, str]:
     if c.startswith("while scanning a simple key") and cm is not None:
         return cm, "a key without ':': write 'key: value'"
 
-    if p.startswith("expected the node content") and cm is not None and found == "<stream end>":
-        return cm, "the file ends where a value is expected"
+    if p.startswith("expected the node content"):
+        if found == "<stream end>" and cm is not None:
+            return cm, "the file ends where a value is expected"
+        return pm, (
+            f"a value is expected here, not {_token_words(found)}: put a value that starts "
+            "with it in quotes"
+        )
+
+    if p == "sequence entries are not allowed here":
+        return (
+            pm,
+            "a list item ('- ') after a key on the same line: start the list on the next "
+            "line, indented",
+        )
+
+    if p == "mapping keys are not allowed here":
+        return (
+            pm,
+            "'?' (a complex-key marker) is not allowed here: put a value that starts with '?' "
+            "in quotes",
+        )
+
+    if c.startswith("while scanning a directive"):
+        return cm or pm, (
+            "a line starting with '%' is a YAML directive (%YAML or %TAG): put a value that "
+            "starts with '%' in quotes"
+        )
+
+    if c.startswith(("while scanning a tag", "while parsing a tag")):
+        return cm or pm, (
+            "a malformed tag ('!...'): tags are not used in desired-state files; put a value "
+            "that starts with '!' in quotes"
+        )
 
     if p.startswith("found incompatible YAML document"):
         return pm, "only YAML 1.x documents are supported"
@@ -260,10 +305,16 @@ _TOKEN_WORDS = {
     "<block sequence start>": "a new list",
     "<block end>": "the end of an indented block",
     "<stream end>": "the end of the file",
+    "<document start>": "'---' (a document start)",
+    "<document end>": "'...' (a document end)",
     "<scalar>": "text",
+    "<tag>": "a tag ('!')",
+    "<anchor>": "an anchor ('&')",
+    "<alias>": "an alias ('*')",
     "?": "'?' (a complex-key marker)",
     "-": "a list item ('- ')",
 }
+_SYMBOL = re.compile(r"'(<[a-z ]+>|[?-])'|(<[a-z ]+>)")
 
 
 def _token_words(token: str) -> str:
@@ -271,6 +322,10 @@ def _token_words(token: str) -> str:
 
 
 def _plain(words: str) -> str:
-    for symbol, plain in _TOKEN_WORDS.items():
-        words = words.replace(f"'{symbol}'", plain).replace(symbol, plain)
-    return words
+    """The parser's grammar symbols (`'<block end>'`) in words, each replaced once."""
+
+    def word(m: re.Match[str]) -> str:
+        symbol = m.group(1) or m.group(2)
+        return _TOKEN_WORDS.get(symbol, symbol)
+
+    return _SYMBOL.sub(word, words)

@@ -94,6 +94,13 @@ def _errors(text: str) -> list[str]:
         ("a: *x\n", "f.yaml:1:4: YAML syntax error: alias *x refers to no anchor &x above it"),
         ("a: 1\n---\nb: 2\n", "f.yaml:2:1: YAML syntax error: a second document: a desired"),
         ("a: {b: 1}}\n", "f.yaml:1:10: YAML syntax error: a '}' without a matching '{'"),
+        ("a: ,\n", "f.yaml:1:4: YAML syntax error: a value is expected here, not ','"),
+        ("a: - b\n", "f.yaml:1:4: YAML syntax error: a list item ('- ') after a key on the"),
+        ("a: ? b\n", "f.yaml:1:4: YAML syntax error: '?' (a complex-key marker) is not"),
+        ("a: !<\n", "f.yaml:1:4: YAML syntax error: a malformed tag ('!...'): tags are not"),
+        ("%x\n", "f.yaml:1:1: YAML syntax error: a line starting with '%' is a YAML directive"),
+        ("  a: 1\nb: 2\n", "f.yaml:2:1: YAML syntax error: this line is outside the document"),
+        ("a: 1\n...\nb\n", "f.yaml:3:1: YAML syntax error: text after the end of the document"),
     ],
 )
 def test_syntax_errors_say_what_is_wrong_at_the_mistake(text: str, expected: str) -> None:
