@@ -191,7 +191,7 @@ def _explain(text: str, r: _Report) -> tuple[yaml.Mark | None, str]:
         lines = source_lines(text)[: pm.line + 1] if pm else []
         directive = next((i for i, line in enumerate(lines) if line.startswith("%")), None)
         if directive is not None and pm is not None:
-            at = yaml.Mark(pm.name, 0, directive, 0, None, None)
+            at = yaml.Mark(pm.name, 0, directive, 0, "", 0)
             return at, (
                 "a line starting with '%' is a YAML directive (%YAML or %TAG) and needs '---' "
                 "after it: put a value that starts with '%' in quotes"
