@@ -100,7 +100,9 @@ def _show(value: Any) -> str:
         return "a mapping"
     if isinstance(value, list):
         return "a list"
-    return json.dumps(value)
+    shown = json.dumps(value)
+    # A pasted blob or a 4000-digit number is recognised by its start.
+    return shown if len(shown) <= 80 else f"{shown[:60]}... ({len(shown)} characters)"
 
 
 _TYPE_NAMES = {

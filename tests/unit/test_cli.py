@@ -54,3 +54,15 @@ def test_plan_missing_old_file_is_an_error(capsys: pytest.CaptureFixture[str]) -
     rc = main(["plan", str(ROOT / "examples/lvs-dr.yaml"), "--from", "/nonexistent.yaml"])
     assert rc == 2
     assert "/nonexistent.yaml: cannot read" in capsys.readouterr().err
+
+
+def test_a_long_value_is_shown_by_its_start(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    f = tmp_path / "long.yaml"
+    f.write_text(
+        f"apiVersion: reconciler/v1\nkind: Cluster\nname: {'x' * 200}\nnodes: {{a: {{}}}}\n"
+    )
+    assert main(["validate", str(f)]) == 1
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith(f'{f}:3:7: name: "{"x" * 59}... (202 characters): names are')
