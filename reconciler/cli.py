@@ -6,8 +6,6 @@ import argparse
 import asyncio
 import json
 import logging
-import os
-import shutil
 import sys
 import urllib.request
 from collections.abc import Sequence
@@ -17,12 +15,7 @@ from typing import TYPE_CHECKING
 from reconciler import __version__
 from reconciler.config.diagnostics import Diagnostic, InvalidConfig
 from reconciler.config.load import Loaded, load_file
-from reconciler.config.node_checks import (
-    InterfaceAddress,
-    missing_program,
-    programs_for_node,
-    vip_subnet_warnings,
-)
+from reconciler.config.node_checks import missing_program, programs_for_node, vip_subnet_warnings
 from reconciler.plan.diff import Step
 from reconciler.plan.planner import Plan, plan_revision
 from reconciler.plan.render import FORMATS, render
@@ -407,40 +400,18 @@ def _validate(files: Sequence[str], *, quiet: bool, strict: bool, node: str | No
 
 def _on_this_machine(loaded: Loaded, node: str) -> list[Diagnostic]:
     """Warnings that need this machine's facts: programs that cannot run here, VIPs outside
-    their interface's subnets here (skipped when the addresses cannot be read)."""
+    their interface's subnets here (none when the addresses cannot be read)."""
+    from reconciler.adapters.machine import interface_addresses, program_problem  # noqa: PLC0415
+
     out = []
     for use in programs_for_node(loaded, node):
-        problem = _program_problem(use.program)
+        problem = program_problem(use.program)
         if problem:
             out.append(missing_program(use, problem))
-    addresses = _interface_addresses()
+    addresses = interface_addresses()
     if addresses is not None:
         out += vip_subnet_warnings(loaded, node, addresses)
     return out
-
-
-def _program_problem(program: str) -> str | None:
-    if "/" not in program:
-        return None if shutil.which(program) else "is not found in PATH"
-    p = Path(program)
-    if not p.exists():
-        return "does not exist"
-    if p.is_dir() or not os.access(p, os.X_OK):
-        return "is not executable"
-    return None
-
-
-def _interface_addresses() -> list[InterfaceAddress] | None:
-    from reconciler.adapters.netlink import Netlink  # noqa: PLC0415
-
-    async def read() -> list[InterfaceAddress]:
-        async with Netlink() as nl:
-            return [InterfaceAddress(a.interface, a.address) for a in await nl.addresses()]
-
-    try:
-        return asyncio.run(read())
-    except Exception:  # no netlink here (not Linux, no pyroute2): the subnets are unknown
-        return None
 
 
 def _load_for_plan(path: str, *, strict: bool = False) -> Loaded | None:
