@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from reconciler.config.diagnostics import Diagnostic, InvalidConfig, Severity, did_you_mean
-from reconciler.config.yamlload import Document, Path
+from reconciler.config.yamlload import Document, Path, dotted
 from reconciler.model.checks import (
     Check,
     DnsProbe,
@@ -103,7 +103,7 @@ class _Builder:
         try:
             return parse_duration(self.doc.get(path))
         except ValueError as exc:
-            self.error(path, f"{_dotted(path)}: {exc}")
+            self.error(path, f"{dotted(path)}: {exc}")
             return timedelta(0)
 
     def duration_or(self, path: Path, default: timedelta) -> timedelta:
@@ -186,7 +186,7 @@ class _Builder:
                 where = (*path, name) if keys else (*path, i)
                 self.error(
                     where,
-                    f"{_dotted(path)}: unknown node {name!r} "
+                    f"{dotted(path)}: unknown node {name!r} "
                     f"({_known(name, self.node_names, 'nodes')})",
                     at_key=keys,
                 )
@@ -200,7 +200,7 @@ class _Builder:
         timeout = self.duration_or((*path, "timeout"), timedelta(seconds=1))
         for key, value in (("interval", interval), ("timeout", timeout)):
             if key in raw and value <= timedelta(0):
-                self.error((*path, key), f"{_dotted(path)}.{key}: must be greater than 0")
+                self.error((*path, key), f"{dotted(path)}.{key}: must be greater than 0")
         return Check(
             name=name,
             probe=probe,
@@ -216,7 +216,7 @@ class _Builder:
         )
 
     def _probe(self, path: Path, raw: dict[str, Any], *, tracking: bool) -> Probe:
-        where = _dotted(path)
+        where = dotted(path)
         if "tcp" in raw:
             tcp = raw["tcp"]
             if tracking and ("host" not in tcp or "port" not in tcp):
@@ -306,7 +306,7 @@ class _Builder:
         vip_owner: dict[IPAddress, tuple[str, Path]],
     ) -> Iterator[tuple[str, VrrpInstance]]:
         path: Path = ("vrrp", "instances", name)
-        where = _dotted(path)
+        where = dotted(path)
         raw = self.doc.get(path)
         n_errors = len(self.errors)
 
@@ -505,7 +505,7 @@ class _Builder:
         which node is master follows the addressing, not this file."""
         if len(members) < 2:
             return
-        where = _dotted(path)
+        where = dotted(path)
         why = (
             "between equal priorities the node with the higher primary address becomes "
             "master (RFC 5798 6.4.3); give the preferred node a higher priority"
@@ -546,7 +546,7 @@ class _Builder:
                 if t["check"] not in self.check_names:
                     self.error(
                         (*s.path, i, "check"),
-                        f"{_dotted(s.path)}[{i}].check: unknown check {t['check']!r} "
+                        f"{dotted(s.path)}[{i}].check: unknown check {t['check']!r} "
                         f"({_known(t['check'], self.check_names, 'checks')})",
                     )
                 out.append(TrackCheck(t["check"], weight))
@@ -566,7 +566,7 @@ class _Builder:
             if before and not release_ok:
                 self.error(
                     (*path, i, "before_release"),
-                    f"{_dotted(path)}[{i}].before_release: only backup, fault and stop hooks run "
+                    f"{dotted(path)}[{i}].before_release: only backup, fault and stop hooks run "
                     "before the VIPs are released",
                 )
             hooks.append(
@@ -718,7 +718,7 @@ class _Builder:
         return out
 
     def _service_key(self, path: Path, raw: dict[str, Any]) -> ServiceKey | None:
-        where = _dotted(path)
+        where = dotted(path)
         if "fwmark" in raw:
             for k in ("port", "protocol"):
                 if k in raw:
@@ -758,7 +758,7 @@ class _Builder:
         key: ServiceKey,
         checks: dict[str, Check],
     ) -> tuple[VirtualService, list[RealServer]]:
-        where = _dotted(path)
+        where = dotted(path)
         forwarding = Forwarding(raw.get("forwarding", "nat"))
         persistence = None
         if "persistence" in raw:
@@ -893,7 +893,7 @@ class _Builder:
         if Family.of(addr) is not key.family and fwd is not Forwarding.TUNNEL:
             self.error(
                 path,
-                f"{_dotted(path)}: {addr} is {Family.of(addr)} but the service is {key.family}; "
+                f"{dotted(path)}: {addr} is {Family.of(addr)} but the service is {key.family}; "
                 "only tunnel forwarding can mix families",
             )
 
@@ -905,7 +905,7 @@ class _Builder:
             if ref not in checks:
                 self.error(
                     path,
-                    f"{_dotted(path)}: unknown check {ref!r} ({_known(ref, checks, 'checks')})",
+                    f"{dotted(path)}: unknown check {ref!r} ({_known(ref, checks, 'checks')})",
                 )
                 return None
             named = checks[ref]
@@ -937,10 +937,3 @@ def _status_ranges(text: str) -> tuple[tuple[int, int], ...]:
         lo, _, hi = part.partition("-")
         out.append((int(lo), int(hi or lo)))
     return tuple(out)
-
-
-def _dotted(path: Path) -> str:
-    parts: list[str] = []
-    for p in path:
-        parts.append(f"[{p}]" if isinstance(p, int) else ("." if parts else "") + p)
-    return "".join(parts)

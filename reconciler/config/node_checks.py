@@ -14,7 +14,7 @@ from typing import Any
 
 from reconciler.config.diagnostics import Diagnostic, Location, Severity
 from reconciler.config.load import Loaded
-from reconciler.config.yamlload import Document, Path
+from reconciler.config.yamlload import Document, Path, dotted
 from reconciler.model.cluster import NodeConfig
 from reconciler.model.common import IPInterface
 
@@ -141,7 +141,7 @@ def _notify(doc: Document, path: Path, role: str) -> Iterator[ProgramUse]:
 def _hooks(doc: Document, path: Path, role: str) -> Iterator[ProgramUse]:
     for i, hook in enumerate(doc.get(path)):
         argv: Path = (*path, i) if isinstance(hook, list) else (*path, i, "command")
-        yield ProgramUse(doc.get((*argv, 0)), doc.value_at((*argv, 0)), role, _dotted(path))
+        yield ProgramUse(doc.get((*argv, 0)), doc.value_at((*argv, 0)), role, dotted(path))
 
 
 def _script(doc: Document, path: Path, check: dict[str, Any]) -> Iterator[ProgramUse]:
@@ -159,11 +159,4 @@ def _script(doc: Document, path: Path, check: dict[str, Any]) -> Iterator[Progra
         if not words:
             return
         program = words[0]
-    yield ProgramUse(program, doc.value_at((*argv, 0)), "check script", _dotted(path))
-
-
-def _dotted(path: Path) -> str:
-    parts: list[str] = []
-    for p in path:
-        parts.append(f"[{p}]" if isinstance(p, int) else ("." if parts else "") + p)
-    return "".join(parts)
+    yield ProgramUse(program, doc.value_at((*argv, 0)), "check script", dotted(path))

@@ -13,7 +13,7 @@ import jsonschema
 from jsonschema.exceptions import ValidationError
 
 from reconciler.config.diagnostics import Diagnostic, did_you_mean
-from reconciler.config.yamlload import Document, Path
+from reconciler.config.yamlload import Document, Path, dotted
 
 SCHEMA_FILE = "cluster.v1.schema.json"
 
@@ -85,16 +85,6 @@ def validate_schema(doc: Document) -> list[Diagnostic]:
     return sorted(unique.values(), key=Diagnostic.sort_key)
 
 
-def _dotted(path: Path) -> str:
-    parts: list[str] = []
-    for p in path:
-        if isinstance(p, int):
-            parts.append(f"[{p}]")
-        else:
-            parts.append(("." if parts else "") + p)
-    return "".join(parts) or "document"
-
-
 def _show(value: Any) -> str:
     if isinstance(value, dict):
         return "a mapping"
@@ -122,7 +112,7 @@ def _allowed_keys(schema: dict[str, Any]) -> list[str]:
 
 def _translate(doc: Document, error: ValidationError) -> Iterator[Diagnostic]:
     path: Path = tuple(error.absolute_path)
-    where = _dotted(path)
+    where = dotted(path)
     v = str(error.validator)
     vv: Any = error.validator_value
     schema = error.schema if isinstance(error.schema, dict) else {}

@@ -116,6 +116,14 @@ class Document:
         return iter(self.marks)
 
 
+def dotted(path: Path) -> str:
+    """`vrrp.instances.web.vips[0]`: a path as the messages name it."""
+    parts: list[str] = []
+    for p in path:
+        parts.append(f"[{p}]" if isinstance(p, int) else ("." if parts else "") + p)
+    return "".join(parts) or "document"
+
+
 def _loc(file: str, mark: yaml.Mark | yaml._yaml.Mark) -> Location:
     return Location(file, mark.line + 1, mark.column + 1)
 
