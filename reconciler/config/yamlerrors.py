@@ -265,11 +265,16 @@ def _misplaced_colon(text: str, pm: yaml.Mark | None) -> tuple[yaml.Mark | None,
         return pm, "': ' inside a value: put the value in quotes"
     line = source_lines(text)[scalar.start_mark.line]
     if scalar.start_mark.column > len(line) - len(line.lstrip(" ")):
-        return pm, (
+        here = source_lines(text)[pm.line]
+        key = yaml.Mark(pm.name, 0, pm.line, len(here) - len(here.lstrip(" ")), "", 0)
+        return key, (
             f"this line is indented under line {scalar.start_mark.line + 1}, whose key already "
             "has a value: indent it like the keys above, or move that value onto its own "
             "lines below its key"
         )
+    glued = re.match(r"([^\s:]+):(\S+)", scalar.value)
+    if glued:
+        return scalar.start_mark, (f"a space is missing after ':' (write '{glued[1]}: {glued[2]}')")
     return scalar.start_mark, (
         "a ':' is missing after this key (or the next line is indented too far)"
     )

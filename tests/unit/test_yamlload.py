@@ -84,8 +84,9 @@ def _errors(text: str) -> list[str]:
         ("nodes:\n  lb1: {a: 1, b: 2\n", "f.yaml:2:8: YAML syntax error: this '{' is never closed"),
         # A key without ':' is reported on its own line, not on the next one.
         ("nodes:\n  lb1\n  lb2: x\n", "f.yaml:2:3: YAML syntax error: a ':' is missing after"),
+        ("a:\n  vrid:51\n  b: 1\n", "f.yaml:2:3: YAML syntax error: a space is missing after ':'"),
         ("a:\n  b: 1\n c: 2\n", "f.yaml:3:2: YAML syntax error: bad indentation: this line starts"),
-        ("a: 1\n  b: 2\n", "f.yaml:2:4: YAML syntax error: this line is indented under line 1"),
+        ("a: 1\n  b: 2\n", "f.yaml:2:3: YAML syntax error: this line is indented under line 1"),
         ("a: b: c\n", "f.yaml:1:5: YAML syntax error: ': ' inside a value: put the value in"),
         ("a:\n  b: 1\n  - c\n", "f.yaml:3:3: YAML syntax error: a list item ('- ') where the"),
         ("a:\n\tb: 1\n", "f.yaml:2:1: YAML syntax error: a tab character: YAML indents with"),
