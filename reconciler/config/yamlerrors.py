@@ -71,6 +71,7 @@ class _Report:
 
 
 def syntax_error(text: str, file: str, exc: yaml.MarkedYAMLError) -> Diagnostic:
+    """The parser's report as an operator would say it, at the mistake, inside the file."""
     r = _Report(exc.context or "", exc.problem or "", exc.context_mark, exc.problem_mark)
     mark, message = _explain(text, r)
     if mark is None:
@@ -101,7 +102,7 @@ def _explain(text: str, r: _Report) -> tuple[yaml.Mark | None, str]:
     if p == "mapping values are not allowed here":
         return _misplaced_colon(text, pm)
 
-    if c.startswith("while parsing a flow") and cm is not None:
+    if c.startswith(("while parsing a flow sequence", "while parsing a flow mapping")) and cm:
         opener, closer = _closer(c)
         if found == "<stream end>" or (pm is not None and pm.line > cm.line):
             return cm, (
@@ -216,6 +217,8 @@ def _explain(text: str, r: _Report) -> tuple[yaml.Mark | None, str]:
     if p.startswith("expected the node content"):
         if found == "<stream end>" and cm is not None:
             return cm, "the file ends where a value is expected"
+        if found == ",":
+            return pm, "an empty entry: remove the extra ','"
         return pm, (
             f"a value is expected here, not {_token_words(found)}: put a value that starts "
             "with it in quotes"
@@ -272,7 +275,8 @@ def _misplaced_colon(text: str, pm: yaml.Mark | None) -> tuple[yaml.Mark | None,
             "has a value: indent it like the keys above, or move that value onto its own "
             "lines below its key"
         )
-    glued = re.match(r"([^\s:]+):(\S+)", scalar.value)
+    first = scalar.value.split()[0] if scalar.value.split() else ""
+    glued = re.fullmatch(r"([A-Za-z_][\w-]*):([^:]+)", first)
     if glued:
         return scalar.start_mark, (f"a space is missing after ':' (write '{glued[1]}: {glued[2]}')")
     return scalar.start_mark, (
