@@ -66,3 +66,8 @@ def test_a_long_value_is_shown_by_its_start(
     assert main(["validate", str(f)]) == 1
     (line,) = capsys.readouterr().out.splitlines()
     assert line.startswith(f'{f}:3:7: name: "{"x" * 59}... (202 characters): names are')
+
+
+def test_an_endless_file_is_refused_not_read(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", "/dev/zero"]) == 1
+    assert capsys.readouterr().out == "/dev/zero:1:1: the file is larger than 16 MiB\n"
