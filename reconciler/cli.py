@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler import __version__
-from reconciler.config.diagnostics import InvalidConfig
+from reconciler.config.diagnostics import Diagnostic, InvalidConfig
 from reconciler.config.load import Loaded, load_file, load_text
+from reconciler.config.node_checks import missing_program, programs_for_node, vip_subnet_warnings
 from reconciler.health.priority import PRIORITY_MAX_BACKUP, PRIORITY_MIN, PRIORITY_OWNER
 from reconciler.model.durations import parse_duration
 from reconciler.plan.diff import Step
@@ -58,12 +59,22 @@ def _parser() -> argparse.ArgumentParser:
         help="check desired-state files (schema, semantic and cross-node checks)",
         description=(
             "Validate each FILE against the JSON Schema and the semantic and cross-node rules. "
-            "Every error is printed as FILE:LINE:COL: message. "
-            "Exit 0 when all are valid, 1 when any is invalid, 2 when a file cannot be read."
+            "Every error is printed as FILE:LINE:COL: message, every warning (valid, but "
+            "likely not what was meant) as FILE:LINE:COL: warning: message. "
+            "Exit 0 when all are valid (warnings included), 1 when any is invalid (or has "
+            "warnings, with --strict), 2 when a file cannot be read or NODE is not in it."
         ),
     )
     v.add_argument("files", nargs="+", metavar="FILE")
     v.add_argument("-q", "--quiet", action="store_true", help="print errors only, no OK lines")
+    v.add_argument("--strict", action="store_true", help="treat warnings as errors (exit 1)")
+    v.add_argument(
+        "--node",
+        metavar="NODE",
+        help="validating on node NODE's machine: also warn about hook and check programs "
+        "that do not exist or are not executable here, and VIPs outside every subnet of "
+        "their interface here",
+    )
 
     pl = sub.add_parser(
         "plan",
@@ -75,8 +86,10 @@ def _parser() -> argparse.ArgumentParser:
             "node up and healthy), which instances restart, which real servers drain, which "
             "services go, and risk labels (vip-move, election, restart, drain, "
             "service-removed); -o markdown prints it as a pull-request comment. "
+            "Warnings about the files are printed to stderr as FILE:LINE:COL: warning: message. "
             "Exit 0 when nothing changes, 1 when something does, 2 on error (invalid input "
-            "included: nothing is planned from an invalid file)."
+            "included: nothing is planned from an invalid file; with --strict, from a file "
+            "with warnings)."
         ),
     )
     pl.add_argument(
@@ -129,6 +142,9 @@ def _parser() -> argparse.ArgumentParser:
         help="with --live: where the node records what it created (default %(default)s)",
     )
     pl.add_argument("-o", "--output", choices=FORMATS, default="text", help="output format")
+    pl.add_argument(
+        "--strict", action="store_true", help="plan nothing from a file with warnings (exit 2)"
+    )
 
     ap = sub.add_parser(
         "apply",
@@ -423,7 +439,7 @@ def git_options(args: argparse.Namespace) -> GitOptions | None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "validate":
-        return _validate(args.files, quiet=args.quiet)
+        return _validate(args.files, quiet=args.quiet, strict=args.strict, node=args.node)
     if args.command == "plan" and args.git_range:
         return _plan_git_range(args)
     if args.command == "plan" and not args.file:
@@ -432,7 +448,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "plan" and args.live:
         return _plan_live(args)
     if args.command == "plan":
-        return _plan(args.file, args.old, args.node, args.output)
+        return _plan(args.file, args.old, args.node, args.output, strict=args.strict)
     if args.command == "apply":
         return _apply(args)
     if args.command == "run":
@@ -481,7 +497,7 @@ def _live_setup(args: argparse.Namespace) -> tuple[Loaded, str] | None:
         print("give exactly one --node: the node this machine is", file=sys.stderr)
         return None
     node = args.node[0] if isinstance(args.node, list) else args.node
-    loaded = _load_for_plan(args.file)
+    loaded = _load_for_plan(args.file, strict=getattr(args, "strict", False))
     if loaded is None:
         return None
     if node not in loaded.cluster.node_names:
@@ -779,11 +795,11 @@ def revision_lines(rev: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _validate(files: Sequence[str], *, quiet: bool) -> int:
+def _validate(files: Sequence[str], *, quiet: bool, strict: bool, node: str | None) -> int:
     rc = EXIT_OK
     for f in files:
         try:
-            load_file(f)
+            loaded = load_file(f)
         except OSError as exc:
             print(f"{f}: cannot read: {exc.strerror or exc}", file=sys.stderr)
             rc = EXIT_ERROR
@@ -795,21 +811,59 @@ def _validate(files: Sequence[str], *, quiet: bool) -> int:
             print(f"{f}: invalid ({n} error{'s' if n != 1 else ''})", file=sys.stderr)
             rc = max(rc, EXIT_INVALID)
             continue
-        if not quiet:
-            print(f"{f}: OK")
+        warnings = list(loaded.warnings)
+        if node is not None:
+            if node not in loaded.cluster.node_names:
+                names = ", ".join(loaded.cluster.node_names)
+                print(f"unknown node {node!r}: {f} has {names}", file=sys.stderr)
+                rc = EXIT_ERROR
+                continue
+            warnings = sorted([*warnings, *_on_this_machine(loaded, node)], key=Diagnostic.sort_key)
+        for d in warnings:
+            print(d)
+        n = len(warnings)
+        counted = f" ({n} warning{'s' if n != 1 else ''})" if n else ""
+        if strict and warnings:
+            print(f"{f}: invalid under --strict{counted}", file=sys.stderr)
+            rc = max(rc, EXIT_INVALID)
+        elif not quiet:
+            print(f"{f}: OK{counted}")
     return rc
 
 
-def _load_for_plan(path: str) -> Loaded | None:
+def _on_this_machine(loaded: Loaded, node: str) -> list[Diagnostic]:
+    """Warnings that need this machine's facts: programs that cannot run here, VIPs outside
+    their interface's subnets here (none when the addresses cannot be read)."""
+    from reconciler.adapters.machine import interface_addresses, program_problem  # noqa: PLC0415
+
+    out = []
+    for use in programs_for_node(loaded, node):
+        problem = program_problem(use.program)
+        if problem:
+            out.append(missing_program(use, problem))
+    addresses = interface_addresses()
+    if addresses is not None:
+        out += vip_subnet_warnings(loaded, node, addresses)
+    return out
+
+
+def _load_for_plan(path: str, *, strict: bool = False) -> Loaded | None:
     try:
-        return load_file(path)
+        loaded = load_file(path)
     except OSError as exc:
         print(f"{path}: cannot read: {exc.strerror or exc}", file=sys.stderr)
+        return None
     except InvalidConfig as exc:
         for d in exc.diagnostics:
             print(d, file=sys.stderr)
         print(f"{path}: invalid; nothing planned", file=sys.stderr)
-    return None
+        return None
+    for d in loaded.warnings:
+        print(d, file=sys.stderr)
+    if strict and loaded.warnings:
+        print(f"{path}: has warnings and --strict is given; nothing planned", file=sys.stderr)
+        return None
+    return loaded
 
 
 def _wanted_nodes(old: Loaded | None, new: Loaded, nodes: list[str] | None) -> list[str] | None:
@@ -828,8 +882,10 @@ def _wanted_nodes(old: Loaded | None, new: Loaded, nodes: list[str] | None) -> l
     return wanted
 
 
-def _plan(file: str, old_file: str | None, nodes: list[str] | None, fmt: str) -> int:
-    new = _load_for_plan(file)
+def _plan(
+    file: str, old_file: str | None, nodes: list[str] | None, fmt: str, *, strict: bool = False
+) -> int:
+    new = _load_for_plan(file, strict=strict)
     old = _load_for_plan(old_file) if old_file else None
     if new is None or (old_file and old is None):
         return EXIT_ERROR

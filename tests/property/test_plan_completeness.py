@@ -32,7 +32,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler.config.build import build_cluster
+from reconciler.config.build import build
 from reconciler.config.diagnostics import InvalidConfig
 from reconciler.config.load import load_text
 from reconciler.config.schema import validate_schema
@@ -329,7 +329,7 @@ def _load(text: str) -> Cluster | None:
     if validate_schema(doc):
         return None
     try:
-        return build_cluster(doc)
+        return build(doc)[0]
     except InvalidConfig:
         return None
 

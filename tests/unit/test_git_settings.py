@@ -47,7 +47,7 @@ def test_settings_errors_are_located() -> None:
     ("text", "message"),
     [
         ("- a\n", "s.yaml:1:1: expected a mapping of settings"),
-        ("a: [\n", "s.yaml:2:1: YAML syntax error"),
+        ("a: [\n", "s.yaml:1:5: YAML syntax error"),
     ],
 )
 def test_settings_must_be_a_mapping(text: str, message: str) -> None:
