@@ -13,13 +13,21 @@ overlay on the desired state that the reconcile loop projects (`plan.live`):
   back, the real servers return and the sorry server goes (or stays at weight 0 with
   `sorry_server_inhibit`). A service with a sorry server and no quorum settings
   switches when no real server is left.
+
+A check's state and the dynamic weight it reported are the check scheduler's,
+read whenever a weight is computed; this module keeps no copy of them, only each
+service's quorum decision (its hysteresis needs the previous one). So a reload
+agrees with the scheduler on what survives it: a check whose probe and target did
+not change keeps its state and weight (a dead server stays out of the pool and a
+lost quorum stays lost when only a timeout or interval changed), and a new or
+re-aimed check starts from its ``initial`` state. Before the scheduler runs a
+check (at start-up), it is in its ``initial`` state.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 
 from reconciler.health.policy import CheckTransition, target_label
 from reconciler.health.priority import quorum_up, real_server_weight
@@ -27,112 +35,132 @@ from reconciler.model.cluster import NodeConfig
 from reconciler.model.common import CheckState, Key
 from reconciler.model.ipvs import RealServer, VirtualService
 from reconciler.plan.live import Overlay
-from reconciler.runtime.checks import CheckJob
+from reconciler.runtime.checks import CheckJob, CheckResults, JobKey
 
 log = logging.getLogger("reconciler.real_servers")
-
-
-@dataclass
-class _Server:
-    rs: RealServer
-    state: CheckState
-    weight: int | None = None  # dynamic weight reported by the check
-
 
 Listener = Callable[[str, RealServer, CheckState], None]  # (event, server, state)
 
 
+def job_key(rs: RealServer) -> JobKey:
+    """The scheduler's key of a checked server's probe job."""
+    assert rs.check is not None
+    return (rs.check.name, target_label(rs.address, rs.port))
+
+
 class RealServerHealth:
-    def __init__(self, on_change: Callable[[], None], on_server: Listener | None = None) -> None:
+    def __init__(
+        self,
+        on_change: Callable[[], None],
+        results: CheckResults,
+        on_server: Listener | None = None,
+    ) -> None:
         self.on_change = on_change  # wake the reconcile loop
+        self.results = results
         self.on_server = on_server  # notify hooks, traces
         self.services: dict[Key, VirtualService] = {}
-        self.servers: dict[tuple[str, str], _Server] = {}  # (check, target) -> server
-        self.by_key: dict[Key, _Server] = {}
         self.all_servers: dict[Key, list[RealServer]] = {}  # service key -> every server
+        # A job may decide several servers: one named check, the same address and port,
+        # in two services.
+        self.checked: dict[JobKey, list[RealServer]] = {}
+        # The weight last decided for each checked server: what tells a transition that
+        # moves a weight (or the quorum) from one that does not (unknown -> up).
+        self.weights: dict[Key, int | None] = {}
         self.quorum: dict[Key, bool] = {}
 
     def set_config(self, cfg: NodeConfig) -> None:
-        """A new revision: keep the state of servers whose check did not change."""
-        old = self.by_key
+        """A new revision's servers. Swap the scheduler's jobs for the new ``jobs()``, then
+        call ``refresh``: the states it reads are the ones the scheduler kept."""
         self.services = {s.key: s for s in cfg.services}
-        self.servers, self.by_key, self.all_servers = {}, {}, {}
+        self.all_servers, self.checked = {}, {}
         for rs in cfg.real_servers:
             self.all_servers.setdefault(rs.service.parts(), []).append(rs)
-            if rs.check is None:
-                continue
-            svc = self.services[rs.service.parts()]
-            prev = old.get(rs.key)
-            if prev is not None and prev.rs.check == rs.check:
-                entry = _Server(rs, prev.state, prev.weight)
-            else:
-                entry = _Server(rs, CheckState.DOWN if svc.alpha else rs.check.initial)
-            self.servers[(rs.check.name, target_label(rs.address, rs.port))] = entry
-            self.by_key[rs.key] = entry
+            if rs.check is not None:
+                self.checked.setdefault(job_key(rs), []).append(rs)
         self.quorum = {k: v for k, v in self.quorum.items() if k in self.services}
-        self._update_quorum()
+
+    def refresh(self) -> None:
+        """Decide every server's weight and every quorum from the scheduler's states (at
+        start-up and after a reload); wakes the reconcile loop when something moved."""
+        before = self.weights
+        self.weights = {
+            rs.key: self._weight(rs) for servers in self.checked.values() for rs in servers
+        }
+        quorum_changed = self._update_quorum(self.services)
+        if quorum_changed or self.weights != before:
+            self.on_change()
 
     def jobs(self) -> list[CheckJob]:
         out = []
-        for entry in self.by_key.values():
-            assert entry.rs.check is not None
-            out.append(CheckJob(entry.rs.check, entry.rs.address, entry.rs.port))
+        for servers in self.checked.values():
+            rs = servers[0]  # the others have the same check, address and port
+            assert rs.check is not None
+            out.append(CheckJob(rs.check, rs.address, rs.port))
         return out
 
     def on_check(self, t: CheckTransition) -> bool:
-        """Apply a check result; False when it is not about a real server."""
-        entry = self.servers.get((t.check, t.target))
-        if entry is None:
+        """A check's result changed; False when it is not about a real server."""
+        servers = self.checked.get((t.check, t.target))
+        if servers is None:
             return False
-        before = self._weight(entry)
-        entry.state = t.new
-        entry.weight = t.weight
-        if t.state_changed:
-            log.info(
-                "real server %s of %s: %s -> %s (%s)",
-                entry.rs.endpoint,
-                entry.rs.service,
-                t.old.value,
-                t.new.value,
-                t.reason,
-            )
-            if self.on_server is not None and t.new is not CheckState.UNKNOWN:
-                self.on_server(t.new.value, entry.rs, t.new)
-        weight_changed = self._weight(entry) != before
-        quorum_changed = self._update_quorum()
+        weight_changed = False
+        for rs in servers:
+            weight = self._weight(rs)
+            weight_changed |= rs.key not in self.weights or self.weights[rs.key] != weight
+            self.weights[rs.key] = weight
+            if t.state_changed:
+                log.info(
+                    "real server %s of %s: %s -> %s (%s)",
+                    rs.endpoint,
+                    rs.service,
+                    t.old.value,
+                    t.new.value,
+                    t.reason,
+                )
+                if self.on_server is not None and t.new is not CheckState.UNKNOWN:
+                    self.on_server(t.new.value, rs, t.new)
+        quorum_changed = self._update_quorum({rs.service.parts() for rs in servers})
         if weight_changed or quorum_changed:
             self.on_change()
         return True
 
     # ------------------------------------------------------------ the overlay
-    def _weight(self, entry: _Server) -> int | None:
-        weight = real_server_weight(entry.rs.weight, entry.state, entry.weight)
-        if weight is None and entry.rs.inhibit_on_failure:
+    def _state(self, rs: RealServer) -> tuple[CheckState, int | None]:
+        """A checked server's state and dynamic weight, as the scheduler has them."""
+        assert rs.check is not None
+        status = self.results.status_of(job_key(rs))
+        state, dynamic = (
+            (rs.check.initial, None) if status is None else (status.state, status.weight)
+        )
+        if state is CheckState.UNKNOWN and self.services[rs.service.parts()].alpha:
+            return CheckState.DOWN, dynamic  # alpha: out of the pool until the first pass
+        return state, dynamic
+
+    def _weight(self, rs: RealServer) -> int | None:
+        if rs.check is None:
+            return rs.weight
+        weight = real_server_weight(rs.weight, *self._state(rs))
+        if weight is None and rs.inhibit_on_failure:
             return 0
         return weight
 
-    def _live_weights(self, service: Key, cfg_servers: list[RealServer]) -> list[int]:
-        out = []
-        for rs in cfg_servers:
-            entry = self.by_key.get(rs.key)
-            w = rs.weight if entry is None else self._weight(entry)
-            if w:
-                out.append(w)
-        return out
+    def _live_weights(self, servers: list[RealServer]) -> list[int]:
+        return [w for w in (self._weight(rs) for rs in servers) if w]
 
     def _servers_of(self, service: Key) -> list[RealServer]:
         return self.all_servers.get(service, [])
 
-    def _update_quorum(self) -> bool:
+    def _update_quorum(self, services: Iterable[Key]) -> bool:
         changed = False
-        for key, svc in self.services.items():
-            if svc.sorry_server is None:
+        for key in services:
+            svc = self.services.get(key)
+            if svc is None or svc.sorry_server is None:
                 continue
             servers = self._servers_of(key)
             if not servers:
                 continue
             up = quorum_up(
-                self._live_weights(key, servers),
+                self._live_weights(servers),
                 svc.quorum.min_weight,
                 svc.quorum.hysteresis,
                 self.quorum.get(key),
@@ -153,9 +181,9 @@ class RealServerHealth:
         return changed
 
     def overlay(self) -> Overlay:
-        weights: dict[Key, int | None] = {}
-        for key, entry in self.by_key.items():
-            weights[key] = self._weight(entry)
+        weights: dict[Key, int | None] = {
+            rs.key: self._weight(rs) for servers in self.checked.values() for rs in servers
+        }
         sorry = frozenset(k for k, up in self.quorum.items() if not up)
         for key in sorry:
             for rs in self._servers_of(key):
