@@ -14,20 +14,25 @@ overlay on the desired state that the reconcile loop projects (`plan.live`):
   `sorry_server_inhibit`). A service with a sorry server and no quorum settings
   switches when no real server is left.
 
-A check's state and the dynamic weight it reported are the check scheduler's,
-read whenever a weight is computed; this module keeps no copy of them, only each
-service's quorum decision (its hysteresis needs the previous one). So a reload
+A check's state and the dynamic weight it reported are the check scheduler's
+(``CheckScheduler.status_of``); this module keeps no copy of them. It reads them
+to decide a server's weight whenever they may have moved: at a transition, and
+after a reload once the scheduler has swapped its jobs (``refresh``). So a reload
 agrees with the scheduler on what survives it: a check whose probe and target did
-not change keeps its state and weight (a dead server stays out of the pool and a
-lost quorum stays lost when only a timeout or interval changed), and a new or
-re-aimed check starts from its ``initial`` state. Before the scheduler runs a
-check (at start-up), it is in its ``initial`` state.
+not change keeps its state and weight (a dead server stays out of the pool, a
+lost quorum stays lost and a dynamic weight stays when only a timeout or interval
+changed), and a new or re-aimed check starts from its ``initial`` state. Before
+the scheduler runs a check (at start-up), it is in its ``initial`` state. What
+it keeps is its own: the weights it decided (so that a transition that moves
+nothing, unknown to up, wakes nobody) and each service's quorum decision (its
+hysteresis needs the previous one).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from reconciler.health.policy import CheckTransition, target_label
 from reconciler.health.priority import quorum_up, real_server_weight
@@ -42,10 +47,20 @@ log = logging.getLogger("reconciler.real_servers")
 Listener = Callable[[str, RealServer, CheckState], None]  # (event, server, state)
 
 
-def job_key(rs: RealServer) -> JobKey:
-    """The scheduler's key of a checked server's probe job."""
-    assert rs.check is not None
-    return (rs.check.name, target_label(rs.address, rs.port))
+@dataclass(frozen=True)
+class _Server:
+    """A configured server and its keys, formatted once (addresses format slowly)."""
+
+    rs: RealServer
+    key: Key
+    service: Key
+    job: JobKey | None  # None: no check
+    alpha: bool  # its service starts checked servers down
+
+    @classmethod
+    def of(cls, rs: RealServer, svc: VirtualService) -> _Server:
+        job = None if rs.check is None else (rs.check.name, target_label(rs.address, rs.port))
+        return cls(rs, rs.key, svc.key, job, svc.alpha)
 
 
 class RealServerHealth:
@@ -56,108 +71,102 @@ class RealServerHealth:
         on_server: Listener | None = None,
     ) -> None:
         self.on_change = on_change  # wake the reconcile loop
-        self.results = results
+        self.results = results  # the check scheduler
         self.on_server = on_server  # notify hooks, traces
         self.services: dict[Key, VirtualService] = {}
-        self.all_servers: dict[Key, list[RealServer]] = {}  # service key -> every server
+        self.all_servers: dict[Key, list[_Server]] = {}  # service key -> every server
         # A job may decide several servers: one named check, the same address and port,
         # in two services.
-        self.checked: dict[JobKey, list[RealServer]] = {}
-        # The weight last decided for each checked server: what tells a transition that
-        # moves a weight (or the quorum) from one that does not (unknown -> up).
-        self.weights: dict[Key, int | None] = {}
+        self.checked: dict[JobKey, list[_Server]] = {}
+        self.weights: dict[Key, int | None] = {}  # decided, for each checked server
         self.quorum: dict[Key, bool] = {}
 
     def set_config(self, cfg: NodeConfig) -> None:
-        """A new revision's servers. Swap the scheduler's jobs for the new ``jobs()``, then
-        call ``refresh``: the states it reads are the ones the scheduler kept."""
+        """A new revision's servers. Then swap the scheduler's jobs for the new ``jobs()``
+        and call ``refresh``: the states it reads are the ones the scheduler kept."""
         self.services = {s.key: s for s in cfg.services}
         self.all_servers, self.checked = {}, {}
         for rs in cfg.real_servers:
-            self.all_servers.setdefault(rs.service.parts(), []).append(rs)
-            if rs.check is not None:
-                self.checked.setdefault(job_key(rs), []).append(rs)
+            server = _Server.of(rs, self.services[rs.service.parts()])
+            self.all_servers.setdefault(server.service, []).append(server)
+            if server.job is not None:
+                self.checked.setdefault(server.job, []).append(server)
         self.quorum = {k: v for k, v in self.quorum.items() if k in self.services}
 
     def refresh(self) -> None:
-        """Decide every server's weight and every quorum from the scheduler's states (at
-        start-up and after a reload); wakes the reconcile loop when something moved."""
+        """Decide every weight and quorum from the scheduler's states (at start-up, and
+        after a reload swapped the jobs); wakes the reconcile loop when something moved."""
         before = self.weights
-        self.weights = {
-            rs.key: self._weight(rs) for servers in self.checked.values() for rs in servers
-        }
+        self.weights = {s.key: self._weight(s) for group in self.checked.values() for s in group}
         quorum_changed = self._update_quorum(self.services)
         if quorum_changed or self.weights != before:
             self.on_change()
 
     def jobs(self) -> list[CheckJob]:
         out = []
-        for servers in self.checked.values():
-            rs = servers[0]  # the others have the same check, address and port
+        for group in self.checked.values():
+            rs = group[0].rs  # the others have the same check, address and port
             assert rs.check is not None
             out.append(CheckJob(rs.check, rs.address, rs.port))
         return out
 
     def on_check(self, t: CheckTransition) -> bool:
         """A check's result changed; False when it is not about a real server."""
-        servers = self.checked.get((t.check, t.target))
-        if servers is None:
+        group = self.checked.get((t.check, t.target))
+        if group is None:
             return False
         weight_changed = False
-        for rs in servers:
-            weight = self._weight(rs)
-            weight_changed |= rs.key not in self.weights or self.weights[rs.key] != weight
-            self.weights[rs.key] = weight
+        for server in group:
+            weight = self._weight(server)
+            weight_changed |= server.key not in self.weights or self.weights[server.key] != weight
+            self.weights[server.key] = weight
             if t.state_changed:
                 log.info(
                     "real server %s of %s: %s -> %s (%s)",
-                    rs.endpoint,
-                    rs.service,
+                    server.rs.endpoint,
+                    server.rs.service,
                     t.old.value,
                     t.new.value,
                     t.reason,
                 )
                 if self.on_server is not None and t.new is not CheckState.UNKNOWN:
-                    self.on_server(t.new.value, rs, t.new)
-        quorum_changed = self._update_quorum({rs.service.parts() for rs in servers})
+                    self.on_server(t.new.value, server.rs, t.new)
+        quorum_changed = self._update_quorum({server.service for server in group})
         if weight_changed or quorum_changed:
             self.on_change()
         return True
 
     # ------------------------------------------------------------ the overlay
-    def _state(self, rs: RealServer) -> tuple[CheckState, int | None]:
-        """A checked server's state and dynamic weight, as the scheduler has them."""
-        assert rs.check is not None
-        status = self.results.status_of(job_key(rs))
-        state, dynamic = (
-            (rs.check.initial, None) if status is None else (status.state, status.weight)
-        )
-        if state is CheckState.UNKNOWN and self.services[rs.service.parts()].alpha:
-            return CheckState.DOWN, dynamic  # alpha: out of the pool until the first pass
-        return state, dynamic
-
-    def _weight(self, rs: RealServer) -> int | None:
-        if rs.check is None:
-            return rs.weight
-        weight = real_server_weight(rs.weight, *self._state(rs))
-        if weight is None and rs.inhibit_on_failure:
+    def _weight(self, server: _Server) -> int | None:
+        """A checked server's weight from its check's state and dynamic weight, as the
+        scheduler has them."""
+        assert server.job is not None and server.rs.check is not None
+        status = self.results.status_of(server.job)
+        if status is None:
+            state, dynamic = server.rs.check.initial, None
+        else:
+            state, dynamic = status.state, status.weight
+        if state is CheckState.UNKNOWN and server.alpha:
+            state = CheckState.DOWN  # alpha: out of the pool until the first pass
+        weight = real_server_weight(server.rs.weight, state, dynamic)
+        if weight is None and server.rs.inhibit_on_failure:
             return 0
         return weight
 
-    def _live_weights(self, servers: list[RealServer]) -> list[int]:
-        return [w for w in (self._weight(rs) for rs in servers) if w]
-
-    def _servers_of(self, service: Key) -> list[RealServer]:
-        return self.all_servers.get(service, [])
+    def _live_weights(self, servers: list[_Server]) -> list[int]:
+        out = []
+        for server in servers:
+            w = server.rs.weight if server.job is None else self.weights.get(server.key)
+            if w:
+                out.append(w)
+        return out
 
     def _update_quorum(self, services: Iterable[Key]) -> bool:
         changed = False
         for key in services:
-            svc = self.services.get(key)
-            if svc is None or svc.sorry_server is None:
-                continue
-            servers = self._servers_of(key)
-            if not servers:
+            svc = self.services[key]
+            servers = self.all_servers.get(key)
+            if svc.sorry_server is None or not servers:
                 continue
             up = quorum_up(
                 self._live_weights(servers),
@@ -175,17 +184,15 @@ class RealServerHealth:
                     )
                     if self.on_server is not None:
                         state = CheckState.UP if up else CheckState.DOWN
-                        self.on_server("quorum_up" if up else "quorum_down", servers[0], state)
+                        self.on_server("quorum_up" if up else "quorum_down", servers[0].rs, state)
                 self.quorum[key] = up
                 changed = True
         return changed
 
     def overlay(self) -> Overlay:
-        weights: dict[Key, int | None] = {
-            rs.key: self._weight(rs) for servers in self.checked.values() for rs in servers
-        }
+        weights = dict(self.weights)
         sorry = frozenset(k for k, up in self.quorum.items() if not up)
         for key in sorry:
-            for rs in self._servers_of(key):
-                weights[rs.key] = None  # traffic goes to the sorry server only
+            for server in self.all_servers.get(key, ()):
+                weights[server.key] = None  # traffic goes to the sorry server only
         return Overlay(weights, sorry)
