@@ -174,8 +174,9 @@ def test_a_schedule_only_reload_never_puts_a_dead_real_server_back(
     both = frozenset({(DEAD, 1), (ALIVE, 1)})
     # Server a dead: out of the table; with the quorum (2) lost, the sorry server alone.
     dead = frozenset({(SORRY, 1)}) if quorum else frozenset({(ALIVE, 1)})
-    daemon = Daemon(file, tmp_path / "state")
+    daemon: Daemon | None = None
     try:
+        daemon = Daemon(file, tmp_path / "state")
         wait_for(lambda: real_servers_of_the_vip() == both, 30, "both real servers")
         a = servers.pop("a")
         a.shutdown()
@@ -202,7 +203,7 @@ def test_a_schedule_only_reload_never_puts_a_dead_real_server_back(
         servers["a"] = serve("a", DEAD)
         wait_for(lambda: real_servers_of_the_vip() == both, 10, "server a back")
     finally:
-        out = daemon.stop()
+        out = "" if daemon is None else daemon.stop()
         for server in servers.values():
             server.shutdown()
             server.server_close()

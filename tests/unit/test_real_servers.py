@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -151,11 +151,11 @@ async def wait_for(predicate: Callable[[], bool], timeout_s: float = 5.0) -> Non
         await asyncio.sleep(0.005)
 
 
-def run(scenario: Callable[[Node], object], text: str = CONFIG) -> None:
+def run(scenario: Callable[[Node], Awaitable[None]], text: str = CONFIG) -> None:
     async def main() -> None:
         node = Node(text)
         try:
-            await scenario(node)  # type: ignore[misc]
+            await scenario(node)
         finally:
             await node.scheduler.stop()
 
