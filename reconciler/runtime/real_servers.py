@@ -91,7 +91,12 @@ class RealServerHealth:
             self.all_servers.setdefault(server.service, []).append(server)
             if server.job is not None:
                 self.checked.setdefault(server.job, []).append(server)
-        self.quorum = {k: v for k, v in self.quorum.items() if k in self.services}
+        # A quorum decision lasts while its service has a sorry server to switch to.
+        self.quorum = {
+            k: v
+            for k, v in self.quorum.items()
+            if k in self.services and self.services[k].sorry_server is not None
+        }
 
     def refresh(self) -> None:
         """Decide every weight and quorum from the scheduler's states (at start-up, and

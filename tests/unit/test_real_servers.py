@@ -263,6 +263,17 @@ def test_a_reload_that_adds_a_live_server_decides_the_quorum_at_once() -> None:
     run(scenario)
 
 
+def test_a_reload_that_drops_the_sorry_server_ends_its_quorum() -> None:
+    async def scenario(node: Node) -> None:
+        node.probes.failing = {A, B}
+        node.start()
+        await node.settle({SORRY: 1})
+        node.reload(CONFIG.replace("    sorry_server:", "    #"))
+        assert node.table() == {B: 0, C: 1}  # no sorry server: the live servers serve
+
+    run(scenario)
+
+
 def test_a_dynamic_weight_survives_a_schedule_only_reload() -> None:
     async def scenario(node: Node) -> None:
         node.probes.weight[A] = 7
