@@ -183,8 +183,9 @@ class NodeRuntime:
             resync_interval_s=revision.resync_interval_s,
         )
         self.group_states: dict[str, State] = {}
-        self.real_servers = RealServerHealth(self.reconcile.wake, self._on_server)
+        self.real_servers = RealServerHealth(self.reconcile.wake, self.checks, self._on_server)
         self.real_servers.set_config(self.config)
+        self.real_servers.refresh()
         self.reconcile.health = self.real_servers.overlay
         # per check and target: probes, failures, seconds in probes, worst lateness
         self.probe_stats: dict[tuple[str, str], list[float]] = {}
@@ -618,9 +619,11 @@ class NodeRuntime:
             self.sync_groups.groups = self._group_members(config)
             self.tracking.set_checks(config.checks)
             self.real_servers.set_config(config)
-            # Before any priority is computed: tracking reads the checks' states from
-            # the scheduler, which decides what a changed check keeps.
+            # Before any priority, weight or quorum is computed: tracking and real-server
+            # health read the checks' states from the scheduler, which decides what a
+            # changed check keeps.
             self.checks.replace(self._check_jobs())
+            self.real_servers.refresh()
 
         applied = await self.instances.apply(prepared, switch)
         self._apply_sysctls()
