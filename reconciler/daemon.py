@@ -678,6 +678,8 @@ def _revision_from(
     the node's share; suspended instances stay as they run. Runs in a thread."""
     loaded = load_bytes(artifact.data, artifact.provenance.location)
     where = artifact.provenance.location
+    for warning in loaded.warnings:
+        log.warning("%s", warning)
     if node not in loaded.cluster.node_names:
         raise StartupError(
             f"node {node!r} is not in {where} (nodes: {', '.join(loaded.cluster.node_names)})"
