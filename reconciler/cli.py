@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler import __version__
 from reconciler.config.diagnostics import Diagnostic, InvalidConfig
-from reconciler.config.load import Loaded, load_file, load_text
+from reconciler.config.load import Loaded, load_bytes, load_file
 from reconciler.config.node_checks import missing_program, programs_for_node, vip_subnet_warnings
 from reconciler.health.priority import PRIORITY_MAX_BACKUP, PRIORITY_MIN, PRIORITY_OWNER
 from reconciler.model.durations import parse_duration
@@ -906,20 +906,20 @@ def _plan(
     return EXIT_CHANGES if any(p.has_changes for p in plans) else EXIT_OK
 
 
-def _load_blob(data: bytes, name: str) -> Loaded | None:
-    """A revision read from git, errors located as COMMIT:PATH:LINE:COL."""
+def _load_blob(data: bytes, name: str, *, warn: bool = True) -> Loaded | None:
+    """A revision read from git, errors (and, with ``warn``, warnings) located as
+    COMMIT:PATH:LINE:COL."""
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        print(f"{name}: not UTF-8 text; nothing planned", file=sys.stderr)
-        return None
-    try:
-        return load_text(text, name)
+        loaded = load_bytes(data, name)
     except InvalidConfig as exc:
         for d in exc.diagnostics:
             print(d, file=sys.stderr)
         print(f"{name}: invalid; nothing planned", file=sys.stderr)
-    return None
+        return None
+    if warn:
+        for d in loaded.warnings:
+            print(d, file=sys.stderr)
+    return loaded
 
 
 def _plan_git_range(args: argparse.Namespace) -> int:
@@ -946,7 +946,7 @@ def _plan_git_range(args: argparse.Namespace) -> int:
         print(f"{names[1]}: no such file at {end or 'HEAD'}; nothing planned", file=sys.stderr)
         return EXIT_ERROR
     new = _load_blob(blobs[1], names[1])
-    old = _load_blob(blobs[0], names[0]) if blobs[0] is not None else None
+    old = _load_blob(blobs[0], names[0], warn=False) if blobs[0] is not None else None
     if new is None or (blobs[0] is not None and old is None):
         return EXIT_ERROR
     wanted = _wanted_nodes(old, new, args.node)
