@@ -162,6 +162,37 @@ class CommitInfo:
     committed_unix_s: float  # the committer date
 
 
+def _worktree(workdir: Path, *args: str) -> tuple[int, bytes] | None:
+    """git in someone else's work tree (a git-sync checkout, run as its own user): read
+    only, so git's ownership check is lifted for this call; None when git cannot answer."""
+    try:
+        return _run(
+            ["git", "-c", "safe.directory=*", "-C", str(workdir), *args],
+            git_environment(),
+            GIT_TIMEOUT_S,
+        )
+    except GitError:
+        return None
+
+
+def worktree_commit(workdir: Path, rev: str = "HEAD") -> CommitInfo | None:
+    """Commit id, author and commit time of ``rev`` in the work tree ``workdir`` (for the
+    watched-file source); None when it is not a work tree or the commit is unknown there."""
+    done = _worktree(workdir, "log", "-1", f"--format=%H{_FIELD}%an <%ae>{_FIELD}%ct", rev, "--")
+    if done is None or done[0] != 0 or not done[1].strip():
+        return None
+    commit, author, when = done[1].decode(errors="replace").strip().split(_FIELD)
+    return CommitInfo(commit, author, float(when))
+
+
+def committed_unchanged(workdir: Path, name: str) -> bool:
+    """Whether the file ``name`` in ``workdir`` is tracked and equal to HEAD's copy (so
+    HEAD's commit id names its bytes)."""
+    status = _worktree(workdir, "status", "--porcelain", "--", name)
+    tracked = _worktree(workdir, "ls-files", "--error-unmatch", "--", name)
+    return status is not None and status == (0, b"") and tracked is not None and tracked[0] == 0
+
+
 class GitMirror:
     """A bare repository under the state directory that one branch is fetched into.
 

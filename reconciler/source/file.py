@@ -34,7 +34,7 @@ from pathlib import Path
 
 from watchfiles import awatch
 
-from reconciler.adapters.git_commit import CommitInfo, commit_info, committed_unchanged
+from reconciler.adapters.git import CommitInfo, committed_unchanged, worktree_commit
 from reconciler.model.revision import Artifact, Provenance, Refusal
 
 log = logging.getLogger("reconciler.source.file")
@@ -168,12 +168,12 @@ class FileSource:
         if synced is not None:
             commit = synced.name
             if commit not in self._authors:
-                self._authors[commit] = commit_info(synced, commit)
+                self._authors[commit] = worktree_commit(synced, commit)
             info = self._authors[commit]
             if info is None:
                 return Provenance(self.name, commit)
             return Provenance(self.name, commit, info.author, info.committed_unix_s)
-        info = commit_info(real.parent)
+        info = worktree_commit(real.parent)
         if info is None or not committed_unchanged(real.parent, real.name):
             return Provenance(self.name)
         return Provenance(self.name, info.commit, info.author, info.committed_unix_s)
