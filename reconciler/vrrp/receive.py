@@ -76,7 +76,14 @@ def validate_advert(params: InstanceParams, received: ReceivedAdvert) -> Refusal
             and advert.version is VrrpVersion.V3
         ):
             return Refusal.CHECKSUM_MODE
-        if params.check_unicast_source and source not in params.unicast_peers:
+        # keepalived's check_unicast_src. An IPv6 advert comes from the sender's link-local
+        # address (RFC 5798 5.1.2.1), which no configuration lists: a link-local source is
+        # on this link by definition and is let through; any other must be a peer.
+        if (
+            params.check_unicast_source
+            and source not in params.unicast_peers
+            and not (source.version == 6 and source.is_link_local)
+        ):
             return Refusal.UNKNOWN_UNICAST_SOURCE
         if params.unicast_min_ttl and (
             received.hop_limit is None or received.hop_limit < params.unicast_min_ttl

@@ -118,6 +118,10 @@ def test_unicast_source_check_refuses_a_host_that_is_not_a_peer() -> None:
     assert validate_advert(checked, from_peer) is None
     unchecked, _ = _unicast_ipv6("2001:db8::66", 255, check_unicast_source=False)
     assert validate_advert(unchecked, from_stranger) is None
+    # Our IPv6 nodes send from their link-local address (RFC 5798 5.1.2.1), which the
+    # file does not list: on-link by definition, let through.
+    _, from_link_local = _unicast_ipv6("fe80::11", 255)
+    assert validate_advert(checked, from_link_local) is None
 
 
 def test_unicast_min_ttl_refuses_adverts_from_further_away() -> None:
