@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler.adapters import process_memory
-from reconciler.adapters.accept_mode import AcceptModeFirewall, FirewallError
+from reconciler.adapters.accept_mode import AcceptModeFirewall
 from reconciler.adapters.control_socket import ControlSocket, socket_path
 from reconciler.adapters.git import GitError
 from reconciler.adapters.ipvs import Ipvs, IpvsError
@@ -46,12 +46,13 @@ from reconciler.observability.status import (
     ReconcileStatus,
 )
 from reconciler.observability.tracing import Tracing, tracer_provider_from_env
-from reconciler.plan.live import no_accept_vips, vip_addresses
+from reconciler.plan.live import vip_addresses
 from reconciler.reconcile.loop import PassResult, ReconcileLoop
 from reconciler.reconcile.ownership import Ident, OwnershipStore
 from reconciler.revision.gate import GateStatus
 from reconciler.revision.git_policy import GitOptions, GitSourceStatus
 from reconciler.revision.hold import HoldConflict, hold_instances
+from reconciler.runtime.accept_mode import AcceptModeKeeper, AcceptModeUnavailable
 from reconciler.runtime.checks import CheckJob, CheckScheduler, ProbeRecord
 from reconciler.runtime.instances import Applied, InstanceSet, Prepared, PrepareError
 from reconciler.runtime.notify import Notifier
@@ -168,11 +169,9 @@ class NodeRuntime:
         self.ipvs: Ipvs | None = None
         self.ipvs_error: str | None = None
         self.sysctl_results: dict[str, str] = {}
-        self.firewall = AcceptModeFirewall()
-        # The revision whose VIPs the firewall holds; one writer at a time (a reload and
-        # the periodic check must not interleave, or the older one could win).
-        self._firewall_config = self.config
-        self._firewall_lock = asyncio.Lock()
+        self.accept_mode = AcceptModeKeeper(
+            AcceptModeFirewall(), self.config, lambda: self.revision.resync_interval_s
+        )
         self.reconcile = ReconcileLoop(
             lambda: self.config,
             self.ownership,
@@ -430,39 +429,13 @@ class NodeRuntime:
             if outcome.value != "unchanged":
                 log.info("sysctl %s: %s", key, outcome.value)
 
-    async def _apply_accept_mode(self, config: NodeConfig | None = None) -> None:
-        """Drop traffic to the VIPs of Accept_Mode-false instances of ``config`` (None:
-        the revision applied last) before any of them can take over
-        (adapters/accept_mode.py); a node that needs it and cannot have it does not run
-        those instances."""
-        async with self._firewall_lock:
-            config = self._firewall_config if config is None else config
-            vips = no_accept_vips(config)
-            try:
-                outcome = await self.firewall.apply(vips)
-            except FirewallError as exc:
-                if vips:
-                    raise StartupError(f"accept: false needs nftables: {exc}") from exc
-                log.warning("accept mode: leftover table not removed: %s", exc)
-                return
-            self._firewall_config = config
-        if outcome.value != "unchanged":
-            log.info(
-                "accept mode: nftables table inet reconciler %s (%d VIP(s) dropped)",
-                outcome.value,
-                len(vips),
-            )
-
-    async def _keep_accept_mode(self) -> None:
-        """Put the table back if someone removed or edited it, at the resync interval."""
-        while True:
-            await asyncio.sleep(self.revision.resync_interval_s)
-            if not self.firewall.vips:
-                continue
-            try:
-                await self._apply_accept_mode()
-            except StartupError as exc:
-                log.error("%s", exc)
+    async def _apply_accept_mode(self, config: NodeConfig) -> None:
+        """The Accept_Mode rules of ``config``, before any of its instances can take over;
+        a node that needs them and cannot have them does not run those instances."""
+        try:
+            await self.accept_mode.apply(config)
+        except AcceptModeUnavailable as exc:
+            raise StartupError(str(exc)) from exc
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -495,7 +468,7 @@ class NodeRuntime:
         await self._open_ipvs()
         self._spawn(self._watch_links(), "netlink-watch")
         self._spawn(self.reconcile.run(self._trace_pass), "reconcile")
-        self._spawn(self._keep_accept_mode(), "accept-mode")
+        self._spawn(self.accept_mode.keep(), "accept-mode")
 
     async def stop(self) -> None:
         if self._settle_handle is not None:
@@ -508,12 +481,7 @@ class NodeRuntime:
         for task in self._tasks:
             if task.get_name() == "accept-mode":
                 task.cancel()
-        if self.firewall.vips:
-            async with self._firewall_lock:
-                try:
-                    await self.firewall.remove()  # the VIPs are gone: so is what guarded them
-                except FirewallError as exc:
-                    log.warning("accept mode: table not removed: %s", exc)
+        await self.accept_mode.remove()
         await self.notifier.stop()
         for task in list(self._tasks):
             task.cancel()
