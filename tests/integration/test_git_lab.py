@@ -27,7 +27,13 @@ import pytest
 
 from reconciler.testing.gitrepo import GpgKey, Signers, SshKey, WorkRepo
 from reconciler.testing.netlab import CommandError, Host, Lab, LabProcess
-from reconciler.testing.vrrp_nodes import Instance, cluster_yaml, node_status, wait_following
+from reconciler.testing.vrrp_nodes import (
+    Instance,
+    cluster_yaml,
+    node_status,
+    start_ours_git,
+    wait_following,
+)
 
 pytestmark = [
     pytest.mark.root,
@@ -53,26 +59,7 @@ def signers(tmp_path: Path) -> Iterator[Signers]:
 def start_git_node(
     host: Host, repo: WorkRepo, state_dir: Path, *extra: str, interval: str = "200ms"
 ) -> LabProcess:
-    return host.spawn(
-        [
-            sys.executable,
-            "-m",
-            "reconciler",
-            "run",
-            "--git",
-            repo.url,
-            "--path",
-            FILE,
-            "--interval",
-            interval,
-            "--node",
-            host.name,
-            "--state-dir",
-            str(state_dir),
-            *extra,
-        ],
-        name=f"reconciler-{host.name}",
-    )
+    return start_ours_git(host, repo.url, state_dir, path=FILE, interval=interval, extra_args=extra)
 
 
 def wait_status(
