@@ -211,6 +211,45 @@ def start_ours(
     )
 
 
+def start_ours_git(
+    host: Host,
+    url: str,
+    state_dir: Path,
+    *,
+    path: str = "cluster.yaml",
+    interval: str = "30s",
+    log_level: str = "info",
+    env: dict[str, str] | None = None,
+    extra_args: tuple[str, ...] = (),
+) -> LabProcess:
+    """Our daemon on ``host`` following branch main of the repository at ``url``
+    (``run --git``), polling every ``interval``; ``extra_args`` for verification and
+    ``--refresh-hook``."""
+    return host.spawn(
+        [
+            sys.executable,
+            "-m",
+            "reconciler",
+            "run",
+            "--git",
+            url,
+            "--path",
+            path,
+            "--interval",
+            interval,
+            "--node",
+            host.name,
+            "--state-dir",
+            str(state_dir),
+            "--log-level",
+            log_level,
+            *extra_args,
+        ],
+        name=f"reconciler-{host.name}",
+        env=env,
+    )
+
+
 def start_keepalived(host: Host, conf_text: str, workdir: Path) -> LabProcess:
     """keepalived in the foreground with its own pid files (never the system service's)."""
     workdir.mkdir(parents=True, exist_ok=True)

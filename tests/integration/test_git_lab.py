@@ -5,7 +5,9 @@ namespace and poll a repository the test creates and commits to, signing with ss
 OpenPGP keys it generates. Good commits go live on both nodes; an unsigned commit, one
 signed by a key the nodes do not trust, and a signed but invalid one are refused on both,
 with the old state serving (asserted from netlink address events: no VIP moves) and
-/status saying why.
+/status saying why. A priority change, a VIP added and removed and an advert interval
+change, each a signed commit, are applied in place on both nodes: the VIP that stays
+gets no address event at all.
 """
 
 from __future__ import annotations
@@ -17,14 +19,21 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from reconciler.testing.gitrepo import Signers, WorkRepo
+from reconciler.testing.gitrepo import GpgKey, Signers, SshKey, WorkRepo
 from reconciler.testing.netlab import CommandError, Host, Lab, LabProcess
-from reconciler.testing.vrrp_nodes import Instance, cluster_yaml, node_status
+from reconciler.testing.vrrp_nodes import (
+    Instance,
+    cluster_yaml,
+    node_status,
+    start_ours_git,
+    wait_following,
+)
 
 pytestmark = [
     pytest.mark.root,
@@ -50,26 +59,7 @@ def signers(tmp_path: Path) -> Iterator[Signers]:
 def start_git_node(
     host: Host, repo: WorkRepo, state_dir: Path, *extra: str, interval: str = "200ms"
 ) -> LabProcess:
-    return host.spawn(
-        [
-            sys.executable,
-            "-m",
-            "reconciler",
-            "run",
-            "--git",
-            repo.url,
-            "--path",
-            FILE,
-            "--interval",
-            interval,
-            "--node",
-            host.name,
-            "--state-dir",
-            str(state_dir),
-            *extra,
-        ],
-        name=f"reconciler-{host.name}",
-    )
+    return start_ours_git(host, repo.url, state_dir, path=FILE, interval=interval, extra_args=extra)
 
 
 def wait_status(
@@ -336,3 +326,95 @@ def test_sighup_and_the_refresh_hook_fetch_now_and_a_lost_remote_changes_nothing
     doc = wait_status(h1, applied(four), "fetch works again")
     assert doc["git"]["last_error"] is None
     assert proc.stop() == 0 or not proc.alive
+
+
+def test_signed_commits_change_a_two_node_cluster_in_place_without_a_vip_flap(
+    make_lab: Callable[..., Lab], signers: Signers, tmp_path: Path
+) -> None:
+    """A priority change, a VIP added, that VIP removed and an advert interval change,
+    each a signed commit that both nodes poll and apply in place (DESIGN rule 10): the
+    VIP that stays sees no netlink address event at all on either node, the added VIP
+    comes once on the master and goes once, and each commit is applied on both."""
+    lab = make_lab(2)
+    h1, h2 = lab.host(1), lab.host(2)
+    alice = signers.ssh("alice")
+    ops = signers.gpg("ops")
+    node_files = tmp_path / "node"
+    node_files.mkdir()
+    (node_files / "allowed_signers").write_text(alice.allowed_signers_line())
+    (node_files / "trusted.asc").write_text(ops.armored)
+    (node_files / "source.yaml").write_text(
+        "verify_commits: range\nallowed_signers: allowed_signers\ntrusted_keys: trusted.asc\n"
+    )
+    repo = WorkRepo(tmp_path / "repo", signers)
+    web = Instance("web", 81, (VIP,), {"h1": 150, "h2": 100})
+
+    def commit_on_both(inst: Instance, message: str, key: SshKey | GpgKey) -> str:
+        """Commit `inst`, signed by `key`; wait until both nodes applied it."""
+        commit = repo.commit({FILE: cluster_yaml(lab.hosts, (inst,))}, message, sign=key)
+        for h in (h1, h2):
+            doc = wait_status(h, applied(commit), f"{message!r} applied")
+            assert doc["revisions"]["applied"]["verification"] == "verified"
+        return commit
+
+    one = repo.commit({FILE: cluster_yaml(lab.hosts, (web,))}, "web on one VIP", sign=alice)
+    source = ("--source-config", str(node_files / "source.yaml"))
+    nodes = [start_git_node(h, repo, lab.tmpdir / f"state-{h.name}", *source) for h in (h1, h2)]
+    h1.watcher.wait_for(VIP, timeout=20)
+    for h in (h1, h2):
+        wait_status(h, applied(one), "first commit applied")
+    wait_following(h2)
+    before = {h.name: node_status(h)["instances"][0]["transitions"] for h in (h1, h2)}
+    t_start = time.monotonic()
+
+    def stays_put(step: str) -> None:
+        time.sleep(0.5)  # a restart would have released VIP and taken it back by now
+        for h in (h1, h2):
+            events = [e for e in h.watcher.events(VIP) if e.timestamp >= t_start]
+            assert events == [], f"{step}: {VIP} got address events on {h.name}: {events}"
+
+    # 1. Priorities, staying above the peer (OpenPGP-signed).
+    web = replace(web, priorities={"h1": 160, "h2": 120})
+    commit_on_both(web, "priorities up", ops)
+    stays_put("priority")
+    # 2. A VIP added (ssh-signed): the master adds it, nothing else moves.
+    web = replace(web, vips=(VIP, VIP2))
+    t_add = time.monotonic()
+    commit_on_both(web, "a second VIP", alice)
+    h1.watcher.wait_for(VIP2, timeout=10, after=t_add)
+    stays_put("VIP added")
+    # 3. The VIP removed again.
+    web = replace(web, vips=(VIP,))
+    t_remove = time.monotonic()
+    commit_on_both(web, "back to one VIP", ops)
+    h1.watcher.wait_for(VIP2, present=False, timeout=10, after=t_remove)
+    stays_put("VIP removed")
+    # 4. The advert interval: h2 learns it from h1's adverts (RFC 5798 §6.4.2
+    # Master_Adver_Interval) and follows at the new pace, without a takeover.
+    web = replace(web, advert_interval_s=0.2)
+    commit_on_both(web, "adverts every 200 ms", alice)
+    stays_put("advert interval")
+    r0 = int(node_status(h2)["instances"][0]["adverts_received"])
+    time.sleep(2.0)
+    r1 = int(node_status(h2)["instances"][0]["adverts_received"])
+    assert 6 <= r1 - r0 <= 14, f"{r1 - r0} adverts in 2 s at 200 ms"
+
+    # Observed, on both nodes: VIP never touched; VIP2 came and went once, on h1 only.
+    for h in (h1, h2):
+        assert [e for e in h.watcher.events(VIP) if e.timestamp >= t_start] == [], h.name
+        assert h.watcher.overruns == 0, f"{h.name}: the watcher lost events"
+    kinds = [(e.kind, e.synthetic) for e in h1.watcher.events(VIP2) if e.timestamp >= t_start]
+    assert kinds == [("new", False), ("del", False)]
+    assert [e for e in h2.watcher.events(VIP2) if e.timestamp >= t_start] == []
+    assert h1.watcher.is_present(VIP) and not h2.watcher.is_present(VIP)
+    for h, state in ((h1, "MASTER"), (h2, "BACKUP")):
+        doc = node_status(h)
+        (inst,) = doc["instances"]
+        assert inst["state"] == state, h.name
+        assert inst["transitions"] == before[h.name], f"{h.name} changed state"
+        assert inst["reconfigured"] == 4, h.name
+        assert inst["vips"] == [str(VIP)]
+        assert (doc["revisions"]["applies"], doc["revisions"]["failures"]) == (5, 0), h.name
+    assert node_status(h1)["instances"][0]["effective_priority"] == 160
+    for proc in nodes:
+        assert proc.stop() == 0 or not proc.alive
