@@ -1011,7 +1011,7 @@ def _script_program(probe: ScriptProbe, account: programs.Account) -> str | Prob
             program = "/bin/sh"
         else:
             return ProbeResult(ok=False, detail=f"script: {first!r} is not found in PATH")
-    for path in {program, "/bin/sh"} if probe.shell else {program}:
+    for path in dict.fromkeys((program, "/bin/sh") if probe.shell else (program,)):
         reason = programs.unsafe_reason(path, account)
         if reason is not None:
             return ProbeResult(ok=False, detail=f"script: refused: {reason}")
