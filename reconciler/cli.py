@@ -838,7 +838,7 @@ def _on_this_machine(loaded: Loaded, node: str) -> list[Diagnostic]:
 
     out = []
     for use in programs_for_node(loaded, node):
-        problem = program_problem(use.program)
+        problem = program_problem(use.program, use.user)
         if problem:
             out.append(missing_program(use, problem))
     addresses = interface_addresses()

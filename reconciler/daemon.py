@@ -518,10 +518,13 @@ class NodeRuntime:
     async def _prepare(self, config: NodeConfig) -> Prepared:
         """Everything that can fail on this node for ``config``, checked and acquired
         before anything running changes: the instances' interfaces, addresses, sockets
-        and VIP requests; the state directory writable; and, last, every VIP a takeover
-        of either revision may add recorded (``ownership.pending``) before one can."""
+        and VIP requests; room in the state directory for the largest ownership record
+        the switch may write (a full disk refuses the reload here); and, last, every VIP
+        a takeover of either revision may add recorded (``ownership.pending``) before
+        one can."""
+        takeover = _takeover_vips(config) | _takeover_vips(self.config)
         try:
-            self.ownership.check_writable()
+            self.ownership.check_writable(takeover)
         except OSError as exc:
             raise StartupError(f"state directory {self.options.state_dir}: {exc}") from exc
         try:
@@ -529,7 +532,7 @@ class NodeRuntime:
         except PrepareError as exc:
             raise StartupError(str(exc)) from exc
         try:
-            self.ownership.set_pending(_takeover_vips(config) | _takeover_vips(self.config))
+            self.ownership.set_pending(takeover)
         except OSError as exc:
             self.instances.discard(prepared)
             raise StartupError(f"state directory {self.options.state_dir}: {exc}") from exc

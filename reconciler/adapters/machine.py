@@ -1,34 +1,42 @@
 """Facts about this machine that `validate --node` checks a file against.
 
-Read-only: whether a program can be run, and which addresses (with prefixes) each
-interface has. The config core turns them into warnings
+Read-only: whether a program can be run (by the user it is to run as), and which
+addresses (with prefixes) each interface has. The config core turns them into warnings
 (`reconciler.config.node_checks`); here they are only gathered.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-from pathlib import Path
 
+from reconciler.adapters import programs
 from reconciler.adapters.netlink import Netlink
 from reconciler.config.node_checks import InterfaceAddress
+from reconciler.model.vrrp import DEFAULT_HOOK_USER
 
 __all__ = ["interface_addresses", "program_problem"]
 
 
-def program_problem(program: str) -> str | None:
-    """Why `program` (argv[0] of a hook or script) cannot be run here, or None.
+def program_problem(program: str, user: str = DEFAULT_HOOK_USER) -> str | None:
+    """Why `program` (argv[0] of a hook or script) cannot be run here as `user`, or None.
 
-    A name without '/' is looked up in PATH, as the exec of a hook does."""
-    if "/" not in program:
-        return None if shutil.which(program) else "is not found in PATH"
-    p = Path(program)
-    if not p.exists():
-        return "does not exist"
-    if p.is_dir() or not os.access(p, os.X_OK):
-        return "is not executable"
+    A name without '/' is looked up in the hooks' PATH, as the exec of a hook does; the
+    file must be executable by `user` (modes of the file and of every directory on the
+    way) and pass the rule that the daemon refuses programs by
+    (:func:`reconciler.adapters.programs.unsafe_reason`)."""
+    path = programs.resolve(program)
+    if path is None:
+        return "is not found in PATH"
+    try:
+        account = programs.account(user)
+    except KeyError:
+        return f"is to run as {user!r}, a user this machine does not have"
+    problem = programs.execute_problem(path, account)
+    if problem is not None:
+        return problem
+    unsafe = programs.unsafe_reason(path, account)
+    if unsafe is not None:
+        return f"would be refused ({unsafe})"
     return None
 
 

@@ -44,6 +44,7 @@ from reconciler.model.ipvs import (
     VirtualService,
 )
 from reconciler.model.vrrp import (
+    DEFAULT_HOOK_USER,
     Garp,
     Hook,
     Notify,
@@ -97,7 +98,22 @@ class _Builder:
 
     def warning(self, path: Path, message: str, *, at_key: bool = False) -> None:
         loc = self.doc.key_at(path) if at_key else self.doc.value_at(path)
-        self.warnings.append(Diagnostic(loc, message, Severity.WARNING))
+        diagnostic = Diagnostic(loc, message, Severity.WARNING)
+        if diagnostic not in self.warnings:  # a default block is read once per instance
+            self.warnings.append(diagnostic)
+
+    def user(self, path: Path, default: str, role: str) -> str:
+        """The `user` at `path` (default `default`); root is allowed, with a warning."""
+        if not self._has(path):
+            return default
+        user = str(self.doc.get(path))
+        if user == "root":
+            self.warning(
+                path,
+                f"{dotted(path)}: {role} run as root: a mistake or a compromised program "
+                "owns the node; prefer an unprivileged user (the default is nobody)",
+            )
+        return user
 
     def duration(self, path: Path) -> timedelta:
         try:
@@ -272,7 +288,9 @@ class _Builder:
             s = raw["script"]
             return ScriptProbe(
                 command=tuple(s["command"]),
-                user=s.get("user", "nobody"),
+                user=self.user(
+                    (*path, "script", "user"), DEFAULT_HOOK_USER, "this check script is"
+                ),
                 shell=s.get("shell", False),
                 dynamic_weight=s.get("dynamic_weight", False),
             )
@@ -561,12 +579,12 @@ class _Builder:
         return tuple(out)
 
     def _hooks(
-        self, path: Path, default_timeout: timedelta, *, release_ok: bool
+        self, path: Path, default_timeout: timedelta, *, release_ok: bool, default_user: str
     ) -> tuple[Hook, ...]:
         hooks: list[Hook] = []
         for i, h in enumerate(self.doc.get(path)):
             if isinstance(h, list):
-                hooks.append(Hook(tuple(h), default_timeout))
+                hooks.append(Hook(tuple(h), default_timeout, user=default_user))
                 continue
             before = h.get("before_release", False)
             if before and not release_ok:
@@ -580,6 +598,7 @@ class _Builder:
                     tuple(h["command"]),
                     self.duration_or((*path, i, "timeout"), default_timeout),
                     before,
+                    self.user((*path, i, "user"), default_user, "this hook is"),
                 )
             )
         return tuple(hooks)
@@ -589,11 +608,12 @@ class _Builder:
             return Notify()
         p = s.path
         timeout = self.duration_or((*p, "timeout"), DEFAULT_HOOK_TIMEOUT)
+        user = self.user((*p, "user"), DEFAULT_HOOK_USER, "these hooks are")
 
         def hooks(key: str) -> tuple[Hook, ...]:
             if key not in s.value:
                 return ()
-            return self._hooks((*p, key), timeout, release_ok=key != "master")
+            return self._hooks((*p, key), timeout, release_ok=key != "master", default_user=user)
 
         return Notify(
             master=hooks("master"), backup=hooks("backup"), fault=hooks("fault"), stop=hooks("stop")
@@ -785,13 +805,18 @@ class _Builder:
                 )
         q = raw.get("quorum", {})
         qpath = (*path, "quorum")
+        quser = self.user((*qpath, "user"), DEFAULT_HOOK_USER, "these hooks are")
         quorum = Quorum(
             min_weight=q.get("min_weight", 1),
             hysteresis=q.get("hysteresis", 0),
-            up=self._hooks((*qpath, "up"), DEFAULT_HOOK_TIMEOUT, release_ok=False)
+            up=self._hooks(
+                (*qpath, "up"), DEFAULT_HOOK_TIMEOUT, release_ok=False, default_user=quser
+            )
             if "up" in q
             else (),
-            down=self._hooks((*qpath, "down"), DEFAULT_HOOK_TIMEOUT, release_ok=False)
+            down=self._hooks(
+                (*qpath, "down"), DEFAULT_HOOK_TIMEOUT, release_ok=False, default_user=quser
+            )
             if "down" in q
             else (),
         )
@@ -893,7 +918,8 @@ class _Builder:
         if key not in notify:
             return ()
         timeout = self.duration_or((*rpath, "notify", "timeout"), DEFAULT_HOOK_TIMEOUT)
-        return self._hooks((*rpath, "notify", key), timeout, release_ok=False)
+        user = self.user((*rpath, "notify", "user"), DEFAULT_HOOK_USER, "these hooks are")
+        return self._hooks((*rpath, "notify", key), timeout, release_ok=False, default_user=user)
 
     def _same_family(self, path: Path, key: ServiceKey, addr: IPAddress, fwd: Forwarding) -> None:
         if Family.of(addr) is not key.family and fwd is not Forwarding.TUNNEL:

@@ -17,6 +17,7 @@ from reconciler.config.load import Loaded
 from reconciler.config.yamlload import Document, Path, dotted
 from reconciler.model.cluster import NodeConfig
 from reconciler.model.common import IPInterface
+from reconciler.model.vrrp import DEFAULT_HOOK_USER
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class ProgramUse:
     location: Location
     role: str  # "notify hook", "check script", ... for the message
     where: str  # dotted path of the hook or check, for the message
+    user: str = DEFAULT_HOOK_USER  # the account it runs as
 
 
 @dataclass(frozen=True)
@@ -72,19 +74,22 @@ def programs_for_node(loaded: Loaded, node: str) -> list[ProgramUse]:
             uses += _script(doc, (*path, "check"), raw["check"])
         for key in ("up", "down"):
             if key in raw.get("quorum", {}):
-                uses += _hooks(doc, (*path, "quorum", key), "quorum hook")
+                quser = raw["quorum"].get("user", DEFAULT_HOOK_USER)
+                uses += _hooks(doc, (*path, "quorum", key), "quorum hook", quser)
         for i, rs in enumerate(raw.get("real_servers", [])):
             rpath: Path = (*path, "real_servers", i)
             if isinstance(rs.get("check"), dict):
                 uses += _script(doc, (*rpath, "check"), rs["check"])
             for key in ("up", "down"):
                 if key in rs.get("notify", {}):
-                    uses += _hooks(doc, (*rpath, "notify", key), "real server notify hook")
+                    nuser = rs["notify"].get("user", DEFAULT_HOOK_USER)
+                    uses += _hooks(doc, (*rpath, "notify", key), "real server notify hook", nuser)
     return uses
 
 
 def missing_program(use: ProgramUse, problem: str) -> Diagnostic:
-    """The warning for a program that `problem` ("does not exist", ...) on this machine."""
+    """The warning for a program that `problem` ("does not exist", "is not executable by
+    nobody", "would be refused: ...") on this machine."""
     return Diagnostic(
         use.location,
         f"{use.where}: {use.role} {use.program!r} {problem} on this machine",
@@ -133,15 +138,22 @@ def _check_names(nc: NodeConfig) -> set[str]:
 
 
 def _notify(doc: Document, path: Path, role: str) -> Iterator[ProgramUse]:
+    block = doc.get(path)
+    user = block.get("user", DEFAULT_HOOK_USER)
     for key in ("master", "backup", "fault", "stop"):
-        if key in doc.get(path):
-            yield from _hooks(doc, (*path, key), role)
+        if key in block:
+            yield from _hooks(doc, (*path, key), role, user)
 
 
-def _hooks(doc: Document, path: Path, role: str) -> Iterator[ProgramUse]:
+def _hooks(doc: Document, path: Path, role: str, default_user: str) -> Iterator[ProgramUse]:
     for i, hook in enumerate(doc.get(path)):
-        argv: Path = (*path, i) if isinstance(hook, list) else (*path, i, "command")
-        yield ProgramUse(doc.get((*argv, 0)), doc.value_at((*argv, 0)), role, dotted(path))
+        if isinstance(hook, list):
+            argv: Path = (*path, i)
+            user = default_user
+        else:
+            argv = (*path, i, "command")
+            user = hook.get("user", default_user)
+        yield ProgramUse(doc.get((*argv, 0)), doc.value_at((*argv, 0)), role, dotted(path), user)
 
 
 def _script(doc: Document, path: Path, check: dict[str, Any]) -> Iterator[ProgramUse]:
@@ -159,4 +171,5 @@ def _script(doc: Document, path: Path, check: dict[str, Any]) -> Iterator[Progra
         if not words:
             return
         program = words[0]
-    yield ProgramUse(program, doc.value_at((*argv, 0)), "check script", dotted(path))
+    user = script.get("user", DEFAULT_HOOK_USER)
+    yield ProgramUse(program, doc.value_at((*argv, 0)), "check script", dotted(path), user)

@@ -23,6 +23,7 @@ from dataclasses import replace
 
 import pytest
 
+from reconciler.testing.hooks import hook_dirs, write_program
 from reconciler.testing.netlab import CommandError, Host, Lab, LabProcess
 from reconciler.testing.vrrp_nodes import Instance, cluster_yaml, node_status, start_ours
 from reconciler.vrrp.timers import master_down_interval
@@ -503,10 +504,11 @@ def test_hooks_preempt_and_garp_change_in_place_and_the_new_hook_runs(make_lab) 
     next transition runs the new hook."""
     lab: Lab = make_lab(2)
     h1, h2 = lab.host(1), lab.host(2)
-    hook = lab.tmpdir / "hook.sh"
-    out = lab.tmpdir / "hooks.log"
-    hook.write_text(f'#!/bin/sh\necho "$1 $RECONCILER_NODE" >> "{out}"\n')
-    hook.chmod(0o755)
+    programs, outdir = hook_dirs(lab.tmpdir)  # the hook runs as nobody
+    out = outdir / "hooks.log"
+    hook = write_program(
+        programs / "hook.sh", f'#!/bin/sh\necho "$1 $RECONCILER_NODE" >> "{out}"\n'
+    )
     config = lab.tmpdir / "c.yaml"
 
     def write(word: str, preempt: bool, repeat: int) -> None:

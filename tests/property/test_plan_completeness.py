@@ -67,6 +67,9 @@ NO_EFFECT = {
     Slot("#", "description"): "free text for humans",
     Slot("#/$defs/notify", "timeout"): "only the default of hooks; changes nothing without hooks",
     Slot("#/$defs/realServer/properties/notify", "timeout"): "same, for real-server hooks",
+    Slot("#/$defs/notify", "user"): "only the default of hooks; changes nothing without hooks",
+    Slot("#/$defs/realServer/properties/notify", "user"): "same, for real-server hooks",
+    Slot("#/$defs/virtualService/properties/quorum", "user"): "same, for quorum hooks",
 }
 # Schema slots this test cannot change on its own, and why.
 NOT_CHANGED = {

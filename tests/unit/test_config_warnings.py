@@ -4,7 +4,11 @@ FILE:LINE:COL: warning: ..., exit 0 (validate --strict: 1; plan --strict: 2)."""
 from __future__ import annotations
 
 import ipaddress
+import os
+import shutil
+import tempfile
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -253,32 +257,49 @@ def test_programs_the_node_runs_are_listed_where_they_are_written(tmp_path: Path
     assert {"only-on-b", "ok", "alive"} <= on_b
 
 
+@pytest.fixture
+def hook_dir() -> Iterator[Path]:
+    """A directory for hook programs that nobody may reach and run: root's, mode 0755,
+    in /tmp (sticky), unlike pytest's tmp_path below a 0700 directory."""
+    if os.geteuid() != 0:
+        pytest.skip("programs that nobody may run are root's: needs root")
+    path = Path(tempfile.mkdtemp(prefix="rcfg-hooks-", dir="/tmp"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path)
+
+
 def test_validate_on_a_node_warns_about_programs_it_cannot_run(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    hook_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for name, mode in (("ok", 0o755), ("alive", 0o700), ("not-executable", 0o644)):
-        (tmp_path / name).write_text("#!/bin/sh\n")
-        (tmp_path / name).chmod(mode)
+        (hook_dir / name).write_text("#!/bin/sh\n")
+        (hook_dir / name).chmod(mode)
     for name in ("group-master", "inline-check", "quorum-up", "rs-down"):
-        (tmp_path / name).write_text("#!/bin/sh\n")
-        (tmp_path / name).chmod(0o755)
-    f = tmp_path / "h.yaml"
-    f.write_text(HOOKS.replace("{bin}", str(tmp_path)))
+        (hook_dir / name).write_text("#!/bin/sh\n")
+        (hook_dir / name).chmod(0o755)
+    f = hook_dir / "h.yaml"
+    f.write_text(HOOKS.replace("{bin}", str(hook_dir)))
     assert main(["validate", "--node", "a", str(f)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    found = [line.split(": warning: ", 1)[1] for line in lines if "notify" in line]
+    found = [line.split(": warning: ", 1)[1] for line in lines if ": warning: " in line]
     assert found == [
-        f"vrrp.instances.web.notify.master: notify hook '{tmp_path}/missing' does not exist "
-        "on this machine",
-        f"vrrp.instances.web.notify.master: notify hook '{tmp_path}/not-executable' is not "
-        "executable on this machine",
-        f"vrrp.instances.web.notify.backup: notify hook '{tmp_path}' is not executable on this "
+        # Mode 0700: root could run it, the check's user (nobody) cannot.
+        f"checks.alive: check script '{hook_dir}/alive' is not executable by nobody on this "
         "machine",
+        f"vrrp.instances.web.notify.master: notify hook '{hook_dir}/missing' does not exist "
+        "on this machine",
+        f"vrrp.instances.web.notify.master: notify hook '{hook_dir}/not-executable' is not "
+        "executable by nobody on this machine",
+        f"vrrp.instances.web.notify.backup: notify hook '{hook_dir}' is not a regular file on "
+        "this machine",
         "vrrp.instances.web.notify.fault: notify hook 'rcfg-no-such-program-in-path' is not "
         "found in PATH on this machine",
     ]
-    assert lines[0].startswith(f"{f}:24:")  # at the program, on its own line
-    assert lines[-1] == f"{f}: OK (4 warnings)"
+    assert lines[1].startswith(f"{f}:24:")  # at the program, on its own line
+    assert lines[-1] == f"{f}: OK (5 warnings)"
     # Without --node nothing is checked on this machine.
     assert main(["validate", str(f)]) == 0
     assert capsys.readouterr().out == f"{f}: OK\n"
@@ -350,3 +371,64 @@ def test_warning_examples_give_exactly_their_warnings(
     assert main(["validate", str(rel)]) == 0
     assert capsys.readouterr().out == expected
     assert main(["validate", "--strict", str(rel)]) == 1
+
+
+ROOT_HOOKS = _cluster(
+    """\
+    vrrp:
+      instances:
+        web:
+          vrid: 51
+          priority: {a: 150, b: 100}
+          vips: [192.0.2.100/24]
+          notify:
+            user: root
+            master: [[/usr/local/bin/on-master]]
+            backup: [{command: [/usr/local/bin/on-backup], user: backup-hooks}]
+        api:
+          vrid: 52
+          priority: {a: 150, b: 100}
+          vips: [192.0.2.101/24]
+          notify:
+            master: [[/usr/local/bin/on-master], {command: [/bin/true], user: root}]
+    virtual_services:
+      web:
+        address: 192.0.2.100
+        port: 80
+        check: {script: {command: [/usr/local/bin/check], user: root}}
+        quorum: {user: root, up: [[/usr/local/bin/up]]}
+        real_servers:
+          - address: 198.51.100.2
+            notify: {user: rs-hooks, down: [[/usr/local/bin/down]]}
+    """
+)
+
+
+def test_hooks_and_scripts_run_as_nobody_unless_the_file_says_otherwise() -> None:
+    cluster = load_text(ROOT_HOOKS, "r.yaml").cluster.for_node("a")
+    web, api = sorted(cluster.instances, key=lambda i: i.name, reverse=True)
+    assert [h.user for h in web.notify.master] == ["root"]  # the block's user
+    assert [h.user for h in web.notify.backup] == ["backup-hooks"]  # the hook's own
+    assert [h.user for h in api.notify.master] == ["nobody", "root"]
+    (svc,) = cluster.services
+    assert [h.user for h in svc.quorum.up] == ["root"]
+    (rs,) = cluster.real_servers
+    assert [h.user for h in rs.notify_down] == ["rs-hooks"]
+    assert rs.check is not None and getattr(rs.check.probe, "user", None) == "root"
+
+
+def test_root_for_a_hook_or_script_is_allowed_with_a_warning_where_it_is_written() -> None:
+    why = (
+        "a mistake or a compromised program owns the node; prefer an unprivileged user "
+        "(the default is nobody)"
+    )
+    assert _warnings(ROOT_HOOKS) == [
+        f"w.yaml:14:15: warning: vrrp.instances.web.notify.user: these hooks are run as root: "
+        f"{why}",
+        f"w.yaml:22:75: warning: vrrp.instances.api.notify.master[1].user: this hook is run as "
+        f"root: {why}",
+        f"w.yaml:27:61: warning: virtual_services.web.check.script.user: this check script is "
+        f"run as root: {why}",
+        f"w.yaml:28:20: warning: virtual_services.web.quorum.user: these hooks are run as root: "
+        f"{why}",
+    ]
