@@ -170,10 +170,7 @@ PRIORITY_ZERO_FORGER = textwrap.dedent(
 
 
 @pytest.mark.parametrize("kernel_filter", [True, False], ids=["repeat-filter", "no-filter"])
-def test_forged_priority_zero_from_a_non_member_moves_no_vip(
-    make_lab,  # type: ignore[no-untyped-def]
-    kernel_filter: bool,
-) -> None:
+def test_forged_priority_zero_from_a_non_member_moves_no_vip(make_lab, kernel_filter: bool) -> None:  # type: ignore[no-untyped-def]
     """RFC 5798 §6.4.3: a master that receives a priority-0 advert sends its own at once,
     and §6.4.2: the backup that receives it restarts its Master_Down_Timer, so a
     priority-0 advert from a host that is not a member moves nothing. With the repeat
