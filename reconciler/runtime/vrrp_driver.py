@@ -422,7 +422,7 @@ class InstanceDriver:
         self._filter_dropped = 0
         # The repeat last folded in (``absorb``) and the time the kernel dropped it, while
         # it is the latest advert the machine was handed: an advert that came before it
-        # but is read after it gets it handed again (``_after_late_advert``).
+        # but is read after it gets it handed again (``_after_advert``).
         self._folded: AdvertReceived | None = None
         self._folded_at = 0.0
 
@@ -552,6 +552,12 @@ class InstanceDriver:
             return
         if t < at and latest == at:
             self.late_repeats += 1
+            log.debug(
+                "%s: a repeat the kernel dropped came %.6fs after an advert read since: "
+                "handed again after it",
+                self.spec.name,
+                at - t,
+            )
             self.last_advert_mono = at
             self._perform(self.machine.refollow(folded, at), at)
         else:

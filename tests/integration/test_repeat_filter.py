@@ -156,11 +156,12 @@ PRIORITY_ZERO_FORGER = textwrap.dedent(
     from reconciler.vrrp.packet import Advert, VrrpVersion, encode_advert
     src = ipaddress.ip_address(sys.argv[1]); grp = ipaddress.ip_address("224.0.0.18")
     vrid, vip, count = int(sys.argv[2]), ipaddress.ip_address(sys.argv[3]), int(sys.argv[4])
+    interval_cs = int(sys.argv[5])
     s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 112)
     s.setsockopt(socket.SOL_SOCKET, 25, b"eth0")
     s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 255)
     # A valid advert (RFC 5798 7.1 checks pass) saying "the master is leaving".
-    goodbye = encode_advert(Advert(VrrpVersion.V3, vrid, 0, 10, (vip,)), src, grp)
+    goodbye = encode_advert(Advert(VrrpVersion.V3, vrid, 0, interval_cs, (vip,)), src, grp)
     for _ in range(count):
         s.sendto(goodbye, (str(grp), 0))
         time.sleep(0.2)
@@ -181,8 +182,10 @@ def test_forged_priority_zero_from_a_non_member_moves_no_vip(make_lab, kernel_fi
     lab: Lab = make_lab(3)
     h1, h2, h3 = lab.host(1), lab.host(2), lab.host(3)
     config = lab.tmpdir / "c.yaml"
-    # h3 is no node of the cluster at all: only h1 and h2 are members.
-    instance = Instance("web", 65, (VIP4,), {"h1": 150, "h2": 100})
+    # h3 is no node of the cluster at all: only h1 and h2 are members. Adverts every
+    # 100 ms: the master has Skew_Time (61 ms) to answer, and the forgeries come further
+    # apart than that, so each answer counted before its priority-0 advert moves the VIP.
+    instance = Instance("web", 65, (VIP4,), {"h1": 150, "h2": 100}, advert_interval_s=0.1)
     config.write_text(cluster_yaml((h1, h2), (instance,)))
     extra = () if kernel_filter else ("--no-repeat-filter",)
     master = start_ours(h1, config, lab.tmpdir / "s1", extra_args=extra)
@@ -192,7 +195,16 @@ def test_forged_priority_zero_from_a_non_member_moves_no_vip(make_lab, kernel_fi
     assert before["sockets"][0]["repeat_filter"] is kernel_filter
     t0 = time.monotonic()
     h3.run(
-        [sys.executable, "-c", PRIORITY_ZERO_FORGER, str(h3.ipv4), "65", str(VIP4.ip), "40"],
+        [
+            sys.executable,
+            "-c",
+            PRIORITY_ZERO_FORGER,
+            str(h3.ipv4),
+            str(instance.vrid),
+            str(VIP4.ip),
+            "40",
+            str(round(instance.advert_interval_s * 100)),
+        ],
         env={"PYTHONPATH": str(Path(__file__).resolve().parents[2])},
         timeout=60,
     )
