@@ -292,7 +292,7 @@ scenarios = st.builds(
             st.sampled_from([1e-6, 0.0002, 0.002, 0.03, 0.2, 0.7]),
         ),
         max_size=20,
-    ),
+    ).map(tuple),
 )
 
 
