@@ -21,7 +21,11 @@ Where the kernel allows it, a backup does not read its master's repeats at all: 
 the machine has followed an advert, the mux arms its bytes in the socket's repeat
 filter (``adapters/repeat_filter.py``), the kernel drops copies of it and records when
 the last one came, and the driver folds that record in before a Master_Down_Timer may
-fire, before the machine handles anything else, and when asked for its status.
+fire, before the machine handles anything else, and when asked for its status. The
+kernel keeps dropping until then, also while another advert waits unread: when the
+last repeat folded in came after an advert handled later, the machine is handed that
+repeat again after it, so the filter never changes what the machine decides (a
+master's answer to a priority-0 advert is such a repeat).
 
 Address changes and announcements run on a per-instance serial worker so a
 VIP is configured before it is announced, without holding up adverts.
@@ -406,6 +410,7 @@ class InstanceDriver:
         self._vips = {v.address.ip: v for v in spec.vips}
         self.send_errors = 0
         self.address_errors = 0
+        self.late_repeats = 0  # repeats dropped in the kernel handed again (_after_advert)
         self.last_transition_unix_s: float | None = None
         self.last_transition: TransitionStatus | None = None
         self._releasing = 0  # VIP releases queued or running (before_release hooks first)
@@ -415,6 +420,11 @@ class InstanceDriver:
         self.offloaded: AdvertReceived | None = None
         self._filter: RepeatFilter | None = None
         self._filter_dropped = 0
+        # The repeat last folded in (``absorb``) and the time the kernel dropped it, while
+        # it is the latest advert the machine was handed: an advert that came before it
+        # but is read after it gets it handed again (``_after_advert``).
+        self._folded: AdvertReceived | None = None
+        self._folded_at = 0.0
 
     @property
     def name(self) -> str:
@@ -464,9 +474,9 @@ class InstanceDriver:
         t = self.loop.time() if now is None else now
         m = self.machine
         if type(event) is AdvertReceived:
-            self.last_advert_mono = t
             deadline = m.follow_repeat(event, t)
             if deadline is not None:  # the master repeated itself: the timer moves on
+                self.last_advert_mono = t
                 self._deadlines[TimerKind.MASTER_DOWN] = deadline
                 at = self._armed.get(TimerKind.MASTER_DOWN)
                 if at is None or at > deadline - PRECISE_WAKE_S - EPOLL_SLACK * (deadline - t):
@@ -474,9 +484,15 @@ class InstanceDriver:
                 return
         if self.offloaded is not None:
             # Anything else may change what a repeat means (state, priority, master):
-            # the kernel stops dropping them first, and those it dropped count before it.
+            # the kernel stops dropping them first, and those it dropped count before it
+            # (an advert that came before the last of them hands that one again after).
             self._end_offload()
-        self._perform(m.handle(event, t), t)
+        if type(event) is not AdvertReceived:
+            self._perform(m.handle(event, t), t)
+        else:
+            latest, self.last_advert_mono = self.last_advert_mono, t
+            self._perform(m.handle(event, t), t)
+            self._after_advert(t, latest)
         if (
             m.priority != self._budget_priority
             or m.master_adver_interval_cs != self._budget_interval_cs
@@ -512,10 +528,40 @@ class InstanceDriver:
         if count <= 0:
             return
         self._filter_dropped = seen.dropped
-        self.last_advert_mono = seen.last_seen_s
         deadline = self.machine.follow_repeats(event, count, seen.last_seen_s)
         if deadline is not None:
+            self.last_advert_mono = self._folded_at = seen.last_seen_s
+            self._folded = event
             self._deadlines[TimerKind.MASTER_DOWN] = deadline  # later: the wake-up re-arms
+
+    def _after_advert(self, t: float, latest: float | None) -> None:
+        """An advert that arrived at ``t`` was handled (not a repeat of the followed one).
+
+        Repeats are folded in when the driver looks (``absorb``), and the kernel keeps
+        dropping them until then, also while another advert waits unread in the socket:
+        a master's immediate answer to a priority-0 advert (RFC 5798 §6.4.3) is such a
+        repeat. If the last repeat folded in came after this advert, the machine must see
+        it after this one, as it would have without the filter: handed again at its time
+        (``refollow``), it restarts the Master_Down_Timer that a priority-0 advert had
+        cut to Skew_Time, and follows its master again. That holds while it is still the
+        latest advert the machine was handed (``latest``, before this one: no repeat was
+        read in user space since).
+        """
+        folded, at = self._folded, self._folded_at
+        if folded is None:
+            return
+        if t < at and latest == at:
+            self.late_repeats += 1
+            log.debug(
+                "%s: a repeat the kernel dropped came %.6fs after an advert read since: "
+                "handed again after it",
+                self.spec.name,
+                at - t,
+            )
+            self.last_advert_mono = at
+            self._perform(self.machine.refollow(folded, at), at)
+        else:
+            self._folded = None
 
     def _end_offload(self) -> None:
         if self._filter is not None:

@@ -167,6 +167,30 @@ class VrrpInstance:
         self._timers[TimerKind.MASTER_DOWN] = deadline
         return deadline
 
+    def refollow(self, event: AdvertReceived, now: float) -> list[Action]:
+        """``handle`` for a repeat that ``follow_repeats`` counted already and that must be
+        handled once more, at its time ``now``: the kernel dropped it after an advert that
+        the machine was handed later (that one was still unread), so the machine has to see
+        it after that advert, as it would have without the filter. Not counted again.
+
+        Handling the advert a backup follows again is idempotent (§6.4.2: learn the
+        interval, follow the master, restart the Master_Down_Timer from ``now``), so it
+        undoes whatever the advert handled in between did to those.
+        """
+        counters = self.counters
+        counted = (
+            counters.adverts_received,
+            counters.old_unicast_checksum_received,
+            counters.address_mismatch_received,
+        )
+        actions = self.handle(event, now)
+        (
+            counters.adverts_received,
+            counters.old_unicast_checksum_received,
+            counters.address_mismatch_received,
+        ) = counted
+        return actions
+
     def _count_special(self, event: AdvertReceived, count: int) -> None:
         if event.received.checksum is ChecksumVerdict.VALID_OLD_UNICAST:
             self.counters.old_unicast_checksum_received += count

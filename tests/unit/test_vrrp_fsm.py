@@ -201,6 +201,23 @@ def test_backup_takes_over_skew_time_after_priority_zero() -> None:
     )
 
 
+def test_a_repeat_folded_in_before_a_priority_zero_advert_it_answers_is_followed_after_it() -> None:
+    """The master's answer to a priority-0 advert (§6.4.3), dropped by the kernel as a
+    repeat and folded in before the priority-0 advert that was still unread: handed again
+    at its time, it restarts the Master_Down_Timer that the priority-0 advert cut to
+    Skew_Time, and is not counted twice."""
+    fsm = started_backup()
+    followed = advert(150)
+    fsm.handle(followed, 1.0)
+    assert fsm.follow_repeats(followed, 2, 1.5005) == 1.5005 + MDI_100
+    assert fsm.handle(advert(0, IPv4Address("192.0.2.99")), 1.5) == [StartTimer(MD, SKEW_100)]
+    assert fsm.refollow(followed, 1.5005) == [StartTimer(MD, MDI_100)]
+    assert fsm.timer_deadline(MD) == 1.5005 + MDI_100
+    assert fsm.followed is followed and fsm.master_address == PEER
+    assert fsm.counters.adverts_received == 4  # the first, two repeats, priority 0
+    assert fsm.counters.priority_zero_received == 1
+
+
 def test_shutdown_of_backup_cancels_master_down_timer() -> None:
     fsm = started_backup()
     assert fsm.handle(Shutdown(), 1.0) == [
