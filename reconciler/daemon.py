@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import signal
 import time
@@ -40,6 +39,7 @@ from reconciler.observability.http import StatusServer
 from reconciler.observability.metrics import registry_for
 from reconciler.observability.status import (
     CheckStatus,
+    ErrorCount,
     InstanceStatus,
     NodeStatus,
     RealServerStatus,
@@ -268,11 +268,20 @@ class NodeRuntime:
             ),
             checks=self._check_status(),
             reconcile=self._reconcile_status(),
+            errors=self._error_counts(),
         )
 
     def _instance_status(self, driver: InstanceDriver) -> InstanceStatus:
         """The driver's view, with what each tracker does to its priority."""
-        return dataclasses.replace(driver.status(), trackers=self.tracking.status(driver.spec))
+        return driver.status(self.tracking.status(driver.spec))
+
+    def _error_counts(self) -> tuple[ErrorCount, ...]:
+        tallies = (*self.instances.tallies.all(), self.notifier.start_failures)
+        return tuple(
+            ErrorCount(t.operation, kind, n)
+            for t in tallies
+            for kind, n in sorted(t.counts.items())
+        )
 
     def _reconcile_status(self) -> ReconcileStatus:
         loop = self.reconcile

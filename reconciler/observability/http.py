@@ -10,6 +10,12 @@ that it is closed at once, so a flood holds a bounded number of descriptors for 
 bounded time. A request head is at most ``MAX_REQUEST_BYTES`` and must arrive within
 ``REQUEST_TIMEOUT_S``; an answer a client does not read within ``WRITE_TIMEOUT_S`` is
 dropped.
+
+Both endpoints are rendered on the loop, so each answer's loop time is measured (from the
+request read to the answer handed to the socket) and exported with the answers and
+refusals (``reconciler_http_*``); ``bench/scrape.py`` reads it. /status is compact JSON
+(``reconciler status -o json`` indents it): the json module only encodes in C without
+indentation.
 """
 
 from __future__ import annotations
@@ -19,13 +25,16 @@ import contextlib
 import dataclasses
 import json
 import logging
+import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.registry import CollectorRegistry
 
-from reconciler.observability.status import StatusSource
+from reconciler.observability.metrics import HttpCollector, exposition
+from reconciler.observability.status import HttpStatus, StatusSource
 
 log = logging.getLogger("reconciler.http")
 
@@ -37,13 +46,34 @@ REFUSE_WAIT_S = 0.2
 
 
 def status_json(source: StatusSource) -> dict[str, Any]:
-    doc = dataclasses.asdict(source.status())
+    doc: dict[str, Any] = _plain(source.status())
     for inst in doc["instances"]:
         inst["transitions"] = [
             {"from": f, "to": t, "reason": r, "count": n}
             for (f, t, r), n in sorted(inst["transitions"].items())
         ]
     return doc
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _plain(value: Any) -> Any:
+    """``dataclasses.asdict`` for status snapshots, without its deep copies (a snapshot
+    is already a copy): dataclasses become dicts, tuples and lists lists."""
+    cls = type(value)
+    if cls in (str, int, float, bool) or value is None:
+        return value
+    names = _FIELDS.get(cls)
+    if names is None and dataclasses.is_dataclass(value):
+        names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(value))
+    if names is not None:
+        return {n: _plain(getattr(value, n)) for n in names}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 class StatusServer:
@@ -64,6 +94,12 @@ class StatusServer:
         self.active = 0  # connections being served
         self.refusing = 0  # connections being answered 503
         self.refused: dict[str, int] = {"busy": 0, "too_large": 0, "timeout": 0}
+        self.responses: Counter[str] = Counter()  # by path: /metrics, /status, other
+        self.loop_seconds: dict[str, float] = {}  # event-loop time spent answering, by path
+        registry.register(HttpCollector(self.status))
+
+    def status(self) -> HttpStatus:
+        return HttpStatus(dict(self.responses), dict(self.loop_seconds), dict(self.refused))
 
     async def start(self, host: str, port: int) -> int:
         self._server = await asyncio.start_server(
@@ -124,6 +160,8 @@ class StatusServer:
             return
         except (asyncio.IncompleteReadError, ConnectionError):
             return
+        started = time.perf_counter()
+        served = "other"
         try:
             method, path, *_ = request.split(b"\r\n", 1)[0].decode("latin-1").split(" ")
             if (method, path.split("?")[0]) == ("POST", "/hooks/refresh") and self.on_refresh:
@@ -132,15 +170,21 @@ class StatusServer:
             elif method != "GET":
                 status, ctype, body = "405 Method Not Allowed", "text/plain", b"GET only\n"
             elif path.split("?")[0] == "/metrics":
-                status, ctype, body = "200 OK", CONTENT_TYPE_LATEST, generate_latest(self.registry)
+                served = "/metrics"
+                status, ctype, body = "200 OK", CONTENT_TYPE_LATEST, exposition(self.registry)
             elif path.split("?")[0] == "/status":
-                body = (json.dumps(status_json(self.source), indent=2) + "\n").encode()
+                served = "/status"
+                body = (json.dumps(status_json(self.source)) + "\n").encode()
                 status, ctype = "200 OK", "application/json"
             else:
                 status, ctype, body = "404 Not Found", "text/plain", b"/metrics or /status\n"
         except ValueError:
             status, ctype, body = "400 Bad Request", "text/plain", b"not an HTTP request\n"
         writer.write(_response(status, ctype, body))
+        self.responses[served] += 1
+        self.loop_seconds[served] = (
+            self.loop_seconds.get(served, 0.0) + time.perf_counter() - started
+        )
         try:
             await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT_S)
         except TimeoutError:

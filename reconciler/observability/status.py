@@ -113,6 +113,15 @@ class ReconcileStatus:
 
 
 @dataclass(frozen=True)
+class ErrorCount:
+    """Failures of one operation of the takeover path, of one kind, since start."""
+
+    operation: str  # advert_send | vip_add | vip_remove | announce | hook_start
+    error: str  # errno name (ENOBUFS), else the exception's class
+    count: int
+
+
+@dataclass(frozen=True)
 class NodeStatus:
     node: str
     cluster: str
@@ -132,7 +141,18 @@ class NodeStatus:
     revisions: GateStatus | None = None
     # The polled repository's fetches, head and last error (run --git only).
     git: GitSourceStatus | None = None
+    # What failed on the takeover path (sends, VIP writes, announcements, hook starts).
+    errors: tuple[ErrorCount, ...] = ()
 
 
 class StatusSource(Protocol):
     def status(self) -> NodeStatus: ...
+
+
+@dataclass(frozen=True)
+class HttpStatus:
+    """The status listener's answers and refusals since start."""
+
+    responses: dict[str, int]  # by path: /metrics, /status, other
+    loop_seconds: dict[str, float]  # event-loop time spent answering, by path
+    refused: dict[str, int]  # clients refused, by reason: busy, too_large, timeout

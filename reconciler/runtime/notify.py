@@ -19,6 +19,7 @@ import os
 import signal
 from collections.abc import Callable, Mapping
 
+from reconciler.adapters.error_tally import ErrorTally
 from reconciler.model.vrrp import Hook
 
 log = logging.getLogger("reconciler.notify")
@@ -33,6 +34,10 @@ class Notifier:
         self._workers: dict[str, asyncio.Task[None]] = {}
         self.runs = 0
         self.failures = 0
+        # Hooks that could not start (no processes, descriptors or memory left; a missing
+        # program), by kind: a node in trouble fails every hook alike, so each kind is
+        # logged once per hook and counted.
+        self.start_failures = ErrorTally("hook_start", log)
 
     def submit(self, subject: str, hooks: tuple[Hook, ...], env: Mapping[str, str]) -> None:
         """Queue `hooks` behind the earlier ones of `subject`; returns at once."""
@@ -87,9 +92,9 @@ class Notifier:
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,  # its own process group, killed as one
             )
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:  # RuntimeError: no thread to wait for it
             self.failures += 1
-            log.error("hook %s could not start: %s", " ".join(hook.command), exc)
+            self.start_failures.record(exc, "hook " + " ".join(hook.command))
             return
         assert proc.stdout is not None
 

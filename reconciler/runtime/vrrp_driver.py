@@ -40,7 +40,8 @@ from datetime import timedelta
 from ipaddress import IPv4Address, IPv6Address
 
 from reconciler.adapters.arp import Announcer
-from reconciler.adapters.netlink import Netlink
+from reconciler.adapters.error_tally import ErrorTally
+from reconciler.adapters.netlink import ADDRESS_ERRORS, Netlink
 from reconciler.adapters.outcome import WriteOutcome
 from reconciler.adapters.repeat_filter import (
     IPV6_HEADER_LEN,
@@ -53,7 +54,12 @@ from reconciler.adapters.vrrp_socket import Datagram, VrrpSocket
 from reconciler.model import vrrp as model
 from reconciler.model.kernel import LiveAddress
 from reconciler.model.vrrp import Hook
-from reconciler.observability.status import InstanceStatus, SocketStatus, TransitionStatus
+from reconciler.observability.status import (
+    InstanceStatus,
+    SocketStatus,
+    TrackerStatus,
+    TransitionStatus,
+)
 from reconciler.plan.live import live_vip
 from reconciler.reconcile.ownership import OwnershipStore
 from reconciler.runtime.deadlines import DeadlineQueue
@@ -169,6 +175,29 @@ _HOOK_STATE = {
     State.FAULT: "fault",
     State.INITIALIZE: "stop",
 }
+
+
+@dataclass(frozen=True)
+class Tallies:
+    """The failures of what a takeover does, shared by the node's instances: counted by
+    kind, logged once per kind and interface (adapters/error_tally.py)."""
+
+    advert_send: ErrorTally
+    vip_add: ErrorTally
+    vip_remove: ErrorTally
+    announce: ErrorTally
+
+    @classmethod
+    def fresh(cls) -> Tallies:
+        return cls(
+            ErrorTally("advert_send", log),
+            ErrorTally("vip_add", log),
+            ErrorTally("vip_remove", log),
+            ErrorTally("announce", log),
+        )
+
+    def all(self) -> tuple[ErrorTally, ...]:
+        return (self.advert_send, self.vip_add, self.vip_remove, self.announce)
 
 
 @dataclass
@@ -375,6 +404,7 @@ class InstanceDriver:
         loop: asyncio.AbstractEventLoop,
         on_transition: TransitionListener | None = None,
         notifier: Notifier | None = None,
+        tallies: Tallies | None = None,
     ) -> None:
         self.spec = spec
         self.params = params
@@ -387,6 +417,7 @@ class InstanceDriver:
         self.loop = loop
         self.on_transition = on_transition
         self.notifier = notifier
+        self.tallies = tallies if tallies is not None else Tallies.fresh()
         # Running timers: their deadlines, and the loop handles that wake us for them. A
         # handle may wake earlier than its deadline (a backup pushes the Master_Down_Timer
         # on with every advert; moving the deadline is a store, and the early wake re-arms).
@@ -648,11 +679,14 @@ class InstanceDriver:
             try:
                 self.sock.send(payload, source, dst)
             except OSError as exc:
-                # A link going down makes sends fail; LinkDown handling follows.
+                # A link going down makes sends fail (LinkDown handling follows), and so
+                # does a firewall or a full queue: for every advert of every instance.
                 self.send_errors += 1
-                log.warning("%s: advert to %s not sent: %s", self.spec.name, dst, exc)
+                self.tallies.advert_send.record(exc, self.spec.interface)
 
-    def status(self) -> InstanceStatus:
+    def status(self, trackers: tuple[TrackerStatus, ...] = ()) -> InstanceStatus:
+        """A snapshot; ``trackers``: what each tracker does to the priority (the node's
+        tracking knows, not the driver)."""
         self.absorb()
         m = self.machine
         return InstanceStatus(
@@ -674,6 +708,7 @@ class InstanceDriver:
                 (f.name, t.name, why.value): n for (f, t, why), n in m.counters.transitions.items()
             },
             faults=tuple(sorted(m.faults)),
+            trackers=trackers,
             sync_group=self.spec.sync_group,
             accept_mode=self.spec.accepts_vip_traffic,
             last_transition=self.last_transition,
@@ -727,6 +762,13 @@ class InstanceDriver:
                     self._notify(a)
                 elif isinstance(a, act.SendGratuitous):
                     self._announce_schedule(a.addresses)
+            except ADDRESS_ERRORS as exc:
+                # The kernel or the link refused: for every instance alike, so counted by
+                # kind and logged once per kind (a bug still gets its traceback, below).
+                self.address_errors += 1
+                removing = isinstance(a, _Release | act.RemoveVips)
+                tally = self.tallies.vip_remove if removing else self.tallies.vip_add
+                tally.record(exc, self.spec.interface)
             except Exception:
                 self.address_errors += 1
                 log.exception("%s: %s failed", self.spec.name, type(a).__name__)
