@@ -273,7 +273,8 @@ class NodeRuntime:
 
     def _instance_status(self, driver: InstanceDriver) -> InstanceStatus:
         """The driver's view, with what each tracker does to its priority."""
-        return driver.status(self.tracking.status(driver.spec))
+        spec = driver.spec
+        return driver.status(self.tracking.status(spec) if spec.track else ())
 
     def _error_counts(self) -> tuple[ErrorCount, ...]:
         tallies = (*self.instances.tallies.all(), self.notifier.start_failures)

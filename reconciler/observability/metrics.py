@@ -17,9 +17,11 @@ exporters use.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from prometheus_client import generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
@@ -27,11 +29,18 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
 from reconciler import __version__
-from reconciler.observability.status import HttpStatus, ReconcileStatus, StatusSource
+from reconciler.observability.status import HttpStatus, NodeStatus, ReconcileStatus, StatusSource
 from reconciler.revision.gate import GateStatus
 from reconciler.revision.git_policy import GitSourceStatus
 
 PREFIX = "reconciler_"
+
+# Rendering runs on a thread beside the event loop (observability/http.py), and the loop
+# waits for the interpreter lock while it holds it: up to the switch interval (5 ms), or
+# longer if the OS runs something else meanwhile. The renderer lets go every this many
+# rows (about 0.1 ms of work), so the loop gets the lock as soon as it asks.
+YIELD_EVERY_ROWS = 256
+YIELD_EVERY_INSTANCES = 32
 
 FamilyKind = Literal["gauge", "counter", "info"]
 Row = tuple[tuple[str, ...], float]
@@ -78,13 +87,18 @@ class Family:
 
 
 class FamilyCollector(Collector):
-    """A collector that describes its metrics as `Family` rows."""
+    """A collector that describes its metrics as `Family` rows, in two steps:
+    ``snapshot`` reads what the metrics say, on the thread that owns it (the event loop),
+    and ``families`` turns that immutable snapshot into rows, on any thread."""
 
-    def families(self) -> Iterable[Family]:
+    def snapshot(self) -> Any:
+        raise NotImplementedError
+
+    def families(self, snapshot: Any) -> Iterable[Family]:
         raise NotImplementedError
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily | InfoMetricFamily]:
-        for f in self.families():
+        for f in self.families(self.snapshot()):
             yield f.metric()
 
 
@@ -117,7 +131,9 @@ class Exposition:
             if prefixes is None or len(prefixes) > 2 * len(f.rows) + 16:
                 prefixes = self._prefixes[name] = {}
             names = f.labels + f.info
-            for labels, value in f.rows:
+            for n, (labels, value) in enumerate(f.rows):
+                if not n % YIELD_EVERY_ROWS:
+                    time.sleep(0)  # see YIELD_EVERY_ROWS
                 prefix = prefixes.get(labels)
                 if prefix is None:
                     prefix = prefixes[labels] = _prefix(name, names, labels)
@@ -149,6 +165,7 @@ class NodeRegistry(CollectorRegistry):
         super().__init__()
         self._ordered: list[Collector] = []
         self._exposition = Exposition()
+        self._rendering = threading.Lock()  # one rendering at a time uses the caches
 
     def register(self, collector: Collector) -> None:
         super().register(collector)
@@ -158,21 +175,37 @@ class NodeRegistry(CollectorRegistry):
         super().unregister(collector)
         self._ordered.remove(collector)
 
+    def snapshot(self) -> Callable[[], bytes]:
+        """Read every collector now; the function returned writes the text format of
+        what was read, on any thread (the status listener runs it off the event loop)."""
+        taken: list[tuple[FamilyCollector, Any] | str] = [
+            (c, c.snapshot()) if isinstance(c, FamilyCollector) else generate_latest(c).decode()
+            for c in list(self._ordered)
+        ]
+
+        def render() -> bytes:
+            parts: list[str] = []
+            with self._rendering:
+                for item in taken:
+                    if isinstance(item, str):
+                        parts.append(item)
+                    else:
+                        parts += self._exposition.render(item[0].families(item[1]))
+            return "".join(parts).encode()
+
+        return render
+
     def exposition(self) -> bytes:
-        parts: list[str] = []
-        for collector in list(self._ordered):
-            if isinstance(collector, FamilyCollector):
-                parts += self._exposition.render(collector.families())
-            else:
-                parts.append(generate_latest(collector).decode())
-        return "".join(parts).encode()
+        return self.snapshot()()
 
 
-def exposition(registry: CollectorRegistry) -> bytes:
-    """The text format of ``registry``: directly for a `NodeRegistry`."""
+def snapshot_of(registry: CollectorRegistry) -> Callable[[], bytes]:
+    """``registry`` read now; the function returned gives its text format (on any thread
+    for a `NodeRegistry`; any other registry is rendered at once)."""
     if isinstance(registry, NodeRegistry):
-        return registry.exposition()
-    return generate_latest(registry)
+        return registry.snapshot()
+    text = generate_latest(registry)
+    return lambda: text
 
 
 class NodeCollector(FamilyCollector):
@@ -181,8 +214,11 @@ class NodeCollector(FamilyCollector):
     def __init__(self, source: StatusSource) -> None:
         self.source = source
 
-    def families(self) -> Iterator[Family]:
-        st = self.source.status()
+    def snapshot(self) -> NodeStatus:
+        return self.source.status()
+
+    def families(self, snapshot: NodeStatus) -> Iterator[Family]:
+        st = snapshot
         labels = ("vrrp_instance", "vrid", "interface")
 
         def g(name: str, doc: str, extra: tuple[str, ...] = ()) -> Family:
@@ -221,7 +257,9 @@ class NodeCollector(FamilyCollector):
             ("from", "to", "reason"),
         )
         # The hot loop of a scrape (hundreds of instances): rows appended directly.
-        for i in st.instances:
+        for k, i in enumerate(st.instances):
+            if not k % YIELD_EVERY_INSTANCES:
+                time.sleep(0)  # see YIELD_EVERY_ROWS
             key = (i.name, str(i.vrid), i.interface)
             state.rows.append((key, i.state_code))
             prio.rows.append((key, i.priority))
@@ -500,8 +538,11 @@ class HttpCollector(FamilyCollector):
     def __init__(self, http: Callable[[], HttpStatus]) -> None:
         self.http = http
 
-    def families(self) -> Iterator[Family]:
-        hs = self.http()
+    def snapshot(self) -> HttpStatus:
+        return self.http()
+
+    def families(self, snapshot: HttpStatus) -> Iterator[Family]:
+        hs = snapshot
         responses = Family(
             "counter",
             PREFIX + "http_responses",
@@ -515,9 +556,26 @@ class HttpCollector(FamilyCollector):
             "handed to the socket (the loop runs nothing else meanwhile).",
             ("path",),
         )
+        cpu = Family(
+            "counter",
+            PREFIX + "http_response_loop_cpu_seconds",
+            "The event loop thread's CPU time of those answers, by path (less than the loop "
+            "time when the machine is busy).",
+            ("path",),
+        )
+        lag = Family(
+            "counter",
+            PREFIX + "http_render_loop_lag_seconds",
+            "Answers are rendered off the event loop, which still waits for the interpreter "
+            "lock meanwhile: the sum over answers of the worst lateness of a 1 ms loop timer "
+            "during one (epoll's millisecond rounding included), by path.",
+            ("path",),
+        )
         for path, n in sorted(hs.responses.items()):
             responses.add_metric((path,), n)
             seconds.add_metric((path,), hs.loop_seconds.get(path, 0.0))
+            cpu.add_metric((path,), hs.loop_cpu_seconds.get(path, 0.0))
+            lag.add_metric((path,), hs.render_lag_seconds.get(path, 0.0))
         refused = Family(
             "counter",
             PREFIX + "http_refused",
@@ -526,7 +584,7 @@ class HttpCollector(FamilyCollector):
         )
         for reason, n in sorted(hs.refused.items()):
             refused.add_metric((reason,), n)
-        yield from (responses, seconds, refused)
+        yield from (responses, seconds, cpu, lag, refused)
 
 
 def registry_for(source: StatusSource) -> NodeRegistry:

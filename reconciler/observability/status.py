@@ -155,4 +155,7 @@ class HttpStatus:
 
     responses: dict[str, int]  # by path: /metrics, /status, other
     loop_seconds: dict[str, float]  # event-loop time spent answering, by path
+    loop_cpu_seconds: dict[str, float]  # the loop thread's CPU time of it, by path
+    # Sum over answers of the worst lateness of a loop timer while one rendered off the loop
+    render_lag_seconds: dict[str, float]
     refused: dict[str, int]  # clients refused, by reason: busy, too_large, timeout

@@ -110,6 +110,28 @@ IDLE_POLLS = 3  # empty reads in a row before a socket goes back to waking per p
 _DECODED_CACHE_MAX = 1024
 
 IPAddr = IPv4Address | IPv6Address
+_STATE_NAMES = {s: s.name for s in State}
+_TRANSITION_KEYS: dict[tuple[State, State, TransitionReason], tuple[str, str, str]] = {}
+_ADDRESS_TEXT: dict[IPAddr, str] = {}
+
+
+def _transition_key(key: tuple[State, State, TransitionReason]) -> tuple[str, str, str]:
+    """(from, to, reason) as status names them; the keys are few (enums)."""
+    text = _TRANSITION_KEYS.get(key)
+    if text is None:
+        text = _TRANSITION_KEYS[key] = (key[0].name, key[1].name, key[2].value)
+    return text
+
+
+def _address_text(address: IPAddr) -> str:
+    text = _ADDRESS_TEXT.get(address)
+    if text is None:
+        if len(_ADDRESS_TEXT) >= 4096:
+            _ADDRESS_TEXT.clear()  # forged masters cannot grow it without bound
+        text = _ADDRESS_TEXT[address] = str(address)
+    return text
+
+
 TransitionListener = Callable[["InstanceDriver", act.Transitioned], None]
 
 
@@ -418,6 +440,10 @@ class InstanceDriver:
         self.on_transition = on_transition
         self.notifier = notifier
         self.tallies = tallies if tallies is not None else Tallies.fresh()
+        # What status() converts once per spec (a reload brings a new one).
+        self._status_spec: model.VrrpInstance | None = None
+        self._status_family = ""
+        self._status_vips: tuple[str, ...] = ()
         # Running timers: their deadlines, and the loop handles that wake us for them. A
         # handle may wake earlier than its deadline (a backup pushes the Master_Down_Timer
         # on with every advert; moving the deadline is a store, and the early wake re-arms).
@@ -686,34 +712,45 @@ class InstanceDriver:
 
     def status(self, trackers: tuple[TrackerStatus, ...] = ()) -> InstanceStatus:
         """A snapshot; ``trackers``: what each tracker does to the priority (the node's
-        tracking knows, not the driver)."""
+        tracking knows, not the driver).
+
+        Every scrape of /metrics takes one of each instance (500 a second at 500
+        instances), so what only a reload changes is converted once per spec, and
+        enum names and transition keys once per value.
+        """
         self.absorb()
         m = self.machine
+        c = m.counters
+        spec = self.spec
+        if self._status_spec is not spec:
+            self._status_spec = spec
+            self._status_family = str(spec.family)
+            self._status_vips = tuple(str(v.address) for v in spec.vips)
+        state = m.state
+        master = m.master_address
         return InstanceStatus(
-            name=self.spec.name,
-            vrid=self.spec.vrid,
-            interface=self.spec.interface,
-            family=str(self.spec.family),
-            state=m.state.name,
-            state_code=int(m.state),
-            priority=self.spec.priority,
+            name=spec.name,
+            vrid=spec.vrid,
+            interface=spec.interface,
+            family=self._status_family,
+            state=_STATE_NAMES[state],
+            state_code=int(state),
+            priority=spec.priority,
             effective_priority=m.priority,
-            master_address=str(m.master_address) if m.master_address else None,
-            vips=tuple(str(v.address) for v in self.spec.vips),
+            master_address=_address_text(master) if master else None,
+            vips=self._status_vips,
             last_transition_unix_s=self.last_transition_unix_s,
-            adverts_received=m.counters.adverts_received,
-            adverts_sent=m.counters.adverts_sent,
-            refused={r.value: n for r, n in m.counters.refused.items()},
-            transitions={
-                (f.name, t.name, why.value): n for (f, t, why), n in m.counters.transitions.items()
-            },
-            faults=tuple(sorted(m.faults)),
+            adverts_received=c.adverts_received,
+            adverts_sent=c.adverts_sent,
+            refused={r.value: n for r, n in c.refused.items()} if c.refused else {},
+            transitions={_transition_key(k): n for k, n in c.transitions.items()},
+            faults=tuple(sorted(m.faults)) if m.faults else (),
             trackers=trackers,
-            sync_group=self.spec.sync_group,
-            accept_mode=self.spec.accepts_vip_traffic,
+            sync_group=spec.sync_group,
+            accept_mode=spec.accepts_vip_traffic,
             last_transition=self.last_transition,
-            address_mismatch=m.counters.address_mismatch_received,
-            reconfigured=m.counters.reconfigured,
+            address_mismatch=c.address_mismatch_received,
+            reconfigured=c.reconfigured,
         )
 
     def _transitioned(self, t: act.Transitioned) -> None:

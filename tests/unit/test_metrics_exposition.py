@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 
 from prometheus_client import generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from reconciler.model.revision import Artifact, Provenance
-from reconciler.observability.http import StatusServer
+from reconciler.observability.http import StatusServer, status_json
 from reconciler.observability.metrics import Exposition, Family, NodeRegistry, registry_for
 from reconciler.observability.status import (
     CheckStatus,
@@ -198,3 +199,30 @@ def test_cached_texts_stay_bounded_across_renames() -> None:
             family.add_metric((f"g{generation}-{k}",), generation * 1000.5 + k)
         exposition.render([family])
     assert sum(len(p) for p in exposition._prefixes.values()) <= 2 * 10 + 16
+
+
+def test_status_is_the_json_of_the_whole_snapshot() -> None:
+    """/status is encoded one instance at a time off the loop: the same text as encoding
+    the whole document at once."""
+    source = Changing()
+
+    async def scenario() -> bytes:
+        server = StatusServer(source, registry_for(source))
+        port = await server.start("127.0.0.1", 0)
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /status HTTP/1.1\r\n\r\n")
+            answer = await reader.read()
+            writer.close()
+            return answer.split(b"\r\n\r\n", 1)[1]
+        finally:
+            await server.close()
+
+    body = asyncio.run(scenario())
+    assert body == (json.dumps(status_json(source)) + "\n").encode()
+    assert json.loads(body)["instances"][1]["transitions"][0] == {
+        "from": "BACKUP",
+        "to": "MASTER",
+        "reason": "master_down",
+        "count": 1,
+    }
