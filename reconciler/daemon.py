@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import time
@@ -40,7 +41,6 @@ from reconciler.observability.metrics import registry_for
 from reconciler.observability.status import (
     CheckStatus,
     ErrorCount,
-    InstanceStatus,
     NodeStatus,
     RealServerStatus,
     ReconcileStatus,
@@ -60,7 +60,7 @@ from reconciler.runtime.revision_store import RevisionStore
 from reconciler.runtime.revisions import NotStarted, RevisionConsumer, SuspendControl
 from reconciler.runtime.sync_groups import SyncGroups
 from reconciler.runtime.tracking import Tracking
-from reconciler.runtime.vrrp_driver import InstanceDriver
+from reconciler.runtime.vrrp_driver import InstanceDriver, instance_status
 from reconciler.source import Source
 from reconciler.source.file import FileSource
 from reconciler.source.git import GitSource
@@ -79,6 +79,9 @@ SETTLE_MIN_TRANSITIONS = 50
 # A stop waits this long for the source and an attempt in flight to end; the instances
 # stop (and release their VIPs) after it whatever happens.
 STOP_REVISIONS_TIMEOUT_S = 2.0
+# Instance statuses built between two chances for the event loop to take the interpreter
+# lock, when a status is built beside it (observability/metrics.py: YIELD_EVERY_ROWS).
+STATUS_YIELD_EVERY = 32
 
 
 @dataclass(frozen=True)
@@ -245,9 +248,20 @@ class NodeRuntime:
         return tuple(out)
 
     def status(self) -> NodeStatus:
+        return self.status_later()()
+
+    def status_later(self) -> Callable[[], NodeStatus]:
+        """Everything the status says, read now (on the event loop); the function returned
+        builds the snapshot from what was read, on any thread (the status listener runs it
+        off the loop: at 500 instances, building their status objects is most of the cost
+        of a scrape)."""
         gate = self._revisions() if self._revisions is not None else None
         stalled = next((c for c in gate.conditions if c.type == "Stalled"), None) if gate else None
-        return NodeStatus(
+        captured = [
+            (d.capture(), self.tracking.status(d.spec) if d.spec.track else ())
+            for d in (self.drivers[n] for n in sorted(self.drivers))
+        ]
+        node = NodeStatus(
             node=self.options.node,
             cluster=self.revision.cluster,
             file=self.options.source_label,
@@ -262,7 +276,7 @@ class NodeRuntime:
             commit=self.revision.commit,
             revisions=gate,
             git=self._git() if self._git is not None else None,
-            instances=tuple(self._instance_status(self.drivers[n]) for n in sorted(self.drivers)),
+            instances=(),
             sockets=tuple(
                 self.muxes[k].status() for k in sorted(self.muxes, key=lambda k: (k[0], k[1].value))
             ),
@@ -271,10 +285,15 @@ class NodeRuntime:
             errors=self._error_counts(),
         )
 
-    def _instance_status(self, driver: InstanceDriver) -> InstanceStatus:
-        """The driver's view, with what each tracker does to its priority."""
-        spec = driver.spec
-        return driver.status(self.tracking.status(spec) if spec.track else ())
+        def build() -> NodeStatus:
+            instances = []
+            for k, (c, trackers) in enumerate(captured):
+                if not k % STATUS_YIELD_EVERY:
+                    time.sleep(0)  # beside the loop: a chance for it to take the lock
+                instances.append(instance_status(c, trackers))
+            return dataclasses.replace(node, instances=tuple(instances))
+
+        return build
 
     def _error_counts(self) -> tuple[ErrorCount, ...]:
         tallies = (*self.instances.tallies.all(), self.notifier.start_failures)

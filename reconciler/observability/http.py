@@ -37,7 +37,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.registry import CollectorRegistry
 
 from reconciler.observability.metrics import HttpCollector, snapshot_of
-from reconciler.observability.status import HttpStatus, NodeStatus, StatusSource
+from reconciler.observability.status import HttpStatus, NodeStatus, StatusSource, status_reader
 
 log = logging.getLogger("reconciler.http")
 
@@ -78,7 +78,7 @@ def _status_text(snapshot: NodeStatus) -> str:
         if name == "instances":
             encoded = []
             for inst in value:
-                time.sleep(0)  # let the event loop take the interpreter lock
+                time.sleep(0)  # a chance for the event loop to take the interpreter lock
                 plain = _plain(inst)
                 _transitions_as_list(plain)
                 encoded.append(json.dumps(plain))
@@ -230,7 +230,7 @@ class StatusServer:
                 render = snapshot_of(self.registry)  # read now, written off the loop
             elif path.split("?")[0] == "/status":
                 served, status, ctype = "/status", "200 OK", "application/json"
-                render = functools.partial(_status_body, self.source.status())
+                render = functools.partial(_status_body, status_reader(self.source))
             else:
                 status, ctype, body = "404 Not Found", "text/plain", b"/metrics or /status\n"
         except ValueError:
@@ -296,8 +296,8 @@ class _LoopClock:
         self.cpu_seconds += time.thread_time() - self._cpu
 
 
-def _status_body(snapshot: NodeStatus) -> bytes:
-    return (_status_text(snapshot) + "\n").encode()
+def _status_body(snapshot: Callable[[], NodeStatus]) -> bytes:
+    return (_status_text(snapshot()) + "\n").encode()
 
 
 def _response(status: str, ctype: str, body: bytes) -> bytes:

@@ -29,16 +29,22 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
 from reconciler import __version__
-from reconciler.observability.status import HttpStatus, NodeStatus, ReconcileStatus, StatusSource
+from reconciler.observability.status import (
+    HttpStatus,
+    NodeStatus,
+    ReconcileStatus,
+    StatusSource,
+    status_reader,
+)
 from reconciler.revision.gate import GateStatus
 from reconciler.revision.git_policy import GitSourceStatus
 
 PREFIX = "reconciler_"
 
 # Rendering runs on a thread beside the event loop (observability/http.py), and the loop
-# waits for the interpreter lock while it holds it: up to the switch interval (5 ms), or
-# longer if the OS runs something else meanwhile. The renderer lets go every this many
-# rows (about 0.1 ms of work), so the loop gets the lock as soon as it asks.
+# waits for the interpreter lock while that thread holds it (CPython takes it back after
+# its switch interval, 5 ms). The renderer lets go of it every this many rows (about
+# 0.1 ms of work), a chance for the loop to take it sooner.
 YIELD_EVERY_ROWS = 256
 YIELD_EVERY_INSTANCES = 32
 
@@ -214,11 +220,11 @@ class NodeCollector(FamilyCollector):
     def __init__(self, source: StatusSource) -> None:
         self.source = source
 
-    def snapshot(self) -> NodeStatus:
-        return self.source.status()
+    def snapshot(self) -> Callable[[], NodeStatus]:
+        return status_reader(self.source)
 
-    def families(self, snapshot: NodeStatus) -> Iterator[Family]:
-        st = snapshot
+    def families(self, snapshot: Callable[[], NodeStatus]) -> Iterator[Family]:
+        st = snapshot()
         labels = ("vrrp_instance", "vrid", "interface")
 
         def g(name: str, doc: str, extra: tuple[str, ...] = ()) -> Family:

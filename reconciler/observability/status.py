@@ -6,6 +6,7 @@ and traces only read them. Nothing here steers the runtime.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -147,6 +148,17 @@ class NodeStatus:
 
 class StatusSource(Protocol):
     def status(self) -> NodeStatus: ...
+
+
+def status_reader(source: StatusSource) -> Callable[[], NodeStatus]:
+    """``source`` read now; the function returned gives its snapshot. A source with
+    ``status_later`` (the daemon's) builds the snapshot in that function, which may run on
+    another thread; any other is asked at once."""
+    later: Callable[[], Callable[[], NodeStatus]] | None = getattr(source, "status_later", None)
+    if later is not None:
+        return later()
+    snapshot = source.status()
+    return lambda: snapshot
 
 
 @dataclass(frozen=True)

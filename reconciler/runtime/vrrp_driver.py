@@ -38,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from ipaddress import IPv4Address, IPv6Address
+from typing import NamedTuple
 
 from reconciler.adapters.arp import Announcer
 from reconciler.adapters.error_tally import ErrorTally
@@ -86,6 +87,7 @@ from reconciler.vrrp.packet import (
     multicast_group,
 )
 from reconciler.vrrp.params import InstanceParams, UnicastChecksum
+from reconciler.vrrp.receive import Refusal
 from reconciler.vrrp.states import State, TimerKind, TransitionReason
 from reconciler.vrrp.timers import skew_time
 
@@ -112,7 +114,6 @@ _DECODED_CACHE_MAX = 1024
 IPAddr = IPv4Address | IPv6Address
 _STATE_NAMES = {s: s.name for s in State}
 _TRANSITION_KEYS: dict[tuple[State, State, TransitionReason], tuple[str, str, str]] = {}
-_ADDRESS_TEXT: dict[IPAddr, str] = {}
 
 
 def _transition_key(key: tuple[State, State, TransitionReason]) -> tuple[str, str, str]:
@@ -120,15 +121,6 @@ def _transition_key(key: tuple[State, State, TransitionReason]) -> tuple[str, st
     text = _TRANSITION_KEYS.get(key)
     if text is None:
         text = _TRANSITION_KEYS[key] = (key[0].name, key[1].name, key[2].value)
-    return text
-
-
-def _address_text(address: IPAddr) -> str:
-    text = _ADDRESS_TEXT.get(address)
-    if text is None:
-        if len(_ADDRESS_TEXT) >= 4096:
-            _ADDRESS_TEXT.clear()  # forged masters cannot grow it without bound
-        text = _ADDRESS_TEXT[address] = str(address)
     return text
 
 
@@ -412,6 +404,57 @@ class SocketMux:
         driver.feed(event, dgram.received_at)
 
 
+class InstanceCapture(NamedTuple):
+    """An instance's state and counters as `InstanceDriver.capture` read them.
+
+    A NamedTuple rather than a frozen dataclass: one is built per instance per scrape on
+    the event loop, and a tuple costs a fraction of a frozen dataclass's ``__init__``.
+    """
+
+    spec: model.VrrpInstance
+    state: State
+    effective_priority: int
+    master_address: IPAddr | None
+    last_transition_unix_s: float | None
+    last_transition: TransitionStatus | None
+    adverts_received: int
+    adverts_sent: int
+    refused: dict[Refusal, int]
+    transitions: dict[tuple[State, State, TransitionReason], int]
+    faults: tuple[str, ...]
+    address_mismatch: int
+    reconfigured: int
+
+
+def instance_status(c: InstanceCapture, trackers: tuple[TrackerStatus, ...] = ()) -> InstanceStatus:
+    """The status of a captured instance (pure: runs on any thread)."""
+    spec = c.spec
+    return InstanceStatus(
+        name=spec.name,
+        vrid=spec.vrid,
+        interface=spec.interface,
+        family=str(spec.family),
+        state=_STATE_NAMES[c.state],
+        state_code=int(c.state),
+        priority=spec.priority,
+        effective_priority=c.effective_priority,
+        master_address=str(c.master_address) if c.master_address else None,
+        vips=tuple(str(v.address) for v in spec.vips),
+        last_transition_unix_s=c.last_transition_unix_s,
+        adverts_received=c.adverts_received,
+        adverts_sent=c.adverts_sent,
+        refused={r.value: n for r, n in c.refused.items()},
+        transitions={_transition_key(k): n for k, n in c.transitions.items()},
+        faults=tuple(sorted(c.faults)),
+        trackers=trackers,
+        sync_group=spec.sync_group,
+        accept_mode=spec.accepts_vip_traffic,
+        last_transition=c.last_transition,
+        address_mismatch=c.address_mismatch,
+        reconfigured=c.reconfigured,
+    )
+
+
 class InstanceDriver:
     """Runs one instance's state machine with real timers, sockets and addresses."""
 
@@ -440,10 +483,6 @@ class InstanceDriver:
         self.on_transition = on_transition
         self.notifier = notifier
         self.tallies = tallies if tallies is not None else Tallies.fresh()
-        # What status() converts once per spec (a reload brings a new one).
-        self._status_spec: model.VrrpInstance | None = None
-        self._status_family = ""
-        self._status_vips: tuple[str, ...] = ()
         # Running timers: their deadlines, and the loop handles that wake us for them. A
         # handle may wake earlier than its deadline (a backup pushes the Master_Down_Timer
         # on with every advert; moving the deadline is a store, and the early wake re-arms).
@@ -710,48 +749,33 @@ class InstanceDriver:
                 self.send_errors += 1
                 self.tallies.advert_send.record(exc, self.spec.interface)
 
-    def status(self, trackers: tuple[TrackerStatus, ...] = ()) -> InstanceStatus:
-        """A snapshot; ``trackers``: what each tracker does to the priority (the node's
-        tracking knows, not the driver).
-
-        Every scrape of /metrics takes one of each instance (500 a second at 500
-        instances), so what only a reload changes is converted once per spec, and
-        enum names and transition keys once per value.
-        """
+    def capture(self) -> InstanceCapture:
+        """What the instance's status says, read now (on the loop): `instance_status`
+        builds the status from it, on any thread. A scrape of /metrics reads every
+        instance, so only this part runs on the loop (a few plain reads and copies)."""
         self.absorb()
         m = self.machine
         c = m.counters
-        spec = self.spec
-        if self._status_spec is not spec:
-            self._status_spec = spec
-            self._status_family = str(spec.family)
-            self._status_vips = tuple(str(v.address) for v in spec.vips)
-        state = m.state
-        master = m.master_address
-        return InstanceStatus(
-            name=spec.name,
-            vrid=spec.vrid,
-            interface=spec.interface,
-            family=self._status_family,
-            state=_STATE_NAMES[state],
-            state_code=int(state),
-            priority=spec.priority,
-            effective_priority=m.priority,
-            master_address=_address_text(master) if master else None,
-            vips=self._status_vips,
-            last_transition_unix_s=self.last_transition_unix_s,
-            adverts_received=c.adverts_received,
-            adverts_sent=c.adverts_sent,
-            refused={r.value: n for r, n in c.refused.items()} if c.refused else {},
-            transitions={_transition_key(k): n for k, n in c.transitions.items()},
-            faults=tuple(sorted(m.faults)) if m.faults else (),
-            trackers=trackers,
-            sync_group=spec.sync_group,
-            accept_mode=spec.accepts_vip_traffic,
-            last_transition=self.last_transition,
-            address_mismatch=c.address_mismatch_received,
-            reconfigured=c.reconfigured,
+        return InstanceCapture(
+            self.spec,
+            m.state,
+            m.priority,
+            m.master_address,
+            self.last_transition_unix_s,
+            self.last_transition,
+            c.adverts_received,
+            c.adverts_sent,
+            dict(c.refused) if c.refused else {},
+            dict(c.transitions),
+            tuple(m.faults) if m.faults else (),
+            c.address_mismatch_received,
+            c.reconfigured,
         )
+
+    def status(self, trackers: tuple[TrackerStatus, ...] = ()) -> InstanceStatus:
+        """A snapshot; ``trackers``: what each tracker does to the priority (the node's
+        tracking knows, not the driver)."""
+        return instance_status(self.capture(), trackers)
 
     def _transitioned(self, t: act.Transitioned) -> None:
         self.last_transition_unix_s = time.time()
