@@ -4,15 +4,16 @@ Metrics are computed at scrape time from a status snapshot, so the runtime keeps
 counters and never calls a metrics library. Label sets are bounded: instance names come
 from the desired state, reasons from enums.
 
-A scrape runs on the event loop that also runs the VRRP timers, so it must be cheap: at
-500 instances prometheus_client's own path (a ``Sample`` per row, labels sorted and
-escaped on every scrape) held the loop for about 90 ms. The collectors here describe each
-metric once, as a `Family` of plain rows; `NodeRegistry.exposition` writes the text
-format from them directly, with each row's label string and each value's text kept from
-one scrape to the next, and writes the same bytes as prometheus_client's
-``generate_latest`` (tests/unit/test_metrics_exposition.py compares them). The same
-collectors also serve prometheus_client's API (``collect``), which tests and other
-exporters use.
+A scrape shares the process with the VRRP timers, so it must be cheap: at 500 instances
+prometheus_client's own path (a ``Sample`` per row, labels sorted and escaped on every
+scrape), all on the event loop, held it for about 120 ms (bench/scrape.py). The collectors
+here describe each metric once, as a `Family` of plain rows, in two steps: a snapshot read
+on the event loop, and rows made from it anywhere. `NodeRegistry.snapshot` reads them all
+and returns the renderer, which the status listener runs on its own thread: it writes the
+text format directly, with each row's label string and each value's text kept from one
+scrape to the next, the same bytes as prometheus_client's ``generate_latest``
+(tests/unit/test_metrics_exposition.py compares them). The same collectors also serve
+prometheus_client's API (``collect``), which tests and other exporters use.
 """
 
 from __future__ import annotations
