@@ -40,6 +40,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import sys
 import time
 from ipaddress import IPv4Interface
@@ -130,6 +131,12 @@ def wait_all_master(lab: Lab, daemon: LabProcess, n: int, timeout: float) -> flo
         time.sleep(0.5)
 
 
+def rss_kib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    found = re.search(r"^VmRSS:\s+(\d+)", status, re.MULTILINE)
+    return int(found.group(1)) if found else 0
+
+
 def costs(rows: list[dict[str, Any]], path: str, key: str = "response_loop") -> list[float]:
     """Each request's seconds: differences of the counter between rounds (none when the
     daemon does not export it)."""
@@ -152,6 +159,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             took = wait_all_master(lab, daemon, args.instances, timeout=180)
             print(f"every instance master {took:.1f}s after start", file=sys.stderr)
             time.sleep(args.settle)
+            rss_before = rss_kib(daemon.pid)
             client = host.spawn(
                 [
                     sys.executable,
@@ -171,6 +179,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if rc != 0 or len(rows) != args.scrapes + 1:
                 raise RuntimeError(f"client failed (exit {rc}):\n{client.output()[-2000:]}")
             alive = daemon.poll() is None
+            rss_after = rss_kib(daemon.pid)
         finally:
             daemon.stop(timeout=30)
         problems = [
@@ -195,6 +204,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "metrics_wall_s": [r["metrics_wall_s"] for r in rows[:-1]],
         "status_wall_s": [r["status_wall_s"] for r in rows[:-1]],
         "daemon_alive": alive,
+        "rss_kib": [rss_before, rss_after],
         "daemon_problems": problems[:20],
     }
 
@@ -228,6 +238,11 @@ def table(result: dict[str, Any]) -> str:
             f"| {_ms(result[f'{key}_lag_s'])} | {result[f'{key}_bytes']} "
             f"| {1000 * percentile(result[f'{key}_wall_s'], 50):.1f} | {verdict} |"
         )
+    before, after = result["rss_kib"]
+    lines.append(
+        f"Daemon RSS {before / 1024:.1f} MB before the first round, {after / 1024:.1f} MB "
+        "after the last."
+    )
     return "\n".join(lines)
 
 

@@ -117,7 +117,7 @@ class Exposition:
     used, so reloads that rename instances do not grow them.
     """
 
-    VALUES_MAX = 65536
+    VALUES_MAX = 4096  # the text of values seen (the common ones come back after a clear)
 
     def __init__(self) -> None:
         self._prefixes: dict[str, dict[tuple[str, ...], str]] = {}
