@@ -823,18 +823,24 @@ class InstanceDriver:
                     self._notify(a)
                 elif isinstance(a, act.SendGratuitous):
                     self._announce_schedule(a.addresses)
-            except ADDRESS_ERRORS as exc:
-                # The kernel or the link refused: for every instance alike, so counted by
-                # kind and logged once per kind (a bug still gets its traceback, below).
+            except Exception as exc:
                 self.address_errors += 1
-                removing = isinstance(a, _Release | act.RemoveVips)
-                tally = self.tallies.vip_remove if removing else self.tallies.vip_add
-                tally.record(exc, self.spec.interface)
-            except Exception:
-                self.address_errors += 1
-                log.exception("%s: %s failed", self.spec.name, type(a).__name__)
+                tally = self._address_tally(a) if isinstance(exc, ADDRESS_ERRORS) else None
+                if tally is not None:
+                    # The kernel or the link refused: for every instance alike, so counted
+                    # by kind and logged once per kind.
+                    tally.record(exc, self.spec.interface)
+                else:  # a bug: its traceback
+                    log.exception("%s: %s failed", self.spec.name, type(a).__name__)
             finally:
                 self._worker_busy = False
+
+    def _address_tally(self, work: object) -> ErrorTally | None:
+        if isinstance(work, act.AddVips | _Adding):
+            return self.tallies.vip_add
+        if isinstance(work, act.RemoveVips | _Release):
+            return self.tallies.vip_remove
+        return None
 
     def _hooks(self, state: State) -> tuple[Hook, ...]:
         if state is State.INITIALIZE:
