@@ -40,7 +40,7 @@ from reconciler.observability.http import StatusServer
 from reconciler.observability.metrics import registry_for
 from reconciler.observability.status import (
     CheckStatus,
-    InstanceStatus,
+    ErrorCount,
     NodeStatus,
     RealServerStatus,
     ReconcileStatus,
@@ -61,7 +61,7 @@ from reconciler.runtime.revision_store import RevisionStore
 from reconciler.runtime.revisions import NotStarted, RevisionConsumer, SuspendControl
 from reconciler.runtime.sync_groups import SyncGroups
 from reconciler.runtime.tracking import Tracking
-from reconciler.runtime.vrrp_driver import InstanceDriver
+from reconciler.runtime.vrrp_driver import InstanceDriver, instance_status
 from reconciler.source import Source
 from reconciler.source.file import FileSource
 from reconciler.source.git import GitSource
@@ -80,6 +80,9 @@ SETTLE_MIN_TRANSITIONS = 50
 # A stop waits this long for the source and an attempt in flight to end; the instances
 # stop (and release their VIPs) after it whatever happens.
 STOP_REVISIONS_TIMEOUT_S = 2.0
+# Instance statuses built between two chances for the event loop to take the interpreter
+# lock, when a status is built beside it (observability/metrics.py: YIELD_EVERY_ROWS).
+STATUS_YIELD_EVERY = 32
 
 
 @dataclass(frozen=True)
@@ -244,9 +247,20 @@ class NodeRuntime:
         return tuple(out)
 
     def status(self) -> NodeStatus:
+        return self.status_later()()
+
+    def status_later(self) -> Callable[[], NodeStatus]:
+        """Everything the status says, read now (on the event loop); the function returned
+        builds the snapshot from what was read, on any thread (the status listener runs it
+        off the loop: at 500 instances, building their status objects is most of the cost
+        of a scrape)."""
         gate = self._revisions() if self._revisions is not None else None
         stalled = next((c for c in gate.conditions if c.type == "Stalled"), None) if gate else None
-        return NodeStatus(
+        captured = [
+            (d.capture(), self.tracking.status(d.spec) if d.spec.track else ())
+            for d in (self.drivers[n] for n in sorted(self.drivers))
+        ]
+        node = NodeStatus(
             node=self.options.node,
             cluster=self.revision.cluster,
             file=self.options.source_label,
@@ -261,17 +275,32 @@ class NodeRuntime:
             commit=self.revision.commit,
             revisions=gate,
             git=self._git() if self._git is not None else None,
-            instances=tuple(self._instance_status(self.drivers[n]) for n in sorted(self.drivers)),
+            instances=(),
             sockets=tuple(
                 self.muxes[k].status() for k in sorted(self.muxes, key=lambda k: (k[0], k[1].value))
             ),
             checks=self._check_status(),
             reconcile=self._reconcile_status(),
+            errors=self._error_counts(),
         )
 
-    def _instance_status(self, driver: InstanceDriver) -> InstanceStatus:
-        """The driver's view, with what each tracker does to its priority."""
-        return dataclasses.replace(driver.status(), trackers=self.tracking.status(driver.spec))
+        def build() -> NodeStatus:
+            instances = []
+            for k, (c, trackers) in enumerate(captured):
+                if not k % STATUS_YIELD_EVERY:
+                    time.sleep(0)  # beside the loop: a chance for it to take the lock
+                instances.append(instance_status(c, trackers))
+            return dataclasses.replace(node, instances=tuple(instances))
+
+        return build
+
+    def _error_counts(self) -> tuple[ErrorCount, ...]:
+        tallies = (*self.instances.tallies.all(), self.notifier.start_failures)
+        return tuple(
+            ErrorCount(t.operation, kind, n)
+            for t in tallies
+            for kind, n in sorted(t.counts.items())
+        )
 
     def _reconcile_status(self) -> ReconcileStatus:
         loop = self.reconcile

@@ -37,6 +37,7 @@ from reconciler.runtime.notify import Notifier
 from reconciler.runtime.vrrp_driver import (
     InstanceDriver,
     SocketMux,
+    Tallies,
     TransitionListener,
     instance_params,
 )
@@ -140,6 +141,7 @@ class InstanceSet:
         self.drivers: dict[str, InstanceDriver] = {}
         self.muxes: dict[SocketKey, SocketMux] = {}
         self.announcers: dict[str, Announcer] = {}
+        self.tallies = Tallies.fresh()  # takeover failures, across sockets and reloads
 
     # ------------------------------------------------------------ prepare
     async def prepare(self, config: NodeConfig) -> Prepared:
@@ -293,7 +295,9 @@ class InstanceSet:
             mux = self.muxes[key] = SocketMux(sock, self.loop, self._repeat_filter(sock))
         announcer = self.announcers.get(spec.interface)
         if announcer is None:
-            announcer = self.announcers[spec.interface] = Announcer(spec.interface)
+            announcer = self.announcers[spec.interface] = Announcer(
+                spec.interface, self.tallies.announce
+            )
         announcer.prepare(spec.family.value)  # its socket and MAC: not on the takeover path
         driver = InstanceDriver(
             spec,
@@ -305,6 +309,7 @@ class InstanceSet:
             self.loop,
             on_transition=self._on_transition,
             notifier=self.notifier,
+            tallies=self.tallies,
         )
         mux.attach(driver)
         self.drivers[spec.name] = driver

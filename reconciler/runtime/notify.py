@@ -26,6 +26,7 @@ import os
 import signal
 from collections.abc import Callable, Mapping
 
+from reconciler.adapters.error_tally import ErrorTally
 from reconciler.adapters.programs import (
     Account,
     account,
@@ -49,6 +50,10 @@ class Notifier:
         self.failures = 0
         self.refusals = 0  # runs refused before exec (counted in failures too)
         self._refused: dict[Hook, str] = {}  # the reason last logged for each refused hook
+        # Hooks that could not start (no processes, descriptors or memory left; a missing
+        # program), by kind: a node in trouble fails every hook alike, so each kind is
+        # logged once per hook and counted.
+        self.start_failures = ErrorTally("hook_start", log)
 
     def submit(self, subject: str, hooks: tuple[Hook, ...], env: Mapping[str, str]) -> None:
         """Queue `hooks` behind the earlier ones of `subject`; returns at once."""
@@ -118,9 +123,9 @@ class Notifier:
                 group=user.gid if switch else None,
                 extra_groups=list(user.groups) if switch else None,
             )
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:  # RuntimeError: no thread to wait for it
             self.failures += 1
-            log.error("hook %s could not start: %s", " ".join(hook.command), exc)
+            self.start_failures.record(exc, "hook " + " ".join(hook.command))
             return
         assert proc.stdout is not None
 

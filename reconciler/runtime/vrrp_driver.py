@@ -42,9 +42,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from ipaddress import IPv4Address, IPv6Address
+from typing import NamedTuple
 
 from reconciler.adapters.arp import Announcer
-from reconciler.adapters.netlink import Netlink
+from reconciler.adapters.error_tally import ErrorTally
+from reconciler.adapters.netlink import ADDRESS_ERRORS, Netlink
 from reconciler.adapters.outcome import WriteOutcome
 from reconciler.adapters.repeat_filter import (
     IPV6_HEADER_LEN,
@@ -57,7 +59,12 @@ from reconciler.adapters.vrrp_socket import Datagram, VrrpSocket
 from reconciler.model import vrrp as model
 from reconciler.model.kernel import LiveAddress
 from reconciler.model.vrrp import Hook
-from reconciler.observability.status import InstanceStatus, SocketStatus, TransitionStatus
+from reconciler.observability.status import (
+    InstanceStatus,
+    SocketStatus,
+    TrackerStatus,
+    TransitionStatus,
+)
 from reconciler.plan.live import live_vip
 from reconciler.reconcile.ownership import OwnershipStore
 from reconciler.runtime.deadlines import DeadlineQueue
@@ -84,6 +91,7 @@ from reconciler.vrrp.packet import (
     multicast_group,
 )
 from reconciler.vrrp.params import InstanceParams, UnicastChecksum
+from reconciler.vrrp.receive import Refusal
 from reconciler.vrrp.states import State, TimerKind, TransitionReason
 from reconciler.vrrp.timers import skew_time
 
@@ -108,6 +116,18 @@ IDLE_POLLS = 3  # empty reads in a row before a socket goes back to waking per p
 _DECODED_CACHE_MAX = 1024
 
 IPAddr = IPv4Address | IPv6Address
+_STATE_NAMES = {s: s.name for s in State}
+_TRANSITION_KEYS: dict[tuple[State, State, TransitionReason], tuple[str, str, str]] = {}
+
+
+def _transition_key(key: tuple[State, State, TransitionReason]) -> tuple[str, str, str]:
+    """(from, to, reason) as status names them; the keys are few (enums)."""
+    text = _TRANSITION_KEYS.get(key)
+    if text is None:
+        text = _TRANSITION_KEYS[key] = (key[0].name, key[1].name, key[2].value)
+    return text
+
+
 TransitionListener = Callable[["InstanceDriver", act.Transitioned], None]
 
 
@@ -173,6 +193,29 @@ _HOOK_STATE = {
     State.FAULT: "fault",
     State.INITIALIZE: "stop",
 }
+
+
+@dataclass(frozen=True)
+class Tallies:
+    """The failures of what a takeover does, shared by the node's instances: counted by
+    kind, logged once per kind and interface (adapters/error_tally.py)."""
+
+    advert_send: ErrorTally
+    vip_add: ErrorTally
+    vip_remove: ErrorTally
+    announce: ErrorTally
+
+    @classmethod
+    def fresh(cls) -> Tallies:
+        return cls(
+            ErrorTally("advert_send", log),
+            ErrorTally("vip_add", log),
+            ErrorTally("vip_remove", log),
+            ErrorTally("announce", log),
+        )
+
+    def all(self) -> tuple[ErrorTally, ...]:
+        return (self.advert_send, self.vip_add, self.vip_remove, self.announce)
 
 
 @dataclass
@@ -365,6 +408,57 @@ class SocketMux:
         driver.feed(event, dgram.received_at)
 
 
+class InstanceCapture(NamedTuple):
+    """An instance's state and counters as `InstanceDriver.capture` read them.
+
+    A NamedTuple rather than a frozen dataclass: one is built per instance per scrape on
+    the event loop, and a tuple costs a fraction of a frozen dataclass's ``__init__``.
+    """
+
+    spec: model.VrrpInstance
+    state: State
+    effective_priority: int
+    master_address: IPAddr | None
+    last_transition_unix_s: float | None
+    last_transition: TransitionStatus | None
+    adverts_received: int
+    adverts_sent: int
+    refused: dict[Refusal, int]
+    transitions: dict[tuple[State, State, TransitionReason], int]
+    faults: tuple[str, ...]
+    address_mismatch: int
+    reconfigured: int
+
+
+def instance_status(c: InstanceCapture, trackers: tuple[TrackerStatus, ...] = ()) -> InstanceStatus:
+    """The status of a captured instance (pure: runs on any thread)."""
+    spec = c.spec
+    return InstanceStatus(
+        name=spec.name,
+        vrid=spec.vrid,
+        interface=spec.interface,
+        family=str(spec.family),
+        state=_STATE_NAMES[c.state],
+        state_code=int(c.state),
+        priority=spec.priority,
+        effective_priority=c.effective_priority,
+        master_address=str(c.master_address) if c.master_address else None,
+        vips=tuple(str(v.address) for v in spec.vips),
+        last_transition_unix_s=c.last_transition_unix_s,
+        adverts_received=c.adverts_received,
+        adverts_sent=c.adverts_sent,
+        refused={r.value: n for r, n in c.refused.items()},
+        transitions={_transition_key(k): n for k, n in c.transitions.items()},
+        faults=tuple(sorted(c.faults)),
+        trackers=trackers,
+        sync_group=spec.sync_group,
+        accept_mode=spec.accepts_vip_traffic,
+        last_transition=c.last_transition,
+        address_mismatch=c.address_mismatch,
+        reconfigured=c.reconfigured,
+    )
+
+
 class InstanceDriver:
     """Runs one instance's state machine with real timers, sockets and addresses."""
 
@@ -379,6 +473,7 @@ class InstanceDriver:
         loop: asyncio.AbstractEventLoop,
         on_transition: TransitionListener | None = None,
         notifier: Notifier | None = None,
+        tallies: Tallies | None = None,
     ) -> None:
         self.spec = spec
         self.params = params
@@ -391,6 +486,7 @@ class InstanceDriver:
         self.loop = loop
         self.on_transition = on_transition
         self.notifier = notifier
+        self.tallies = tallies if tallies is not None else Tallies.fresh()
         # Running timers: their deadlines, and the loop handles that wake us for them. A
         # handle may wake earlier than its deadline (a backup pushes the Master_Down_Timer
         # on with every advert; moving the deadline is a store, and the early wake re-arms).
@@ -694,38 +790,38 @@ class InstanceDriver:
             try:
                 self.sock.send(payload, source, dst)
             except OSError as exc:
-                # A link going down makes sends fail; LinkDown handling follows.
+                # A link going down makes sends fail (LinkDown handling follows), and so
+                # does a firewall or a full queue: for every advert of every instance.
                 self.send_errors += 1
-                log.warning("%s: advert to %s not sent: %s", self.spec.name, dst, exc)
+                self.tallies.advert_send.record(exc, self.spec.interface)
 
-    def status(self) -> InstanceStatus:
+    def capture(self) -> InstanceCapture:
+        """What the instance's status says, read now (on the loop): `instance_status`
+        builds the status from it, on any thread. A scrape of /metrics reads every
+        instance, so only this part runs on the loop (a few plain reads and copies)."""
         self.absorb()
         m = self.machine
-        return InstanceStatus(
-            name=self.spec.name,
-            vrid=self.spec.vrid,
-            interface=self.spec.interface,
-            family=str(self.spec.family),
-            state=m.state.name,
-            state_code=int(m.state),
-            priority=self.spec.priority,
-            effective_priority=m.priority,
-            master_address=str(m.master_address) if m.master_address else None,
-            vips=tuple(str(v.address) for v in self.spec.vips),
-            last_transition_unix_s=self.last_transition_unix_s,
-            adverts_received=m.counters.adverts_received,
-            adverts_sent=m.counters.adverts_sent,
-            refused={r.value: n for r, n in m.counters.refused.items()},
-            transitions={
-                (f.name, t.name, why.value): n for (f, t, why), n in m.counters.transitions.items()
-            },
-            faults=tuple(sorted(m.faults)),
-            sync_group=self.spec.sync_group,
-            accept_mode=self.spec.accepts_vip_traffic,
-            last_transition=self.last_transition,
-            address_mismatch=m.counters.address_mismatch_received,
-            reconfigured=m.counters.reconfigured,
+        c = m.counters
+        return InstanceCapture(
+            self.spec,
+            m.state,
+            m.priority,
+            m.master_address,
+            self.last_transition_unix_s,
+            self.last_transition,
+            c.adverts_received,
+            c.adverts_sent,
+            dict(c.refused) if c.refused else {},
+            dict(c.transitions),
+            tuple(m.faults) if m.faults else (),
+            c.address_mismatch_received,
+            c.reconfigured,
         )
+
+    def status(self, trackers: tuple[TrackerStatus, ...] = ()) -> InstanceStatus:
+        """A snapshot; ``trackers``: what each tracker does to the priority (the node's
+        tracking knows, not the driver)."""
+        return instance_status(self.capture(), trackers)
 
     def _transitioned(self, t: act.Transitioned) -> None:
         self.last_transition_unix_s = time.time()
@@ -773,11 +869,24 @@ class InstanceDriver:
                     self._notify(a)
                 elif isinstance(a, act.SendGratuitous):
                     self._announce_schedule(a.addresses)
-            except Exception:
+            except Exception as exc:
                 self.address_errors += 1
-                log.exception("%s: %s failed", self.spec.name, type(a).__name__)
+                tally = self._address_tally(a) if isinstance(exc, ADDRESS_ERRORS) else None
+                if tally is not None:
+                    # The kernel or the link refused: for every instance alike, so counted
+                    # by kind and logged once per kind.
+                    tally.record(exc, self.spec.interface)
+                else:  # a bug: its traceback
+                    log.exception("%s: %s failed", self.spec.name, type(a).__name__)
             finally:
                 self._worker_busy = False
+
+    def _address_tally(self, work: object) -> ErrorTally | None:
+        if isinstance(work, act.AddVips | _Adding):
+            return self.tallies.vip_add
+        if isinstance(work, act.RemoveVips | _Release):
+            return self.tallies.vip_remove
+        return None
 
     def _hooks(self, state: State) -> tuple[Hook, ...]:
         if state is State.INITIALIZE:
