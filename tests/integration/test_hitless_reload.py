@@ -35,6 +35,11 @@ APPLIED = "reload: revision "
 MARGIN_S = 0.5  # a reload (parse in a thread, apply) on a loaded 2-core machine
 
 
+# Each test rolls a revision out one node after the other with SIGHUP, as a slow sync
+# would: the nodes read one file, so they must not also watch it.
+NO_WATCH = ("--no-watch",)
+
+
 class Nodes:
     """Our daemon on h1 and h2, one desired-state file, staggered reloads."""
 
@@ -48,7 +53,9 @@ class Nodes:
         self.reloads: dict[str, int] = {}
 
     def start(self, host: Host) -> None:
-        self.procs[host.name] = start_ours(host, self.config, self.lab.tmpdir / host.name)
+        self.procs[host.name] = start_ours(
+            host, self.config, self.lab.tmpdir / host.name, extra_args=NO_WATCH
+        )
         self.reloads[host.name] = 0
 
     def write(self, *instances: Instance) -> None:
@@ -335,7 +342,9 @@ def test_a_revision_needing_nftables_where_there_is_none_changes_nothing(make_la
     ip = shutil.which("ip")
     assert ip is not None
     (path / "ip").symlink_to(ip)
-    proc = start_ours(h1, config, lab.tmpdir / "state", env={"PATH": str(path)})
+    proc = start_ours(
+        h1, config, lab.tmpdir / "state", env={"PATH": str(path)}, extra_args=NO_WATCH
+    )
     h1.watcher.wait_for(A, timeout=10)
     proc.wait_for_output("metrics and status on", timeout=10)
     t0 = time.monotonic()
@@ -410,7 +419,7 @@ def test_a_tracker_weight_changes_the_effective_priority_in_place(make_lab) -> N
             time.sleep(0.1)
 
     write(-20)  # h1 130 (check down), h2 100 (check up)
-    procs = [start_ours(h, config, lab.tmpdir / h.name) for h in (h1, h2)]
+    procs = [start_ours(h, config, lab.tmpdir / h.name, extra_args=NO_WATCH) for h in (h1, h2)]
     h1.watcher.wait_for(A, timeout=10)
     effective(h1, 130)
     effective(h2, 100)
@@ -525,7 +534,9 @@ def test_hooks_preempt_and_garp_change_in_place_and_the_new_hook_runs(make_lab) 
         )
 
     write("old", True, 5)
-    procs = {h.name: start_ours(h, config, lab.tmpdir / h.name) for h in (h1, h2)}
+    procs = {
+        h.name: start_ours(h, config, lab.tmpdir / h.name, extra_args=NO_WATCH) for h in (h1, h2)
+    }
     h1.watcher.wait_for(A, timeout=10)
     deadline = time.monotonic() + 10
     while not (out.exists() and "old h1" in out.read_text()):
