@@ -64,6 +64,12 @@ def test_labels_of_1_to_63_octets_are_valid() -> None:
     assert encode_name("x" * 63) == b"\x3f" + b"x" * 63 + b"\x00"
 
 
+def test_a_label_over_63_octets_is_refused_by_name() -> None:
+    label = "x" * 64
+    with pytest.raises(ValueError, match=f"^bad DNS label '{label}' in '{label}.test'$"):
+        encode_name(f"{label}.test")
+
+
 def test_a_name_may_be_255_octets_and_no_longer() -> None:
     longest = ".".join(["x" * 63] * 3 + ["y" * 61])  # 3 * 64 + 62 + the root octet
     assert len(encode_name(longest)) == 255
