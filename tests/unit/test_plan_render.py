@@ -40,6 +40,7 @@ D1 = NAT.for_node("director1")
 FRONTEND, GATEWAY = D1.instances
 SERVICE = D1.services[0]
 SERVER = D1.real_servers[0]
+GW2 = IPv4Interface("198.51.100.2/24")
 SVC_KEY = ServiceKey(Family.IPV4, Protocol.TCP, IPv4Address("192.0.2.200"), 80)
 HOOKS = (
     Hook(("/usr/local/bin/notify", "master"), timedelta(seconds=5)),
@@ -136,6 +137,12 @@ def test_every_object_has_a_title_and_a_summary() -> None:
             replace(GATEWAY, unicast_peers=(IPv4Address("192.0.2.22"),)),
             "gateway",
             "vrid 62, v3, eth1, priority 150, every 1s, unicast, vips 198.51.100.1/24",
+        ),
+        (
+            replace(GATEWAY, vips=(*GATEWAY.vips, replace(GATEWAY.vips[0], address=GW2))),
+            "gateway",
+            "vrid 62, v3, eth1, priority 150, every 1s, multicast, vips 198.51.100.1/24, "
+            "198.51.100.2/24",
         ),
         (D1.sync_groups[0], "director", "members frontend, gateway"),
         (SERVICE, "tcp/192.0.2.200:80 (web-http)", "wlc, nat, sorry server 198.51.100.250:8080"),
