@@ -15,13 +15,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler import __version__
-from reconciler.config.diagnostics import InvalidConfig
-from reconciler.config.load import Loaded, load_file, load_text
+from reconciler.config.diagnostics import Diagnostic, InvalidConfig
+from reconciler.config.load import Loaded, load_bytes, load_file
+from reconciler.config.node_checks import missing_program, programs_for_node, vip_subnet_warnings
 from reconciler.health.priority import PRIORITY_MAX_BACKUP, PRIORITY_MIN, PRIORITY_OWNER
+from reconciler.model.durations import parse_duration
 from reconciler.plan.diff import Step
 from reconciler.plan.forecast import forecast
 from reconciler.plan.planner import Plan, plan_revision
 from reconciler.plan.render import FORMATS, render, render_review
+from reconciler.revision.git_policy import (
+    DEFAULT_BRANCH,
+    DEFAULT_INTERVAL_S,
+    DEFAULT_MAX_BACKOFF_S,
+    DEFAULT_PATH,
+    GitOptions,
+    VerifyMode,
+)
+from reconciler.revision.git_settings import SourceSettings, load_source_settings
 
 if TYPE_CHECKING:
     from reconciler.reconcile.loop import PassResult
@@ -48,12 +59,22 @@ def _parser() -> argparse.ArgumentParser:
         help="check desired-state files (schema, semantic and cross-node checks)",
         description=(
             "Validate each FILE against the JSON Schema and the semantic and cross-node rules. "
-            "Every error is printed as FILE:LINE:COL: message. "
-            "Exit 0 when all are valid, 1 when any is invalid, 2 when a file cannot be read."
+            "Every error is printed as FILE:LINE:COL: message, every warning (valid, but "
+            "likely not what was meant) as FILE:LINE:COL: warning: message. "
+            "Exit 0 when all are valid (warnings included), 1 when any is invalid (or has "
+            "warnings, with --strict), 2 when a file cannot be read or NODE is not in it."
         ),
     )
     v.add_argument("files", nargs="+", metavar="FILE")
     v.add_argument("-q", "--quiet", action="store_true", help="print errors only, no OK lines")
+    v.add_argument("--strict", action="store_true", help="treat warnings as errors (exit 1)")
+    v.add_argument(
+        "--node",
+        metavar="NODE",
+        help="validating on node NODE's machine: also warn about hook and check programs "
+        "that do not exist or are not executable here, and VIPs outside every subnet of "
+        "their interface here",
+    )
 
     pl = sub.add_parser(
         "plan",
@@ -65,8 +86,10 @@ def _parser() -> argparse.ArgumentParser:
             "node up and healthy), which instances restart, which real servers drain, which "
             "services go, and risk labels (vip-move, election, restart, drain, "
             "service-removed); -o markdown prints it as a pull-request comment. "
+            "Warnings about the files are printed to stderr as FILE:LINE:COL: warning: message. "
             "Exit 0 when nothing changes, 1 when something does, 2 on error (invalid input "
-            "included: nothing is planned from an invalid file)."
+            "included: nothing is planned from an invalid file; with --strict, from a file "
+            "with warnings)."
         ),
     )
     pl.add_argument(
@@ -119,6 +142,9 @@ def _parser() -> argparse.ArgumentParser:
         help="with --live: where the node records what it created (default %(default)s)",
     )
     pl.add_argument("-o", "--output", choices=FORMATS, default="text", help="output format")
+    pl.add_argument(
+        "--strict", action="store_true", help="plan nothing from a file with warnings (exit 2)"
+    )
 
     ap = sub.add_parser(
         "apply",
@@ -140,13 +166,23 @@ def _parser() -> argparse.ArgumentParser:
         "run",
         help="run a node: its VRRP instances, until SIGTERM",
         description=(
-            "Run every VRRP instance of NODE from FILE. SIGTERM or SIGINT: graceful stop "
-            "(priority-0 adverts, VIPs released), exit 0. SIGHUP: re-read FILE; an invalid "
-            "file changes nothing. Exit 2 when FILE is invalid or the node cannot start."
+            "Run every VRRP instance of NODE from FILE, or from a repository polled with "
+            "--git (see 'git source' below). FILE is watched: a new revision "
+            "(a rewrite, an editor's rename, git-sync's symlink swap) is applied within a "
+            "second, changing only what it changes; an invalid or unreadable revision "
+            "changes nothing (`reconciler status` says why). SIGTERM or SIGINT: graceful "
+            "stop (priority-0 adverts, VIPs released), exit 0. SIGHUP: look at FILE now. "
+            "Exit 2 when FILE is invalid or the node cannot start."
         ),
     )
-    r.add_argument("file", metavar="FILE")
+    r.add_argument(
+        "file",
+        metavar="FILE",
+        nargs="?",
+        help="the desired-state file; or --git instead, to poll a repository",
+    )
     r.add_argument("--node", required=True, metavar="NODE", help="which node this is")
+    _git_arguments(r)
     r.add_argument(
         "--state-dir",
         type=Path,
@@ -169,6 +205,18 @@ def _parser() -> argparse.ArgumentParser:
         "repeated adverts for a backup (eBPF socket filter, needs CAP_BPF) and the "
         "backup reads when the last one came",
     )
+    r.add_argument(
+        "--no-watch",
+        dest="watch",
+        action="store_false",
+        help="do not watch FILE; it is still re-read on SIGHUP and every 10 s",
+    )
+    r.add_argument(
+        "--refresh-hook",
+        action="store_true",
+        help="accept POST /hooks/refresh on --metrics-addr as 'look at FILE (or fetch) now' (for a "
+        "webhook after a merge); off by default",
+    )
     r.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
     st = sub.add_parser(
@@ -184,6 +232,31 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument("--addr", default="127.0.0.1:9650", metavar="HOST:PORT")
     st.add_argument("-o", "--output", choices=("text", "json"), default="text")
 
+    for name, what in (
+        ("suspend", "take no new revision: the node (or one instance) keeps running as it is"),
+        ("resume", "take new revisions again: the newest one waiting is applied now"),
+    ):
+        sp = sub.add_parser(
+            name,
+            help=what,
+            description=(
+                f"{what[0].upper()}{what[1:]}. Sent to the running node over its control "
+                "socket (STATE_DIR/control/control.sock, root only; never over HTTP). "
+                "`reconciler status` shows what is suspended. Exit 0 done, 1 refused "
+                "(an unknown instance), 2 no node answered."
+            ),
+        )
+        sp.add_argument(
+            "--instance", metavar="NAME", help="only this VRRP instance (default: the node)"
+        )
+        sp.add_argument(
+            "--state-dir",
+            type=Path,
+            default=Path("/var/lib/reconciler"),
+            metavar="DIR",
+            help="the running node's --state-dir (default %(default)s)",
+        )
+
     dg = sub.add_parser(
         "digest",
         help="print the body digest of a URL, to paste into an http check",
@@ -197,10 +270,176 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _git_arguments(r: argparse.ArgumentParser) -> None:
+    g = r.add_argument_group(
+        "git source",
+        "Poll a repository instead of reading FILE: the branch is fetched into the state "
+        "directory with the git command-line tool and the file read by object at the "
+        "fetched commit. A failed fetch changes nothing and is retried, waiting twice as "
+        "long each time up to --max-backoff. SIGHUP (and POST /hooks/refresh when "
+        "enabled) fetches now. Only fast-forwards are applied unless "
+        "--allow-non-fast-forward. The verification options can also be set in a "
+        "node-local --source-config file (the command line wins); never in the "
+        "repository itself.",
+    )
+    g.add_argument("--git", metavar="URL", help="repository to poll (https://, ssh://, a path)")
+    g.add_argument("--branch", metavar="B", help=f"branch to follow (default {DEFAULT_BRANCH})")
+    g.add_argument(
+        "--path", metavar="P", help=f"desired-state file in the repository (default {DEFAULT_PATH})"
+    )
+    g.add_argument(
+        "--interval",
+        metavar="D",
+        help=f"time between polls, e.g. 30s, 1m (default {DEFAULT_INTERVAL_S:g}s)",
+    )
+    g.add_argument(
+        "--max-backoff",
+        metavar="D",
+        help=f"longest wait between failed fetches (default {DEFAULT_MAX_BACKOFF_S:g}s)",
+    )
+    g.add_argument(
+        "--verify-commits",
+        choices=[m.value for m in VerifyMode],
+        help="off: no signature check; head: the fetched head must be signed by an allowed "
+        "signer; range: every commit since the last applied one must be (default off)",
+    )
+    g.add_argument(
+        "--allowed-signers",
+        type=Path,
+        metavar="FILE",
+        help="ssh signatures: an allowed-signers file (ssh-keygen(1) ALLOWED SIGNERS)",
+    )
+    g.add_argument(
+        "--trusted-keys",
+        type=Path,
+        metavar="FILE",
+        help="OpenPGP signatures: the trusted public keys, ASCII-armored",
+    )
+    g.add_argument(
+        "--allow-non-fast-forward",
+        action="store_true",
+        default=None,
+        help="apply a head that does not descend from the applied commit (a force-push "
+        "or rollback); refused by default",
+    )
+    g.add_argument(
+        "--source-config",
+        type=Path,
+        metavar="FILE",
+        help="node-local YAML file with verify_commits, allowed_signers, trusted_keys, "
+        "allow_non_fast_forward (paths relative to the file)",
+    )
+
+
+_GIT_ONLY = (
+    "branch",
+    "path",
+    "interval",
+    "max_backoff",
+    "verify_commits",
+    "allowed_signers",
+    "trusted_keys",
+    "allow_non_fast_forward",
+    "source_config",
+)
+
+
+def git_options(args: argparse.Namespace) -> GitOptions | None:
+    """The git source's options from `run`'s arguments and --source-config; None with
+    the errors printed (FILE:LINE:COL for those of the settings file)."""
+    errors: list[str] = []
+    if args.git is None:
+        errors += [
+            f"--{name.replace('_', '-')} needs --git"
+            for name in _GIT_ONLY
+            if getattr(args, name) is not None
+        ]
+        errors += [] if args.file else ["give FILE or --git URL"]
+    elif args.file:
+        errors.append("give FILE or --git URL, not both")
+    if errors or args.git is None:
+        for e in errors:
+            print(f"run: {e}", file=sys.stderr)
+        return None
+    settings = SourceSettings()
+    if args.source_config is not None:
+        try:
+            settings = load_source_settings(args.source_config.read_text(), str(args.source_config))
+        except OSError as exc:
+            print(f"{args.source_config}: cannot read: {exc.strerror or exc}", file=sys.stderr)
+            return None
+        except InvalidConfig as exc:
+            for d in exc.diagnostics:
+                print(d, file=sys.stderr)
+            return None
+
+    def where(key: str, flag: str, from_cli: bool) -> str:
+        loc = settings.locations.get(key)
+        return flag if from_cli or loc is None else f"{loc}: {key}"
+
+    def duration(flag: str, text: str | None, default: float) -> float:
+        if text is None:
+            return default
+        try:
+            seconds = parse_duration(text).total_seconds()
+        except ValueError as exc:
+            errors.append(f"{flag}: {exc}")
+            return default
+        if seconds <= 0:
+            errors.append(f"{flag}: must be more than 0")
+        return seconds
+
+    interval_s = duration("--interval", args.interval, DEFAULT_INTERVAL_S)
+    max_backoff_s = duration("--max-backoff", args.max_backoff, DEFAULT_MAX_BACKOFF_S)
+    branch = args.branch or DEFAULT_BRANCH
+    if (
+        branch.startswith("-")
+        or any(c.isspace() or c in "~^:?*[\\" for c in branch)
+        or (".." in branch)
+    ):
+        errors.append(f"--branch: not a branch name: {branch!r}")
+    path = args.path or DEFAULT_PATH
+    if not path.strip("/") or ".." in Path(path).parts:
+        errors.append(f"--path: not a file in the repository: {path!r}")
+    verify = VerifyMode(args.verify_commits) if args.verify_commits else settings.verify
+    verify = verify or VerifyMode.OFF
+    signers = args.allowed_signers or settings.allowed_signers
+    keys = args.trusted_keys or settings.trusted_keys
+    for key, flag, value, cli in (
+        ("allowed_signers", "--allowed-signers", signers, args.allowed_signers is not None),
+        ("trusted_keys", "--trusted-keys", keys, args.trusted_keys is not None),
+    ):
+        if value is not None and not value.is_file():
+            errors.append(f"{where(key, flag, cli)}: no such file: {value}")
+    if verify is not VerifyMode.OFF and signers is None and keys is None:
+        errors.append(
+            f"{where('verify_commits', '--verify-commits', args.verify_commits is not None)}: "
+            f"{verify.value} needs --allowed-signers or --trusted-keys (who may sign)"
+        )
+    allow_nff = args.allow_non_fast_forward
+    if allow_nff is None:
+        allow_nff = bool(settings.allow_non_fast_forward)
+    if errors:
+        for e in errors:
+            print(f"run: {e}" if e.startswith("-") else e, file=sys.stderr)
+        return None
+    return GitOptions(
+        url=args.git,
+        branch=branch,
+        path=path,
+        interval_s=interval_s,
+        verify=verify,
+        allowed_signers=signers,
+        trusted_keys=keys,
+        allow_non_fast_forward=allow_nff,
+        max_backoff_s=max_backoff_s,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "validate":
-        return _validate(args.files, quiet=args.quiet)
+        return _validate(args.files, quiet=args.quiet, strict=args.strict, node=args.node)
     if args.command == "plan" and args.git_range:
         return _plan_git_range(args)
     if args.command == "plan" and not args.file:
@@ -209,7 +448,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "plan" and args.live:
         return _plan_live(args)
     if args.command == "plan":
-        return _plan(args.file, args.old, args.node, args.output)
+        return _plan(args.file, args.old, args.node, args.output, strict=args.strict)
     if args.command == "apply":
         return _apply(args)
     if args.command == "run":
@@ -218,6 +457,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _status(args.addr, args.output)
     if args.command == "digest":
         return _digest(args)
+    if args.command in ("suspend", "resume"):
+        return _control(args.command, args.instance, args.state_dir)
     raise AssertionError(args.command)
 
 
@@ -234,12 +475,19 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"--metrics-addr: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    wants_git = args.file is None or any(getattr(args, n) is not None for n in ("git", *_GIT_ONLY))
+    git = git_options(args) if wants_git else None
+    if wants_git and git is None:
+        return EXIT_ERROR
     options = RunOptions(
-        file=Path(args.file),
+        file=Path(args.file) if args.file else None,
         node=args.node,
         state_dir=args.state_dir,
         http_addr=http_addr,
         repeat_filter=args.repeat_filter,
+        watch=args.watch,
+        refresh_hook=args.refresh_hook,
+        git=git,
     )
     return asyncio.run(run_node(options))
 
@@ -249,7 +497,7 @@ def _live_setup(args: argparse.Namespace) -> tuple[Loaded, str] | None:
         print("give exactly one --node: the node this machine is", file=sys.stderr)
         return None
     node = args.node[0] if isinstance(args.node, list) else args.node
-    loaded = _load_for_plan(args.file)
+    loaded = _load_for_plan(args.file, strict=getattr(args, "strict", False))
     if loaded is None:
         return None
     if node not in loaded.cluster.node_names:
@@ -333,6 +581,29 @@ def _apply(args: argparse.Namespace) -> int:
     return 1 if result.outcome is Outcome.ERROR else EXIT_OK
 
 
+def _control(command: str, instance: str | None, state_dir: Path) -> int:
+    from reconciler.adapters.control_socket import (  # noqa: PLC0415
+        ControlError,
+        send_command,
+        socket_path,
+    )
+
+    try:
+        answer = send_command(socket_path(state_dir), {"command": command, "instance": instance})
+    except ControlError as exc:
+        print(f"cannot reach a node: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if not answer.get("ok"):
+        print(f"{command}: {answer.get('error')}", file=sys.stderr)
+        return 1
+    parts = (["node"] if answer["suspended"] else []) + answer["suspended_instances"]
+    done = {"suspend": "suspended", "resume": "resumed"}[command]
+    print(f"{done} {instance or 'node'}; suspended now: {', '.join(parts) or 'nothing'}")
+    if answer.get("pending"):
+        print(f"waiting revision: {answer['pending'][:12]}")
+    return EXIT_OK
+
+
 def _digest(args: argparse.Namespace) -> int:
     from reconciler.adapters.probes import ProbeError, digest_url  # noqa: PLC0415
     from reconciler.model.checks import TlsOptions  # noqa: PLC0415
@@ -372,7 +643,12 @@ def _status(addr: str, fmt: str) -> int:
         print(json.dumps(doc, indent=2))
         return EXIT_OK
     print(f"node {doc['node']} of cluster {doc['cluster']}, revision {doc['revision']}")
-    if doc["last_reload_error"]:
+    revisions = doc.get("revisions")
+    if doc.get("git"):
+        sys.stdout.writelines(line + "\n" for line in git_lines(doc["git"]))
+    if revisions:
+        sys.stdout.writelines(line + "\n" for line in revision_lines(revisions))
+    elif doc["last_reload_error"]:
         print(f"last reload failed: {doc['last_reload_error']}")
     sys.stdout.write(instances_text(doc, time.time()))
     sys.stdout.write(checks_text(doc))
@@ -453,11 +729,77 @@ def checks_text(doc: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
-def _validate(files: Sequence[str], *, quiet: bool) -> int:
+def _revision_line(label: str, rec: dict[str, Any] | None) -> list[str]:
+    if rec is None:
+        return [f"  {label:<10} -"]
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(rec["at_unix_s"]))
+    out = f"  {label:<10} {rec['digest'][:12]}  at {when}Z"
+    if rec["commit"]:
+        out += f"  commit {rec['commit'][:12]}"
+        if rec["author"]:
+            out += f" by {rec['author']}"
+        if rec["committed_unix_s"] is not None:
+            committed = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(rec["committed_unix_s"]))
+            out += f" ({committed}Z)"
+    if rec["verification"] != "not-required":
+        out += f"  {rec['verification']}"
+    if rec.get("error"):
+        return [out, f"  {'':<10} failed ({rec['reason']}): {rec['error']}"]
+    return [out]
+
+
+def git_lines(git: dict[str, Any]) -> list[str]:
+    """The git source section of `reconciler status`."""
+    head = (git["head"] or "-")[:12]
+    accepted = (git["accepted"] or "-")[:12]
+    lines = [f"git: {git['source']} (verify {git['verify']}): head {head}, accepted {accepted}"]
+    if git["last_error"]:
+        lines.append(
+            f"  fetch failing ({git['consecutive_failures']} in a row, next try in "
+            f"{git['next_poll_delay_s']:g} s): {git['last_error']}"
+        )
+    refusal = git["last_refusal"]
+    if refusal:
+        lines.append(
+            f"  refused {(refusal['provenance']['commit'] or '-')[:12]}: "
+            f"{refusal['reason']}: {refusal['detail']}"
+        )
+    return lines
+
+
+def revision_lines(rev: dict[str, Any]) -> list[str]:
+    """The revision section of `reconciler status`: conditions, then the last applied,
+    attempted and verified revisions, suspended parts and refusals."""
+    conds = "  ".join(
+        f"{c['type']}={'True' if c['status'] else 'False'}"
+        + (f" ({c['reason']})" if c["reason"] not in ("NotStalled", "Idle") else "")
+        for c in rev["conditions"]
+    )
+    lines = [f"revisions: {conds}"]
+    lines += _revision_line("applied", rev["applied"])
+    attempted = rev["attempted"]
+    if attempted is not None and (
+        rev["applied"] is None
+        or attempted["digest"] != rev["applied"]["digest"]
+        or attempted["error"]
+    ):
+        lines += _revision_line("attempted", attempted)
+    lines += _revision_line("verified", rev["verified"])
+    if rev["pending"]:
+        lines.append(f"  {'pending':<10} {rev['pending'][:12]}")
+    parts = (["node"] if rev["suspended"] else []) + list(rev["suspended_instances"])
+    if parts:
+        lines.append(f"  suspended: {', '.join(parts)} (no new revision until resumed)")
+    if rev["last_refusal"]:
+        lines.append(f"  refused:   {rev['last_refusal']}")
+    return lines
+
+
+def _validate(files: Sequence[str], *, quiet: bool, strict: bool, node: str | None) -> int:
     rc = EXIT_OK
     for f in files:
         try:
-            load_file(f)
+            loaded = load_file(f)
         except OSError as exc:
             print(f"{f}: cannot read: {exc.strerror or exc}", file=sys.stderr)
             rc = EXIT_ERROR
@@ -469,21 +811,59 @@ def _validate(files: Sequence[str], *, quiet: bool) -> int:
             print(f"{f}: invalid ({n} error{'s' if n != 1 else ''})", file=sys.stderr)
             rc = max(rc, EXIT_INVALID)
             continue
-        if not quiet:
-            print(f"{f}: OK")
+        warnings = list(loaded.warnings)
+        if node is not None:
+            if node not in loaded.cluster.node_names:
+                names = ", ".join(loaded.cluster.node_names)
+                print(f"unknown node {node!r}: {f} has {names}", file=sys.stderr)
+                rc = EXIT_ERROR
+                continue
+            warnings = sorted([*warnings, *_on_this_machine(loaded, node)], key=Diagnostic.sort_key)
+        for d in warnings:
+            print(d)
+        n = len(warnings)
+        counted = f" ({n} warning{'s' if n != 1 else ''})" if n else ""
+        if strict and warnings:
+            print(f"{f}: invalid under --strict{counted}", file=sys.stderr)
+            rc = max(rc, EXIT_INVALID)
+        elif not quiet:
+            print(f"{f}: OK{counted}")
     return rc
 
 
-def _load_for_plan(path: str) -> Loaded | None:
+def _on_this_machine(loaded: Loaded, node: str) -> list[Diagnostic]:
+    """Warnings that need this machine's facts: programs that cannot run here, VIPs outside
+    their interface's subnets here (none when the addresses cannot be read)."""
+    from reconciler.adapters.machine import interface_addresses, program_problem  # noqa: PLC0415
+
+    out = []
+    for use in programs_for_node(loaded, node):
+        problem = program_problem(use.program, use.user)
+        if problem:
+            out.append(missing_program(use, problem))
+    addresses = interface_addresses()
+    if addresses is not None:
+        out += vip_subnet_warnings(loaded, node, addresses)
+    return out
+
+
+def _load_for_plan(path: str, *, strict: bool = False) -> Loaded | None:
     try:
-        return load_file(path)
+        loaded = load_file(path)
     except OSError as exc:
         print(f"{path}: cannot read: {exc.strerror or exc}", file=sys.stderr)
+        return None
     except InvalidConfig as exc:
         for d in exc.diagnostics:
             print(d, file=sys.stderr)
         print(f"{path}: invalid; nothing planned", file=sys.stderr)
-    return None
+        return None
+    for d in loaded.warnings:
+        print(d, file=sys.stderr)
+    if strict and loaded.warnings:
+        print(f"{path}: has warnings and --strict is given; nothing planned", file=sys.stderr)
+        return None
+    return loaded
 
 
 def _wanted_nodes(old: Loaded | None, new: Loaded, nodes: list[str] | None) -> list[str] | None:
@@ -502,8 +882,10 @@ def _wanted_nodes(old: Loaded | None, new: Loaded, nodes: list[str] | None) -> l
     return wanted
 
 
-def _plan(file: str, old_file: str | None, nodes: list[str] | None, fmt: str) -> int:
-    new = _load_for_plan(file)
+def _plan(
+    file: str, old_file: str | None, nodes: list[str] | None, fmt: str, *, strict: bool = False
+) -> int:
+    new = _load_for_plan(file, strict=strict)
     old = _load_for_plan(old_file) if old_file else None
     if new is None or (old_file and old is None):
         return EXIT_ERROR
@@ -524,20 +906,20 @@ def _plan(file: str, old_file: str | None, nodes: list[str] | None, fmt: str) ->
     return EXIT_CHANGES if any(p.has_changes for p in plans) else EXIT_OK
 
 
-def _load_blob(data: bytes, name: str) -> Loaded | None:
-    """A revision read from git, errors located as COMMIT:PATH:LINE:COL."""
+def _load_blob(data: bytes, name: str, *, warn: bool = True) -> Loaded | None:
+    """A revision read from git, errors (and, with ``warn``, warnings) located as
+    COMMIT:PATH:LINE:COL."""
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        print(f"{name}: not UTF-8 text; nothing planned", file=sys.stderr)
-        return None
-    try:
-        return load_text(text, name)
+        loaded = load_bytes(data, name)
     except InvalidConfig as exc:
         for d in exc.diagnostics:
             print(d, file=sys.stderr)
         print(f"{name}: invalid; nothing planned", file=sys.stderr)
-    return None
+        return None
+    if warn:
+        for d in loaded.warnings:
+            print(d, file=sys.stderr)
+    return loaded
 
 
 def _plan_git_range(args: argparse.Namespace) -> int:
@@ -564,7 +946,7 @@ def _plan_git_range(args: argparse.Namespace) -> int:
         print(f"{names[1]}: no such file at {end or 'HEAD'}; nothing planned", file=sys.stderr)
         return EXIT_ERROR
     new = _load_blob(blobs[1], names[1])
-    old = _load_blob(blobs[0], names[0]) if blobs[0] is not None else None
+    old = _load_blob(blobs[0], names[0], warn=False) if blobs[0] is not None else None
     if new is None or (blobs[0] is not None and old is None):
         return EXIT_ERROR
     wanted = _wanted_nodes(old, new, args.node)

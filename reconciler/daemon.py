@@ -1,9 +1,13 @@
 """The composition root: the only place that builds and wires the runtime objects.
 
 `run_node` runs every VRRP instance of one node until SIGTERM or SIGINT, then
-stops gracefully (priority-0 adverts, VIPs released). SIGHUP re-reads the
-file: an invalid file changes nothing and is logged with its locations; a
-valid one restarts only the instances whose configuration changed.
+stops gracefully (priority-0 adverts, VIPs released). Revisions come from a source
+(`_make_source`: the watched file) through the revision gate and its consumer
+(runtime/revisions.py); SIGHUP asks the source to look now. An invalid revision
+changes nothing and is logged with its locations; a valid one is prepared
+(everything that can fail on this node checked first), then applied: instances
+change in place, and only a change of identity (VRID, interface, family, version)
+restarts one. A failure while applying rolls back to the last good revision.
 """
 
 from __future__ import annotations
@@ -11,49 +15,56 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import hashlib
 import logging
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 
 from reconciler.adapters import process_memory
-from reconciler.adapters.accept_mode import AcceptModeFirewall, FirewallError
-from reconciler.adapters.arp import Announcer
+from reconciler.adapters.accept_mode import AcceptModeFirewall
+from reconciler.adapters.control_socket import ControlSocket, socket_path
+from reconciler.adapters.git import GitError
 from reconciler.adapters.ipvs import Ipvs, IpvsError
 from reconciler.adapters.netlink import Link, Netlink, watch
-from reconciler.adapters.repeat_filter import FilterUnavailable, RepeatFilter
 from reconciler.adapters.sysctl import apply_sysctls
-from reconciler.adapters.vrrp_socket import VrrpSocket
-from reconciler.config.diagnostics import InvalidConfig
-from reconciler.config.load import load_file
+from reconciler.config.load import load_bytes
 from reconciler.health.policy import CheckTransition
 from reconciler.model.cluster import NodeConfig, Sysctls
-from reconciler.model.common import CheckState, Family
+from reconciler.model.common import CheckState, IPAddress
 from reconciler.model.ipvs import Endpoint, RealServer
+from reconciler.model.revision import Artifact
 from reconciler.model.vrrp import VrrpInstance
 from reconciler.observability.http import StatusServer
 from reconciler.observability.metrics import registry_for
 from reconciler.observability.status import (
     CheckStatus,
-    InstanceStatus,
+    ErrorCount,
     NodeStatus,
     RealServerStatus,
     ReconcileStatus,
 )
 from reconciler.observability.tracing import Tracing, tracer_provider_from_env
-from reconciler.plan.live import live_vip, no_accept_vips, vip_addresses
+from reconciler.plan.live import vip_addresses
 from reconciler.reconcile.loop import PassResult, ReconcileLoop
 from reconciler.reconcile.ownership import Ident, OwnershipStore
+from reconciler.revision.gate import GateStatus
+from reconciler.revision.git_policy import GitOptions, GitSourceStatus
+from reconciler.revision.hold import HoldConflict, hold_instances
+from reconciler.runtime.accept_mode import AcceptModeKeeper, AcceptModeUnavailable
 from reconciler.runtime.checks import CheckJob, CheckScheduler, ProbeRecord
+from reconciler.runtime.instances import Applied, InstanceSet, Prepared, PrepareError
 from reconciler.runtime.notify import Notifier
 from reconciler.runtime.real_servers import RealServerHealth
+from reconciler.runtime.revision_store import RevisionStore
+from reconciler.runtime.revisions import NotStarted, RevisionConsumer, SuspendControl
 from reconciler.runtime.sync_groups import SyncGroups
 from reconciler.runtime.tracking import Tracking
-from reconciler.runtime.vrrp_driver import InstanceDriver, SocketMux, instance_params
+from reconciler.runtime.vrrp_driver import InstanceDriver, instance_status
+from reconciler.source import Source
+from reconciler.source.file import FileSource
+from reconciler.source.git import GitSource
 from reconciler.vrrp.actions import Transitioned
 from reconciler.vrrp.events import LinkDown, LinkUp
 from reconciler.vrrp.states import State
@@ -66,11 +77,17 @@ SETTLE_AFTER_S = 10.0  # quiet time after the last transition before memory is s
 # megabytes behind, a single failover does not, and a settle (a collection, ~ms) should
 # not land in the middle of a node's next election for nothing.
 SETTLE_MIN_TRANSITIONS = 50
+# A stop waits this long for the source and an attempt in flight to end; the instances
+# stop (and release their VIPs) after it whatever happens.
+STOP_REVISIONS_TIMEOUT_S = 2.0
+# Instance statuses built between two chances for the event loop to take the interpreter
+# lock, when a status is built beside it (observability/metrics.py: YIELD_EVERY_ROWS).
+STATUS_YIELD_EVERY = 32
 
 
 @dataclass(frozen=True)
 class RunOptions:
-    file: Path
+    file: Path | None  # the watched file; None with `git`
     node: str
     state_dir: Path = DEFAULT_STATE_DIR
     # /metrics and /status; None: no endpoint. Port 0 picks a free port.
@@ -78,6 +95,18 @@ class RunOptions:
     # Let the kernel drop a master's repeated adverts (adapters/repeat_filter.py) where
     # it can; False reads every advert in user space.
     repeat_filter: bool = True
+    # Watch FILE for new revisions (git-sync's link swap included); False: only SIGHUP
+    # (and the periodic backstop re-read) look at it.
+    watch: bool = True
+    # Accept POST /hooks/refresh on the status listener as "look now".
+    refresh_hook: bool = False
+    # Poll this repository instead of watching `file` (source/git.py).
+    git: GitOptions | None = None
+
+    @property
+    def source_label(self) -> str:
+        """What the node reads: the file's path, or git:URL#BRANCH:PATH."""
+        return self.git.source if self.git is not None else str(self.file)
 
 
 @dataclass(frozen=True)
@@ -87,6 +116,7 @@ class Revision:
     config: NodeConfig
     cluster: str
     digest: str  # sha256 of the file's bytes, shortened: what changed, at a glance
+    commit: str | None = None  # the commit those bytes came from, when known
     sysctls: Sysctls = field(default_factory=Sysctls)
     resync_interval_s: float = 30.0
     drain_timeout_s: float = 300.0
@@ -99,38 +129,52 @@ class StartupError(Exception):
 class NodeRuntime:
     """Everything running on one node, and the wiring between the parts."""
 
-    def __init__(self, options: RunOptions, revision: Revision, tracing: Tracing) -> None:
+    def __init__(
+        self,
+        options: RunOptions,
+        revision: Revision,
+        tracing: Tracing,
+        revisions: Callable[[], GateStatus] | None = None,
+        git: Callable[[], GitSourceStatus] | None = None,
+    ) -> None:
         self.options = options
         self.tracing = tracing
         self.revision = revision
         self.config = revision.config
         self.started_unix_s = time.time()
         self.applied_unix_s = self.started_unix_s
-        self.reloads_ok = 0
+        self._revisions = revisions  # the gate's status: applied, attempted, conditions
+        self._git = git  # the git source's fetches and last error, when polling one
         self._settle_handle: asyncio.TimerHandle | None = None
         self._transitions_unsettled = 0
-        self.reloads_failed = 0
-        self.last_reload_error: str | None = None
         self.loop = asyncio.get_running_loop()
         self.ownership = OwnershipStore(options.state_dir)
         self.netlink = Netlink()
-        self.muxes: dict[tuple[str, Family], SocketMux] = {}
-        self.announcers: dict[str, Announcer] = {}
-        self.drivers: dict[str, InstanceDriver] = {}
         self.links: dict[str, Link] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.stopping = asyncio.Event()
+        self.notifier = Notifier(self._hook_env)
+        self.instances = InstanceSet(
+            self.loop,
+            self.netlink,
+            self.ownership,
+            self.notifier,
+            links=lambda: self.links,
+            on_transition=self._on_transition,
+            effective_priority=self._effective_priority,
+            repeat_filter=options.repeat_filter,
+        )
+        self.drivers = self.instances.drivers  # live view: instance name -> driver
+        self.muxes = self.instances.muxes
         self.sync_groups = SyncGroups(self._group_members(self.config), self.drivers)
         self.checks = CheckScheduler(self._on_check, on_probe=self._on_probe)
         self.tracking = Tracking(self.drivers, self.checks, self.config.checks)
         self.ipvs: Ipvs | None = None
         self.ipvs_error: str | None = None
         self.sysctl_results: dict[str, str] = {}
-        self.firewall = AcceptModeFirewall()
-        # The revision whose VIPs the firewall holds; one writer at a time (a reload and
-        # the periodic check must not interleave, or the older one could win).
-        self._firewall_config = self.config
-        self._firewall_lock = asyncio.Lock()
+        self.accept_mode = AcceptModeKeeper(
+            AcceptModeFirewall(), self.config, lambda: self.revision.resync_interval_s
+        )
         self.reconcile = ReconcileLoop(
             lambda: self.config,
             self.ownership,
@@ -140,13 +184,16 @@ class NodeRuntime:
             drain_timeout_s=revision.drain_timeout_s,
             resync_interval_s=revision.resync_interval_s,
         )
-        self.notifier = Notifier(self._hook_env)
         self.group_states: dict[str, State] = {}
-        self.real_servers = RealServerHealth(self.reconcile.wake, self._on_server)
+        self.real_servers = RealServerHealth(self.reconcile.wake, self.checks, self._on_server)
         self.real_servers.set_config(self.config)
+        self.real_servers.refresh()
         self.reconcile.health = self.real_servers.overlay
         # per check and target: probes, failures, seconds in probes, worst lateness
         self.probe_stats: dict[tuple[str, str], list[float]] = {}
+
+    def _effective_priority(self, spec: VrrpInstance) -> int:
+        return self.tracking.effective(spec)
 
     def _on_check(self, t: CheckTransition) -> None:
         if t.state_changed:
@@ -200,27 +247,60 @@ class NodeRuntime:
         return tuple(out)
 
     def status(self) -> NodeStatus:
-        return NodeStatus(
+        return self.status_later()()
+
+    def status_later(self) -> Callable[[], NodeStatus]:
+        """Everything the status says, read now (on the event loop); the function returned
+        builds the snapshot from what was read, on any thread (the status listener runs it
+        off the loop: at 500 instances, building their status objects is most of the cost
+        of a scrape)."""
+        gate = self._revisions() if self._revisions is not None else None
+        stalled = next((c for c in gate.conditions if c.type == "Stalled"), None) if gate else None
+        captured = [
+            (d.capture(), self.tracking.status(d.spec) if d.spec.track else ())
+            for d in (self.drivers[n] for n in sorted(self.drivers))
+        ]
+        node = NodeStatus(
             node=self.options.node,
             cluster=self.revision.cluster,
-            file=str(self.options.file),
+            file=self.options.source_label,
             revision=self.revision.digest,
             started_unix_s=self.started_unix_s,
             applied_unix_s=self.applied_unix_s,
-            reloads_ok=self.reloads_ok,
-            reloads_failed=self.reloads_failed,
-            last_reload_error=self.last_reload_error,
-            instances=tuple(self._instance_status(self.drivers[n]) for n in sorted(self.drivers)),
+            # Reloads: every applied attempt after the first revision; failures: every
+            # attempt refused as invalid or that failed to apply.
+            reloads_ok=max(gate.applies - 1, 0) if gate else 0,
+            reloads_failed=gate.failures if gate else 0,
+            last_reload_error=stalled.message if stalled and stalled.status else None,
+            commit=self.revision.commit,
+            revisions=gate,
+            git=self._git() if self._git is not None else None,
+            instances=(),
             sockets=tuple(
                 self.muxes[k].status() for k in sorted(self.muxes, key=lambda k: (k[0], k[1].value))
             ),
             checks=self._check_status(),
             reconcile=self._reconcile_status(),
+            errors=self._error_counts(),
         )
 
-    def _instance_status(self, driver: InstanceDriver) -> InstanceStatus:
-        """The driver's view, with what each tracker does to its priority."""
-        return dataclasses.replace(driver.status(), trackers=self.tracking.status(driver.spec))
+        def build() -> NodeStatus:
+            instances = []
+            for k, (c, trackers) in enumerate(captured):
+                if not k % STATUS_YIELD_EVERY:
+                    time.sleep(0)  # beside the loop: a chance for it to take the lock
+                instances.append(instance_status(c, trackers))
+            return dataclasses.replace(node, instances=tuple(instances))
+
+        return build
+
+    def _error_counts(self) -> tuple[ErrorCount, ...]:
+        tallies = (*self.instances.tallies.all(), self.notifier.start_failures)
+        return tuple(
+            ErrorCount(t.operation, kind, n)
+            for t in tallies
+            for kind, n in sorted(t.counts.items())
+        )
 
     def _reconcile_status(self) -> ReconcileStatus:
         loop = self.reconcile
@@ -258,6 +338,7 @@ class NodeRuntime:
             "RECONCILER_NODE": self.options.node,
             "RECONCILER_CLUSTER": self.revision.cluster,
             "RECONCILER_REVISION": self.revision.digest,
+            "RECONCILER_COMMIT": self.revision.commit or "",
         }
 
     def _on_transition(self, driver: InstanceDriver, t: Transitioned) -> None:
@@ -344,7 +425,7 @@ class NodeRuntime:
             hooks = svc.quorum.up if event == "quorum_up" else svc.quorum.down
             self.notifier.submit(f"service:{rs.service}", hooks, env)
 
-    def _advert_sources(self) -> frozenset[IPv4Address | IPv6Address]:
+    def _advert_sources(self) -> frozenset[IPAddress]:
         return frozenset(d.params.primary_address for d in self.drivers.values())
 
     def _masters(self) -> frozenset[str]:
@@ -377,39 +458,13 @@ class NodeRuntime:
             if outcome.value != "unchanged":
                 log.info("sysctl %s: %s", key, outcome.value)
 
-    async def _apply_accept_mode(self, config: NodeConfig | None = None) -> None:
-        """Drop traffic to the VIPs of Accept_Mode-false instances of ``config`` (None:
-        the revision applied last) before any of them can take over
-        (adapters/accept_mode.py); a node that needs it and cannot have it does not run
-        those instances."""
-        async with self._firewall_lock:
-            config = self._firewall_config if config is None else config
-            vips = no_accept_vips(config)
-            try:
-                outcome = await self.firewall.apply(vips)
-            except FirewallError as exc:
-                if vips:
-                    raise StartupError(f"accept: false needs nftables: {exc}") from exc
-                log.warning("accept mode: leftover table not removed: %s", exc)
-                return
-            self._firewall_config = config
-        if outcome.value != "unchanged":
-            log.info(
-                "accept mode: nftables table inet reconciler %s (%d VIP(s) dropped)",
-                outcome.value,
-                len(vips),
-            )
-
-    async def _keep_accept_mode(self) -> None:
-        """Put the table back if someone removed or edited it, at the resync interval."""
-        while True:
-            await asyncio.sleep(self.revision.resync_interval_s)
-            if not self.firewall.vips:
-                continue
-            try:
-                await self._apply_accept_mode()
-            except StartupError as exc:
-                log.error("%s", exc)
+    async def _apply_accept_mode(self, config: NodeConfig) -> None:
+        """The Accept_Mode rules of ``config``, before any of its instances can take over;
+        a node that needs them and cannot have them does not run those instances."""
+        try:
+            await self.accept_mode.apply(config)
+        except AcceptModeUnavailable as exc:
+            raise StartupError(str(exc)) from exc
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -426,18 +481,23 @@ class NodeRuntime:
         await self.netlink.__aenter__()
         self.links = await self.netlink.links()
         await self._adopt_leftover_vips()
-        self.ownership.set_pending(_takeover_vips(self.config))
-        await self._apply_accept_mode(self.config)
+        prepared = await self._prepare(self.config)
+        try:
+            await self._apply_accept_mode(self.config)
+        except BaseException:
+            self._abandon(prepared)
+            raise
         for name, link in self.links.items():
             self.tracking.links[name] = link.running
-        for spec in self.config.instances:
-            await self._start_instance(spec)
+        await self.instances.apply(prepared, lambda: None)
+        for driver in self.drivers.values():
+            self.tracking.apply(driver)
         self.checks.start(self._check_jobs())
         self._apply_sysctls()
         await self._open_ipvs()
         self._spawn(self._watch_links(), "netlink-watch")
         self._spawn(self.reconcile.run(self._trace_pass), "reconcile")
-        self._spawn(self._keep_accept_mode(), "accept-mode")
+        self._spawn(self.accept_mode.keep(), "accept-mode")
 
     async def stop(self) -> None:
         if self._settle_handle is not None:
@@ -446,27 +506,17 @@ class NodeRuntime:
             if task.get_name() == "reconcile":
                 task.cancel()  # no pass may re-add a VIP while the instances stop
         await self.checks.stop()
-        await asyncio.gather(*(d.stop() for d in self.drivers.values()))
-        self.drivers.clear()
+        await self.instances.stop()
         for task in self._tasks:
             if task.get_name() == "accept-mode":
                 task.cancel()
-        if self.firewall.vips:
-            async with self._firewall_lock:
-                try:
-                    await self.firewall.remove()  # the VIPs are gone: so is what guarded them
-                except FirewallError as exc:
-                    log.warning("accept mode: table not removed: %s", exc)
+        await self.accept_mode.remove()
         await self.notifier.stop()
         for task in list(self._tasks):
             task.cancel()
         if self.ipvs is not None:
             await self.ipvs.close()
-        for mux in self.muxes.values():
-            mux.close()
-        for ann in self.announcers.values():
-            ann.close()
-        self.muxes.clear()
+        self.instances.close()
         await self.netlink.__aexit__()
 
     def _spawn(self, coro: object, name: str) -> None:
@@ -494,114 +544,106 @@ class NodeRuntime:
             )
             self.ownership.update(add=leftover)
 
-    def _repeat_filter(self, sock: VrrpSocket) -> RepeatFilter | None:
-        """The kernel repeat filter for a new socket, attached; None when switched off
-        or when the kernel refuses it (then every advert is read here, as before)."""
-        if not self.options.repeat_filter:
-            return None
+    async def _prepare(self, config: NodeConfig) -> Prepared:
+        """Everything that can fail on this node for ``config``, checked and acquired
+        before anything running changes: the instances' interfaces, addresses, sockets
+        and VIP requests; room in the state directory for the largest ownership record
+        the switch may write (a full disk refuses the reload here); and, last, every VIP
+        a takeover of either revision may add recorded (``ownership.pending``) before
+        one can."""
+        takeover = _takeover_vips(config) | _takeover_vips(self.config)
         try:
-            filt = RepeatFilter.create(sock.family)
-        except FilterUnavailable as exc:
-            log.info("%s: repeated adverts are read in user space: %s", sock.interface, exc)
-            return None
+            self.ownership.check_writable(takeover)
+        except OSError as exc:
+            raise StartupError(f"state directory {self.options.state_dir}: {exc}") from exc
         try:
-            filt.attach(sock.sock)
-        except FilterUnavailable as exc:
-            filt.close()
-            log.info("%s: repeated adverts are read in user space: %s", sock.interface, exc)
-            return None
-        return filt
+            prepared = await self.instances.prepare(config)
+        except PrepareError as exc:
+            raise StartupError(str(exc)) from exc
+        try:
+            self.ownership.set_pending(takeover)
+        except OSError as exc:
+            self.instances.discard(prepared)
+            raise StartupError(f"state directory {self.options.state_dir}: {exc}") from exc
+        return prepared
 
-    async def _primary(self, spec: VrrpInstance) -> IPv4Address | IPv6Address:
-        if spec.family is Family.IPV4:
-            if spec.primary_address is not None:
-                return spec.primary_address
-            for a in await self.netlink.addresses():
-                if a.interface == spec.interface and a.address.version == 4:
-                    return a.address.ip
+    def _abandon(self, prepared: Prepared) -> None:
+        """A prepared revision that will not run: give back what it acquired, and stop
+        listing its VIPs as ones a takeover may add (a leftover address someone else
+        made must not look like ours at the next start)."""
+        self.instances.discard(prepared)
+        try:
+            self.ownership.set_pending(_takeover_vips(self.config))
+        except OSError as exc:
+            log.warning("ownership record not written: %s", exc)
+
+    async def replace_config(self, revision: Revision) -> Applied:
+        """Apply a new revision: prepare, then apply; a failure while applying rolls back
+        to the revision running before. Raises StartupError when the revision cannot run
+        here (nothing changed, or everything rolled back)."""
+        old = self.revision
+        try:
+            prepared = await self._prepare(revision.config)
+        except StartupError:
+            raise
+        except Exception as exc:  # a netlink read failed, say: nothing was changed
+            raise StartupError(f"preparing revision {revision.digest}: {exc}") from exc
+        try:
+            # The firewall first, in one transaction, so that a node that cannot have the
+            # rules refuses the reload with nothing changed.
+            await self._apply_accept_mode(revision.config)
+        except BaseException:
+            self._abandon(prepared)
+            raise
+        try:
+            return await self._apply(revision, prepared)
+        except Exception as exc:
+            log.exception("reload: applying revision %s failed", revision.digest)
+            await self._roll_back(old)
             raise StartupError(
-                f"{spec.name}: {spec.interface} has no IPv4 address to send adverts from"
-            )
-        # RFC 5798 5.1.2.1: IPv6 adverts come from the interface's link-local address.
-        for _ in range(50):
-            for a in await self.netlink.addresses():
-                ip = a.address.ip
-                if a.interface == spec.interface and ip.version == 6 and ip.is_link_local:
-                    return ip
-            await asyncio.sleep(0.1)  # DAD may still be running on a fresh link
-        raise StartupError(f"{spec.name}: {spec.interface} has no IPv6 link-local address")
+                f"applying revision {revision.digest} failed ({exc}); rolled back to {old.digest}"
+            ) from exc
 
-    async def _start_instance(self, spec: VrrpInstance) -> None:
-        if spec.interface not in self.links:
-            raise StartupError(f"{spec.name}: interface {spec.interface} does not exist")
-        params = instance_params(spec, await self._primary(spec))
-        for dev in {vip.dev for vip in spec.vips}:
-            await self.netlink.warm(dev)  # a takeover then adds its VIPs in its own call
-        for vip in spec.vips:  # ... with requests encoded already
-            self.netlink.prepare_add(live_vip(vip))
-        key = (spec.interface, spec.family)
-        mux = self.muxes.get(key)
-        if mux is None:
-            sock = VrrpSocket(spec.interface, spec.family.value)
-            mux = self.muxes[key] = SocketMux(sock, self.loop, self._repeat_filter(sock))
-        announcer = self.announcers.setdefault(spec.interface, Announcer(spec.interface))
-        announcer.prepare(spec.family.value)  # not on the takeover path
-        driver = InstanceDriver(
-            spec,
-            params,
-            mux,
-            self.netlink,
-            announcer,
-            self.ownership,
-            self.loop,
-            on_transition=self._on_transition,
-            notifier=self.notifier,
-        )
-        mux.attach(driver)
-        self.drivers[spec.name] = driver
-        driver.start()
-        if not self.links[spec.interface].running:
-            driver.feed(LinkDown())
-        self.tracking.apply(driver)
-
-    async def _stop_instance(self, name: str) -> None:
-        driver = self.drivers.pop(name)
-        await driver.stop()
-        mux = self.muxes[(driver.spec.interface, driver.spec.family)]
-        mux.detach(driver.spec.vrid)
-
-    async def replace_config(self, revision: Revision) -> list[str]:
-        """Apply a new revision: restart exactly the instances whose spec changed."""
+    async def _apply(self, revision: Revision, prepared: Prepared) -> Applied:
         config = revision.config
-        old = {i.name: i for i in self.config.instances}
-        new = {i.name: i for i in config.instances}
-        changed = sorted(n for n in old.keys() | new.keys() if old.get(n) != new.get(n))
-        # First, so that a node that cannot have the rules refuses the reload with nothing
-        # changed; one transaction, so an instance keeping accept: false keeps its rules.
-        await self._apply_accept_mode(config)
-        for name in changed:
-            if name in self.drivers:
-                await self._stop_instance(name)
-        self.config = config
-        self.revision = revision
-        self.applied_unix_s = time.time()
-        self.reconcile.drain_timeout_s = revision.drain_timeout_s
-        self.reconcile.resync_interval_s = revision.resync_interval_s
+
+        def switch() -> None:
+            # The new revision is current from here: trackers (for the effective
+            # priorities of the instances changed in place) and the desired state the
+            # reconcile loop reads, with no await before the drivers take it.
+            self.config = config
+            self.revision = revision
+            self.applied_unix_s = time.time()
+            self.reconcile.drain_timeout_s = revision.drain_timeout_s
+            self.reconcile.resync_interval_s = revision.resync_interval_s
+            self.sync_groups.groups = self._group_members(config)
+            self.tracking.set_checks(config.checks)
+            self.real_servers.set_config(config)
+            # Before any priority, weight or quorum is computed: tracking and real-server
+            # health read the checks' states from the scheduler, which decides what a
+            # changed check keeps.
+            self.checks.replace(self._check_jobs())
+            self.real_servers.refresh()
+
+        applied = await self.instances.apply(prepared, switch)
         self._apply_sysctls()
-        self.sync_groups.groups = self._group_members(config)
-        self.tracking.set_checks(config.checks)
-        self.real_servers.set_config(config)
-        # Before any priority is computed: tracking reads the checks' states from the
-        # scheduler, which decides what a changed check keeps.
-        self.checks.replace(self._check_jobs())
         self.ownership.set_pending(_takeover_vips(config))
-        for name in changed:
-            if name in new:
-                await self._start_instance(new[name])
         for driver in self.drivers.values():
             self.tracking.apply(driver)
         self.reconcile.wake()
-        return changed
+        return applied
+
+    async def _roll_back(self, revision: Revision) -> None:
+        """Run ``revision`` (the last good one) again, from whatever state a failed apply
+        left: the same prepare and apply, which work from what runs."""
+        try:
+            prepared = await self._prepare(revision.config)
+            await self._apply_accept_mode(revision.config)
+            await self._apply(revision, prepared)
+        except Exception:
+            log.exception("reload: rolling back to revision %s failed", revision.digest)
+            return
+        log.warning("reload: rolled back to revision %s", revision.digest)
 
     # ------------------------------------------------------------ links
     async def _watch_links(self) -> None:
@@ -626,22 +668,44 @@ class NodeRuntime:
         return [d for d in self.drivers.values() if d.spec.interface == interface]
 
 
-def _load_node(file: Path, node: str) -> Revision:
-    loaded = load_file(file)
+def _revision_from(
+    artifact: Artifact,
+    node: str,
+    running: Callable[[], NodeConfig | None],
+    suspended: frozenset[str],
+) -> Revision:
+    """Validate an artifact's bytes (exactly those: the file is not read again) and build
+    the node's share; suspended instances stay as they run. Runs in a thread."""
+    loaded = load_bytes(artifact.data, artifact.provenance.location)
+    where = artifact.provenance.location
+    for warning in loaded.warnings:
+        log.warning("%s", warning)
     if node not in loaded.cluster.node_names:
         raise StartupError(
-            f"node {node!r} is not in {file} (nodes: {', '.join(loaded.cluster.node_names)})"
+            f"node {node!r} is not in {where} (nodes: {', '.join(loaded.cluster.node_names)})"
         )
-    digest = hashlib.sha256(file.read_bytes()).hexdigest()[:12]
     c = loaded.cluster
+    config = c.for_node(node)
+    now_running = running()
+    if now_running is not None:
+        config = hold_instances(config, now_running, suspended)
     return Revision(
-        c.for_node(node),
+        config,
         c.name,
-        digest,
+        artifact.short_digest,
+        artifact.provenance.commit,
         c.sysctls,
         c.resync_interval.total_seconds(),
         c.drain_timeout.total_seconds(),
     )
+
+
+def _make_source(options: RunOptions) -> Source:
+    """Where this node's revisions come from: the one place that chooses the source."""
+    if options.git is not None:
+        return GitSource(options.git, options.state_dir)
+    assert options.file is not None
+    return FileSource(options.file, watch=options.watch)
 
 
 def _takeover_vips(config: NodeConfig) -> set[Ident]:
@@ -652,52 +716,74 @@ def _takeover_vips(config: NodeConfig) -> set[Ident]:
 
 async def run_node(options: RunOptions) -> int:
     """Run until SIGTERM/SIGINT; 0 on a clean stop, 2 when the input cannot run."""
+    runtime: NodeRuntime | None = None  # built once the first revision is valid
+    source = _make_source(options)
+    git_status = source.status_now if isinstance(source, GitSource) else None
+    consumer: RevisionConsumer[Revision] = RevisionConsumer(
+        source,
+        lambda artifact, held: _revision_from(
+            artifact, options.node, lambda: runtime.config if runtime else None, held
+        ),
+        invalid=(StartupError, HoldConflict),
+        unstartable=(StartupError, OSError),
+        store=RevisionStore(options.state_dir),
+    )
     try:
-        revision = _load_node(options.file, options.node)
-    except InvalidConfig as exc:
-        for d in exc.diagnostics:
-            log.error("%s", d)
-        log.error("%s: invalid; not starting", options.file)
-        return 2
-    except (OSError, StartupError) as exc:
+        revision = await consumer.first()
+    except NotStarted as exc:
         log.error("%s", exc)
+        return 2
+    except GitError as exc:  # the git source cannot verify as told (no key in the file...)
+        log.error("git source: %s", exc)
         return 2
 
     tracing = Tracing(tracer_provider_from_env("reconciler", options.node, revision.cluster))
-    runtime = NodeRuntime(options, revision, tracing)
-    server = StatusServer(runtime, registry_for(runtime))
+    runtime = node = NodeRuntime(options, revision, tracing, consumer.status, git_status)
+    server = StatusServer(
+        runtime,
+        registry_for(runtime),
+        on_refresh=consumer.refresh if options.refresh_hook else None,
+    )
+    control = ControlSocket(
+        socket_path(options.state_dir),
+        SuspendControl(consumer, lambda: list(node.drivers)).handle,
+    )
     loop = asyncio.get_running_loop()
-    reloads: asyncio.Queue[None] = asyncio.Queue()
     loop.add_signal_handler(signal.SIGTERM, runtime.stopping.set)
     loop.add_signal_handler(signal.SIGINT, runtime.stopping.set)
-    loop.add_signal_handler(signal.SIGHUP, reloads.put_nowait, None)
+    loop.add_signal_handler(signal.SIGHUP, consumer.refresh)
+
+    async def apply(new: Revision) -> Applied:
+        applied = await node.replace_config(new)
+        process_memory.settle()
+        return applied
+
     try:
         try:
             await runtime.start()
             if options.http_addr is not None:
                 port = await server.start(*options.http_addr)
                 log.info("metrics and status on http://%s:%d/", options.http_addr[0], port)
+            await control.start()
             process_memory.settle()
         except (StartupError, OSError) as exc:
             log.error("cannot start: %s", exc)
+            await control.close()
             await runtime.stop()
             return 2
+        consumer.started()
         log.info(
             "node %s running %d instance(s) from %s",
             options.node,
             len(runtime.drivers),
-            options.file,
+            options.source_label,
         )
-        while not runtime.stopping.is_set():
-            stop = asyncio.ensure_future(runtime.stopping.wait())
-            reload = asyncio.ensure_future(reloads.get())
-            await asyncio.wait({stop, reload}, return_when=asyncio.FIRST_COMPLETED)
-            for f in (stop, reload):
-                if not f.done():
-                    f.cancel()
-            if reload.done() and not reload.cancelled():
-                await _reload(runtime, options)
+        revisions = asyncio.create_task(consumer.run(apply, tracing), name="revisions")
+        await runtime.stopping.wait()
+        revisions.cancel()
+        await asyncio.wait({revisions}, timeout=STOP_REVISIONS_TIMEOUT_S)
         log.info("stopping: releasing VIPs")
+        await control.close()
         await runtime.stop()
         await server.close()
         await asyncio.to_thread(tracing.shutdown)
@@ -706,38 +792,3 @@ async def run_node(options: RunOptions) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(sig)
-
-
-async def _reload(runtime: NodeRuntime, options: RunOptions) -> None:
-    try:
-        # Parsed and validated in a thread: a large file takes a good part of a second,
-        # and the event loop must keep sending adverts meanwhile (it gets the GIL back
-        # at least every sys.getswitchinterval(), 5 ms).
-        revision = await asyncio.to_thread(_load_node, options.file, options.node)
-    except InvalidConfig as exc:
-        for d in exc.diagnostics:
-            log.error("%s", d)
-        log.error("reload: %s is invalid; still running the last good revision", options.file)
-        runtime.reloads_failed += 1
-        runtime.last_reload_error = str(exc.diagnostics[0]) if exc.diagnostics else "invalid"
-        runtime.tracing.reload(
-            runtime.revision.digest, False, runtime.last_reload_error, [], time.time()
-        )
-        return
-    except (OSError, StartupError) as exc:
-        log.error("reload: %s; still running the last good revision", exc)
-        runtime.reloads_failed += 1
-        runtime.last_reload_error = str(exc)
-        return
-    try:
-        changed = await runtime.replace_config(revision)
-        process_memory.settle()
-    except (StartupError, OSError) as exc:
-        log.error("reload: %s", exc)
-        runtime.reloads_failed += 1
-        runtime.last_reload_error = str(exc)
-        return
-    runtime.reloads_ok += 1
-    runtime.last_reload_error = None
-    runtime.tracing.reload(revision.digest, True, None, changed, time.time())
-    log.info("reload: %d instance(s) restarted: %s", len(changed), ", ".join(changed) or "none")

@@ -9,13 +9,13 @@ seconds and tens of megabytes in a daemon that otherwise never needs it
 
 from __future__ import annotations
 
-import errno
 import logging
 import socket
 import struct
-from collections import Counter
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
+
+from reconciler.adapters.error_tally import ErrorTally
 
 log = logging.getLogger("reconciler.arp")
 
@@ -55,16 +55,19 @@ class Announcer:
     Everything a takeover needs (the socket of each family, the interface's MAC address)
     is acquired by `prepare` when an instance starts, never on the takeover path: a
     node short of descriptors at that moment still announces. A send that fails is
-    counted by errno and logged once per kind, not once per frame.
+    counted by errno in ``failures`` (shared by the node's announcers) and logged once per
+    kind and interface, not once per frame.
     """
 
-    def __init__(self, interface: str) -> None:
+    def __init__(self, interface: str, failures: ErrorTally | None = None) -> None:
         self.interface = interface
         self._packet: socket.socket | None = None
         self._icmp6: socket.socket | None = None
         self._mac: bytes | None = None
+        # The interface index for neighbour advertisements, read by ``prepare``.
+        self._ifindex: int | None = None
         self.sent = 0
-        self.failures: Counter[str] = Counter()  # by errno name
+        self.failures = failures if failures is not None else ErrorTally("announce", log)
 
     def prepare(self, family: int) -> None:
         """Open the socket for address family 4 or 6 and read the MAC address now.
@@ -74,6 +77,7 @@ class Announcer:
             self._packet_socket()
         else:
             self._icmp6_socket()
+            self._ifindex = socket.if_nametoindex(self.interface)
 
     def close(self) -> None:
         for s in (self._packet, self._icmp6):
@@ -86,10 +90,7 @@ class Announcer:
             try:
                 self._send(vip)
             except OSError as exc:
-                kind = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
-                if not self.failures[kind]:
-                    log.warning("%s: announcing %s failed: %s", self.interface, vip, exc)
-                self.failures[kind] += 1
+                self.failures.record(exc, self.interface)
             else:
                 self.sent += 1
 
@@ -99,10 +100,15 @@ class Announcer:
         if isinstance(vip, IPv4Address):
             self._packet_socket().send(garp_frame(self._mac, vip))
         else:
-            self._icmp6_socket().sendto(
-                na_message(self._mac, vip),
-                (str(ALL_NODES), 0, 0, socket.if_nametoindex(self.interface)),
-            )
+            if self._ifindex is None:
+                self._ifindex = socket.if_nametoindex(self.interface)
+            try:
+                self._icmp6_socket().sendto(
+                    na_message(self._mac, vip), (str(ALL_NODES), 0, 0, self._ifindex)
+                )
+            except OSError:
+                self._ifindex = None  # read again next time: the link may have been re-made
+                raise
 
     def _packet_socket(self) -> socket.socket:
         if self._packet is None:

@@ -46,6 +46,10 @@ class InterfaceMissing(LookupError):
     the link appears or the input changes)."""
 
 
+# What an address write raises when the kernel or the link refuses it (rather than a bug).
+ADDRESS_ERRORS: tuple[type[Exception], ...] = (OSError, NetlinkError, InterfaceMissing)
+
+
 @dataclass(frozen=True)
 class Link:
     index: int

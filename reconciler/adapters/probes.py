@@ -25,8 +25,10 @@ Behaviour follows keepalived's checkers, which are the reference:
   ``dynamic_weight`` as ``misc_dynamic``. Run without a shell unless asked,
   in its own session (process group), as the configured user (setuid/setgid
   and supplementary groups in the child), with ``/`` as working directory, a
-  minimal environment and no stdio. On timeout the group gets SIGTERM, then
-  SIGKILL after a grace period, like keepalived.
+  minimal environment and no stdio; refused (a failing probe) when the program
+  could be changed by anyone but root and that user, as keepalived's
+  ``enable_script_security`` (:mod:`reconciler.adapters.programs`). On timeout
+  the group gets SIGTERM, then SIGKILL after a grace period, like keepalived.
 * ``file``: the integer in the file, read as keepalived's ``track_file`` reads
   it (a missing file is 0); the probe fails only when the number is ignored.
 * ``interface``: up while the link is administratively up and running
@@ -50,9 +52,9 @@ import hashlib
 import logging
 import math
 import os
-import pwd
 import re
 import secrets
+import shlex
 import signal
 import socket
 import ssl
@@ -66,6 +68,7 @@ from ipaddress import ip_address
 from typing import Any
 from urllib.parse import urlsplit
 
+from reconciler.adapters import programs
 from reconciler.health import dns
 from reconciler.health.policy import ProbeResult
 from reconciler.health.priority import parse_track_file, script_result
@@ -85,7 +88,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_CONCURRENT = 256
 SCRIPT_KILL_GRACE = timedelta(seconds=2)  # SIGTERM -> SIGKILL, keepalived's 2 s
-SCRIPT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 USER_AGENT = "reconciler-healthcheck"
 _HEADER_LIMIT_BYTES = 64 * 1024
 _REGEX_WINDOW_BYTES = 1024 * 1024
@@ -986,29 +988,34 @@ async def _recv_exactly(sock: socket.socket, size: int) -> bytes:
 # ======================================================================= script
 
 
-@dataclass(frozen=True)
-class _Account:
-    uid: int
-    gid: int
-    groups: tuple[int, ...]
-    name: str
-    home: str
-
-
-def _account(user: str) -> _Account:
-    entry = pwd.getpwnam(user)
-    return _Account(
-        uid=entry.pw_uid,
-        gid=entry.pw_gid,
-        groups=tuple(os.getgrouplist(entry.pw_name, entry.pw_gid)),
-        name=entry.pw_name,
-        home=entry.pw_dir,
-    )
-
-
 def _kill_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
+
+
+def _script_program(probe: ScriptProbe, account: programs.Account) -> str | ProbeResult:
+    """The program a script check execs (resolved), or the failure that refuses it: one
+    that someone but root and the check's user could change (see
+    :func:`reconciler.adapters.programs.unsafe_reason`). A shell command's first word is
+    checked like a program, and so is the shell."""
+    first = probe.command[0]
+    if probe.shell:
+        try:
+            words = shlex.split(" ".join(probe.command))
+        except ValueError:
+            words = []
+        first = words[0] if words else "/bin/sh"
+    program = programs.resolve(first)
+    if program is None:
+        if probe.shell:  # a shell builtin or function ("exit 0", "test ...")
+            program = "/bin/sh"
+        else:
+            return ProbeResult(ok=False, detail=f"script: {first!r} is not found in PATH")
+    for path in dict.fromkeys((program, "/bin/sh") if probe.shell else (program,)):
+        reason = programs.unsafe_reason(path, account)
+        if reason is not None:
+            return ProbeResult(ok=False, detail=f"script: refused: {reason}")
+    return program
 
 
 async def _script_probe(
@@ -1019,25 +1026,25 @@ async def _script_probe(
     kill_grace: timedelta,
 ) -> ProbeResult:
     try:
-        account = _account(probe.user)
+        account = programs.account(probe.user)
     except KeyError:
         return ProbeResult(ok=False, detail=f"script: no user {probe.user!r}")
     switch = account.uid != os.geteuid()
     if switch and os.geteuid() != 0:
         return ProbeResult(ok=False, detail=f"script: cannot run as {probe.user}: not root")
-    argv = ("/bin/sh", "-c", " ".join(probe.command)) if probe.shell else probe.command
-    env = {
-        "PATH": SCRIPT_PATH,
-        "HOME": account.home,
-        "USER": account.name,
-        "LOGNAME": account.name,
-        "LANG": "C.UTF-8",
-    }
+    checked = _script_program(probe, account)
+    if isinstance(checked, ProbeResult):
+        return checked
+    argv = (
+        ("/bin/sh", "-c", " ".join(probe.command)) if probe.shell else (checked, *probe.command[1:])
+    )
     # A real-server check's script learns which server it checks from the environment.
+    extra: dict[str, str] = {}
     if host is not None:
-        env["RECONCILER_CHECK_HOST"] = str(host)
+        extra["RECONCILER_CHECK_HOST"] = str(host)
     if port is not None:
-        env["RECONCILER_CHECK_PORT"] = str(port)
+        extra["RECONCILER_CHECK_PORT"] = str(port)
+    env = programs.minimal_environment(account, extra)
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv,

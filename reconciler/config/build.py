@@ -12,13 +12,13 @@ reports.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from reconciler.config.diagnostics import Diagnostic, InvalidConfig
-from reconciler.config.yamlload import Document, Path
+from reconciler.config.diagnostics import Diagnostic, InvalidConfig, Severity, did_you_mean
+from reconciler.config.yamlload import Document, Path, dotted
 from reconciler.model.checks import (
     Check,
     DnsProbe,
@@ -44,6 +44,7 @@ from reconciler.model.ipvs import (
     VirtualService,
 )
 from reconciler.model.vrrp import (
+    DEFAULT_HOOK_USER,
     Garp,
     Hook,
     Notify,
@@ -65,13 +66,14 @@ V2_MAX_ADVERT = timedelta(seconds=255)
 MAX_PREEMPT_DELAY = timedelta(seconds=1000)  # keepalived's bound
 
 
-def build_cluster(doc: Document) -> Cluster:
-    """The model for a schema-valid document; InvalidConfig with every semantic error."""
+def build(doc: Document) -> tuple[Cluster, list[Diagnostic]]:
+    """The model for a schema-valid document and its warnings (valid, but likely not what
+    was meant); InvalidConfig with every semantic error."""
     builder = _Builder(doc)
     cluster = builder.build()
     if builder.errors:
         raise InvalidConfig(builder.errors)
-    return cluster
+    return cluster, sorted(builder.warnings, key=Diagnostic.sort_key)
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,7 @@ class _Builder:
         self.doc = doc
         self.data: dict[str, Any] = doc.data
         self.errors: list[Diagnostic] = []
+        self.warnings: list[Diagnostic] = []
         self.node_names: list[str] = list(self.data["nodes"])
         self.check_names: list[str] = list(self.data.get("checks", {}))
 
@@ -93,11 +96,30 @@ class _Builder:
         loc = self.doc.key_at(path) if at_key else self.doc.value_at(path)
         self.errors.append(Diagnostic(loc, message))
 
+    def warning(self, path: Path, message: str, *, at_key: bool = False) -> None:
+        loc = self.doc.key_at(path) if at_key else self.doc.value_at(path)
+        diagnostic = Diagnostic(loc, message, Severity.WARNING)
+        if diagnostic not in self.warnings:  # a default block is read once per instance
+            self.warnings.append(diagnostic)
+
+    def user(self, path: Path, default: str, role: str) -> str:
+        """The `user` at `path` (default `default`); root is allowed, with a warning."""
+        if not self._has(path):
+            return default
+        user = str(self.doc.get(path))
+        if user == "root":
+            self.warning(
+                path,
+                f"{dotted(path)}: {role} run as root: a mistake or a compromised program "
+                "owns the node; prefer an unprivileged user (the default is nobody)",
+            )
+        return user
+
     def duration(self, path: Path) -> timedelta:
         try:
             return parse_duration(self.doc.get(path))
         except ValueError as exc:
-            self.error(path, f"{_dotted(path)}: {exc}")
+            self.error(path, f"{dotted(path)}: {exc}")
             return timedelta(0)
 
     def duration_or(self, path: Path, default: timedelta) -> timedelta:
@@ -180,7 +202,8 @@ class _Builder:
                 where = (*path, name) if keys else (*path, i)
                 self.error(
                     where,
-                    f"{_dotted(path)}: unknown node {name!r} (nodes: {', '.join(self.node_names)})",
+                    f"{dotted(path)}: unknown node {name!r} "
+                    f"({_known(name, self.node_names, 'nodes')})",
                     at_key=keys,
                 )
 
@@ -193,7 +216,7 @@ class _Builder:
         timeout = self.duration_or((*path, "timeout"), timedelta(seconds=1))
         for key, value in (("interval", interval), ("timeout", timeout)):
             if key in raw and value <= timedelta(0):
-                self.error((*path, key), f"{_dotted(path)}.{key}: must be greater than 0")
+                self.error((*path, key), f"{dotted(path)}.{key}: must be greater than 0")
         return Check(
             name=name,
             probe=probe,
@@ -209,7 +232,7 @@ class _Builder:
         )
 
     def _probe(self, path: Path, raw: dict[str, Any], *, tracking: bool) -> Probe:
-        where = _dotted(path)
+        where = dotted(path)
         if "tcp" in raw:
             tcp = raw["tcp"]
             if tracking and ("host" not in tcp or "port" not in tcp):
@@ -265,7 +288,9 @@ class _Builder:
             s = raw["script"]
             return ScriptProbe(
                 command=tuple(s["command"]),
-                user=s.get("user", "nobody"),
+                user=self.user(
+                    (*path, "script", "user"), DEFAULT_HOOK_USER, "this check script is"
+                ),
                 shell=s.get("shell", False),
                 dynamic_weight=s.get("dynamic_weight", False),
             )
@@ -299,7 +324,7 @@ class _Builder:
         vip_owner: dict[IPAddress, tuple[str, Path]],
     ) -> Iterator[tuple[str, VrrpInstance]]:
         path: Path = ("vrrp", "instances", name)
-        where = _dotted(path)
+        where = dotted(path)
         raw = self.doc.get(path)
         n_errors = len(self.errors)
 
@@ -416,6 +441,7 @@ class _Builder:
 
         if len(self.errors) > n_errors:
             return
+        self._equal_priorities(path, prio_s, members)
         for m in members:
             node = node_by_name[m]
             if iface_s is None:
@@ -498,6 +524,41 @@ class _Builder:
                 ),
             )
 
+    def _equal_priorities(self, path: Path, prio_s: _Setting | None, members: list[str]) -> None:
+        """RFC 5798 6.4.3: between equal priorities the higher primary IP address wins, so
+        which node is master follows the addressing, not this file."""
+        if len(members) < 2:
+            return
+        where = dotted(path)
+        why = (
+            "between equal priorities the node with the higher primary address becomes "
+            "master (RFC 5798 6.4.3); give the preferred node a higher priority"
+        )
+        if prio_s is None or prio_s.path is None:
+            self.warning(
+                path,
+                f"{where}: no priority is set, so every node ({', '.join(members)}) runs it "
+                f"with priority 100: {why}",
+                at_key=True,
+            )
+            return
+        if not isinstance(prio_s.value, dict):
+            self.warning(
+                prio_s.path,
+                f"{where}: every node ({', '.join(members)}) runs it with priority "
+                f"{prio_s.value}: {why}",
+            )
+            return
+        first: dict[int, str] = {}
+        for m in members:
+            value = prio_s.value[m]
+            if value in first:
+                self.warning(
+                    (*prio_s.path, m),
+                    f"{where}.priority: {first[value]} and {m} both have priority {value}: {why}",
+                )
+            first.setdefault(value, m)
+
     def _tracks(self, inst: str) -> tuple[Track, ...]:
         s = self._setting(inst, "track")
         if not s or not s.path:
@@ -507,11 +568,10 @@ class _Builder:
             weight = t.get("weight", 0)
             if "check" in t:
                 if t["check"] not in self.check_names:
-                    known = ", ".join(self.check_names) or "none defined"
                     self.error(
                         (*s.path, i, "check"),
-                        f"{_dotted(s.path)}[{i}].check: unknown check {t['check']!r} "
-                        f"(checks: {known})",
+                        f"{dotted(s.path)}[{i}].check: unknown check {t['check']!r} "
+                        f"({_known(t['check'], self.check_names, 'checks')})",
                     )
                 out.append(TrackCheck(t["check"], weight))
             else:
@@ -519,18 +579,18 @@ class _Builder:
         return tuple(out)
 
     def _hooks(
-        self, path: Path, default_timeout: timedelta, *, release_ok: bool
+        self, path: Path, default_timeout: timedelta, *, release_ok: bool, default_user: str
     ) -> tuple[Hook, ...]:
         hooks: list[Hook] = []
         for i, h in enumerate(self.doc.get(path)):
             if isinstance(h, list):
-                hooks.append(Hook(tuple(h), default_timeout))
+                hooks.append(Hook(tuple(h), default_timeout, user=default_user))
                 continue
             before = h.get("before_release", False)
             if before and not release_ok:
                 self.error(
                     (*path, i, "before_release"),
-                    f"{_dotted(path)}[{i}].before_release: only backup, fault and stop hooks run "
+                    f"{dotted(path)}[{i}].before_release: only backup, fault and stop hooks run "
                     "before the VIPs are released",
                 )
             hooks.append(
@@ -538,6 +598,7 @@ class _Builder:
                     tuple(h["command"]),
                     self.duration_or((*path, i, "timeout"), default_timeout),
                     before,
+                    self.user((*path, i, "user"), default_user, "this hook is"),
                 )
             )
         return tuple(hooks)
@@ -547,11 +608,12 @@ class _Builder:
             return Notify()
         p = s.path
         timeout = self.duration_or((*p, "timeout"), DEFAULT_HOOK_TIMEOUT)
+        user = self.user((*p, "user"), DEFAULT_HOOK_USER, "these hooks are")
 
         def hooks(key: str) -> tuple[Hook, ...]:
             if key not in s.value:
                 return ()
-            return self._hooks((*p, key), timeout, release_ok=key != "master")
+            return self._hooks((*p, key), timeout, release_ok=key != "master", default_user=user)
 
         return Notify(
             master=hooks("master"), backup=hooks("backup"), fault=hooks("fault"), stop=hooks("stop")
@@ -582,11 +644,10 @@ class _Builder:
             for i, m in enumerate(raw["members"]):
                 mpath: Path = ("vrrp", "sync_groups", g, "members", i)
                 if m not in instances:
-                    known = ", ".join(instances) or "none defined"
                     self.error(
                         mpath,
                         f"vrrp.sync_groups.{g}.members: unknown instance {m!r} "
-                        f"(instances: {known})",
+                        f"({_known(m, instances, 'instances')})",
                     )
                 elif m in seen:
                     self.error(
@@ -683,7 +744,7 @@ class _Builder:
         return out
 
     def _service_key(self, path: Path, raw: dict[str, Any]) -> ServiceKey | None:
-        where = _dotted(path)
+        where = dotted(path)
         if "fwmark" in raw:
             for k in ("port", "protocol"):
                 if k in raw:
@@ -723,7 +784,7 @@ class _Builder:
         key: ServiceKey,
         checks: dict[str, Check],
     ) -> tuple[VirtualService, list[RealServer]]:
-        where = _dotted(path)
+        where = dotted(path)
         forwarding = Forwarding(raw.get("forwarding", "nat"))
         persistence = None
         if "persistence" in raw:
@@ -744,13 +805,18 @@ class _Builder:
                 )
         q = raw.get("quorum", {})
         qpath = (*path, "quorum")
+        quser = self.user((*qpath, "user"), DEFAULT_HOOK_USER, "these hooks are")
         quorum = Quorum(
             min_weight=q.get("min_weight", 1),
             hysteresis=q.get("hysteresis", 0),
-            up=self._hooks((*qpath, "up"), DEFAULT_HOOK_TIMEOUT, release_ok=False)
+            up=self._hooks(
+                (*qpath, "up"), DEFAULT_HOOK_TIMEOUT, release_ok=False, default_user=quser
+            )
             if "up" in q
             else (),
-            down=self._hooks((*qpath, "down"), DEFAULT_HOOK_TIMEOUT, release_ok=False)
+            down=self._hooks(
+                (*qpath, "down"), DEFAULT_HOOK_TIMEOUT, release_ok=False, default_user=quser
+            )
             if "down" in q
             else (),
         )
@@ -852,13 +918,14 @@ class _Builder:
         if key not in notify:
             return ()
         timeout = self.duration_or((*rpath, "notify", "timeout"), DEFAULT_HOOK_TIMEOUT)
-        return self._hooks((*rpath, "notify", key), timeout, release_ok=False)
+        user = self.user((*rpath, "notify", "user"), DEFAULT_HOOK_USER, "these hooks are")
+        return self._hooks((*rpath, "notify", key), timeout, release_ok=False, default_user=user)
 
     def _same_family(self, path: Path, key: ServiceKey, addr: IPAddress, fwd: Forwarding) -> None:
         if Family.of(addr) is not key.family and fwd is not Forwarding.TUNNEL:
             self.error(
                 path,
-                f"{_dotted(path)}: {addr} is {Family.of(addr)} but the service is {key.family}; "
+                f"{dotted(path)}: {addr} is {Family.of(addr)} but the service is {key.family}; "
                 "only tunnel forwarding can mix families",
             )
 
@@ -868,14 +935,24 @@ class _Builder:
             return None
         if isinstance(ref, str):
             if ref not in checks:
-                known = ", ".join(checks) or "none defined"
-                self.error(path, f"{_dotted(path)}: unknown check {ref!r} (checks: {known})")
+                self.error(
+                    path,
+                    f"{dotted(path)}: unknown check {ref!r} ({_known(ref, checks, 'checks')})",
+                )
                 return None
             named = checks[ref]
             # A named check used for real servers was validated as a tracking check
             # only if something tracks it; real servers may leave host/port unset.
             return named
         return self._check(path, inline_name, tracking=False)
+
+
+def _known(name: str, names: Iterable[str], what: str) -> str:
+    """`did you mean 'x'? checks: x, y`: the closest name first, then every name there is."""
+    names = list(names)
+    listed = f"{what}: {', '.join(names) or 'none defined'}"
+    guess = did_you_mean(name, names)
+    return f"did you mean {guess!r}? {listed}" if guess else listed
 
 
 def _vip_path(path: Path, i: int, vips: list[Any]) -> Path:
@@ -892,10 +969,3 @@ def _status_ranges(text: str) -> tuple[tuple[int, int], ...]:
         lo, _, hi = part.partition("-")
         out.append((int(lo), int(hi or lo)))
     return tuple(out)
-
-
-def _dotted(path: Path) -> str:
-    parts: list[str] = []
-    for p in path:
-        parts.append(f"[{p}]" if isinstance(p, int) else ("." if parts else "") + p)
-    return "".join(parts)

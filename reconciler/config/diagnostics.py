@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import enum
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -44,3 +47,17 @@ class InvalidConfig(Exception):
     def __init__(self, diagnostics: list[Diagnostic]) -> None:
         self.diagnostics = sorted(diagnostics, key=Diagnostic.sort_key)
         super().__init__("\n".join(str(d) for d in self.diagnostics))
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+    """The choice closest to a misspelt `word`, if one is close enough to be the intent."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    if not close:
+        return None
+    # lb3 is not a misspelt lb2: names that differ only in their numbers are other things.
+    if _NUMBERS.sub("", close[0]) == _NUMBERS.sub("", word):
+        return None
+    return close[0]
+
+
+_NUMBERS = re.compile(r"[0-9]+")

@@ -12,8 +12,8 @@ from typing import Any
 import jsonschema
 from jsonschema.exceptions import ValidationError
 
-from reconciler.config.diagnostics import Diagnostic
-from reconciler.config.yamlload import Document, Path
+from reconciler.config.diagnostics import Diagnostic, did_you_mean
+from reconciler.config.yamlload import Document, Path, dotted
 
 SCHEMA_FILE = "cluster.v1.schema.json"
 
@@ -57,12 +57,22 @@ def load_schema() -> dict[str, Any]:
     return schema
 
 
+def _is_integer(_checker: object, instance: object) -> bool:
+    # JSON Schema counts 51.0 as an integer; a VRID, port or priority written `51.0` is a
+    # mistake here, and the model's integer fields would carry a float into the kernel.
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
 @cache
 def _validator() -> jsonschema.protocols.Validator:
     schema = load_schema()
-    cls = jsonschema.validators.validator_for(schema)
-    cls.check_schema(schema)
-    return cls(schema, format_checker=format_checker)
+    base = jsonschema.validators.validator_for(schema)
+    base.check_schema(schema)
+    cls = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
+        base, type_checker=base.TYPE_CHECKER.redefine("integer", _is_integer)
+    )
+    validator: jsonschema.protocols.Validator = cls(schema, format_checker=format_checker)
+    return validator
 
 
 def validate_schema(doc: Document) -> list[Diagnostic]:
@@ -75,22 +85,14 @@ def validate_schema(doc: Document) -> list[Diagnostic]:
     return sorted(unique.values(), key=Diagnostic.sort_key)
 
 
-def _dotted(path: Path) -> str:
-    parts: list[str] = []
-    for p in path:
-        if isinstance(p, int):
-            parts.append(f"[{p}]")
-        else:
-            parts.append(("." if parts else "") + p)
-    return "".join(parts) or "document"
-
-
 def _show(value: Any) -> str:
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, list):
         return "a list"
-    return json.dumps(value)
+    shown = json.dumps(value)
+    # A pasted blob or a 4000-digit number is recognised by its start.
+    return shown if len(shown) <= 80 else f"{shown[:60]}... ({len(shown)} characters)"
 
 
 _TYPE_NAMES = {
@@ -110,7 +112,7 @@ def _allowed_keys(schema: dict[str, Any]) -> list[str]:
 
 def _translate(doc: Document, error: ValidationError) -> Iterator[Diagnostic]:
     path: Path = tuple(error.absolute_path)
-    where = _dotted(path)
+    where = dotted(path)
     v = str(error.validator)
     vv: Any = error.validator_value
     schema = error.schema if isinstance(error.schema, dict) else {}
@@ -126,7 +128,11 @@ def _translate(doc: Document, error: ValidationError) -> Iterator[Diagnostic]:
         allowed = _allowed_keys(schema)
         for key in inst:
             if key not in allowed:
-                hint = f" (allowed here: {', '.join(allowed)})" if allowed else ""
+                guess = did_you_mean(key, allowed)
+                if guess:
+                    hint = f" (did you mean {guess!r}?)"
+                else:
+                    hint = f" (allowed here: {', '.join(allowed)})" if allowed else ""
                 yield Diagnostic(doc.key_at((*path, key)), f"{where}: unknown key {key!r}{hint}")
         return
     if v == "required":

@@ -28,6 +28,12 @@ class Provenance:
     committed_unix_s: float | None = None
     signer: str | None = None  # the key or principal that signed, when verified
 
+    @property
+    def location(self) -> str:
+        """Where errors in the revision point: the file's path for a file source, so
+        that a diagnostic reads FILE:LINE:COL like `reconciler validate FILE`."""
+        return self.source.removeprefix("file:")
+
 
 @dataclass(frozen=True)
 class Artifact:

@@ -26,11 +26,15 @@ class Vip:
         return f"{self.address} dev {self.dev}{extra}"
 
 
+DEFAULT_HOOK_USER = "nobody"  # keepalived's default script_user when it exists
+
+
 @dataclass(frozen=True)
 class Hook:
     command: tuple[str, ...]
     timeout: timedelta
     before_release: bool = False
+    user: str = DEFAULT_HOOK_USER  # the account the command runs as; "root" is opt-in
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,12 @@ and traces only read them. Nothing here steers the runtime.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
+
+from reconciler.revision.gate import GateStatus
+from reconciler.revision.git_policy import GitSourceStatus
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,10 @@ class InstanceStatus:
     accept_mode: bool = True
     trackers: tuple[TrackerStatus, ...] = ()  # in the order of the instance's `track`
     last_transition: TransitionStatus | None = None
+    # Adverts elected on whose VIP list differs from ours (a peer mid-change, RFC 5798
+    # 7.1 MAY), and revisions applied to the instance in place.
+    address_mismatch: int = 0
+    reconfigured: int = 0
 
 
 @dataclass(frozen=True)
@@ -106,6 +114,15 @@ class ReconcileStatus:
 
 
 @dataclass(frozen=True)
+class ErrorCount:
+    """Failures of one operation of the takeover path, of one kind, since start."""
+
+    operation: str  # advert_send | vip_add | vip_remove | announce | hook_start
+    error: str  # errno name (ENOBUFS), else the exception's class
+    count: int
+
+
+@dataclass(frozen=True)
 class NodeStatus:
     node: str
     cluster: str
@@ -120,7 +137,37 @@ class NodeStatus:
     sockets: tuple[SocketStatus, ...]
     checks: tuple[CheckStatus, ...] = ()
     reconcile: ReconcileStatus | None = None
+    commit: str | None = None  # the commit the running revision came from, when known
+    # Last applied / attempted / verified revision, conditions, suspended parts.
+    revisions: GateStatus | None = None
+    # The polled repository's fetches, head and last error (run --git only).
+    git: GitSourceStatus | None = None
+    # What failed on the takeover path (sends, VIP writes, announcements, hook starts).
+    errors: tuple[ErrorCount, ...] = ()
 
 
 class StatusSource(Protocol):
     def status(self) -> NodeStatus: ...
+
+
+def status_reader(source: StatusSource) -> Callable[[], NodeStatus]:
+    """``source`` read now; the function returned gives its snapshot. A source with
+    ``status_later`` (the daemon's) builds the snapshot in that function, which may run on
+    another thread; any other is asked at once."""
+    later: Callable[[], Callable[[], NodeStatus]] | None = getattr(source, "status_later", None)
+    if later is not None:
+        return later()
+    snapshot = source.status()
+    return lambda: snapshot
+
+
+@dataclass(frozen=True)
+class HttpStatus:
+    """The status listener's answers and refusals since start."""
+
+    responses: dict[str, int]  # by path: /metrics, /status, other
+    loop_seconds: dict[str, float]  # event-loop time spent answering, by path
+    loop_cpu_seconds: dict[str, float]  # the loop thread's CPU time of it, by path
+    # Sum over answers of the worst lateness of a loop timer while one rendered off the loop
+    render_lag_seconds: dict[str, float]
+    refused: dict[str, int]  # clients refused, by reason: busy, too_large, timeout

@@ -250,12 +250,19 @@ class ReconcileLoop:
         # record per pass, not per object): after a crash mid-pass nothing we made
         # is left unowned. Claims that did not create anything are dropped after.
         claims = {(s.kind, s.key) for s in todo if s.action is Action.CREATE}
+        # Only this pass's own claims are dropped: a VIP claimed meanwhile by a VRRP
+        # driver that added it first (a takeover, a VIP added in place) stays ours.
+        claims -= self.ownership.owned
         self.ownership.update(add=claims)
         results = await self._apply_all(todo)
         released = {
             (r.step.kind, r.step.key)
             for r in results
-            if (r.step.action is Action.CREATE and r.outcome is not WriteOutcome.CREATED)
+            if (
+                r.step.action is Action.CREATE
+                and r.outcome is not WriteOutcome.CREATED
+                and (r.step.kind, r.step.key) in claims
+            )
             or (r.step.action is Action.DELETE and r.outcome is not None)
         }
         self.ownership.update(remove=released)

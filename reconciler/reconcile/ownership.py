@@ -149,18 +149,41 @@ class OwnershipStore:
             self._save()
             self._dirty = False
 
-    def _save(self) -> None:
+    def check_writable(self, idents: Iterable[Ident] = ()) -> None:
+        """Raise OSError unless the record can be written with `idents` in both of its
+        lists: the largest record a switch to a revision that may add `idents` writes.
+        A reload checks this before it changes anything (a takeover must be able to write
+        down what it added, a stopped instance what it released). The probe is written
+        and synced in full: on a full filesystem an empty file can still be made (an
+        inode is free) while no record fits."""
+        extra = set(idents)
+        text = self._text(self._owned | extra, self._pending | extra)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".owned.", suffix=".probe")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    @staticmethod
+    def _text(owned: set[Ident], pending: set[Ident]) -> str:
         doc = {
             "version": VERSION,
-            "owned": sorted([k, list(key)] for k, key in self._owned),
-            "pending": sorted([k, list(key)] for k, key in self._pending),
+            "owned": sorted([k, list(key)] for k, key in owned),
+            "pending": sorted([k, list(key)] for k, key in pending),
         }
+        return json.dumps(doc, indent=1) + "\n"
+
+    def _save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        text = self._text(self._owned, self._pending)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".owned.", suffix=".tmp")
         try:
             with os.fdopen(fd, "w") as f:
-                json.dump(doc, f, indent=1)
-                f.write("\n")
+                f.write(text)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, self.path)

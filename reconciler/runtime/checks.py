@@ -38,6 +38,7 @@ import math
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Protocol
 
 from reconciler.adapters.probes import SCRIPT_KILL_GRACE, ProbeAttempt, Prober
 from reconciler.health.policy import CheckPolicy, CheckTransition, ProbeResult, target_label
@@ -105,6 +106,12 @@ class CheckStatus:
     successes: int
     failures: int
     last_error: str | None = None  # why the last failed attempt failed
+
+
+class CheckResults(Protocol):
+    """Where the checks' states live (the check scheduler), for what reads them."""
+
+    def status_of(self, key: JobKey) -> CheckStatus | None: ...
 
 
 ProbeFn = Callable[[CheckJob], Awaitable[ProbeResult]]

@@ -5,9 +5,16 @@ Each hook runs without a shell, in its own session with stdin from /dev/null,
 its output logged line by line, and is killed (its whole process group) at its
 timeout. Hooks of one subject (an instance, a sync group, a real server) run one
 after another in submission order, so "backup" never overtakes "master"; hooks
-of different subjects run concurrently. The environment carries
-RECONCILER_NODE, RECONCILER_REVISION and what the caller adds
-(RECONCILER_INSTANCE, RECONCILER_STATE, RECONCILER_PRIORITY, ...).
+of different subjects run concurrently.
+
+A hook runs as its user (``nobody`` unless the file names another; root only when the
+file says ``user: root``), with ``/`` as working directory and only the environment of
+:func:`reconciler.adapters.programs.minimal_environment`: PATH, HOME, USER, LOGNAME,
+LANG, RECONCILER_NODE, RECONCILER_REVISION and what the caller adds
+(RECONCILER_INSTANCE, RECONCILER_STATE, RECONCILER_PRIORITY, ...). A program that
+someone other than root or that user could change (see
+:func:`reconciler.adapters.programs.unsafe_reason`) is refused: each refused run counts
+as a failure, and the reason is logged once per hook until it changes or the hook runs.
 """
 
 from __future__ import annotations
@@ -19,6 +26,14 @@ import os
 import signal
 from collections.abc import Callable, Mapping
 
+from reconciler.adapters.error_tally import ErrorTally
+from reconciler.adapters.programs import (
+    Account,
+    account,
+    minimal_environment,
+    resolve,
+    unsafe_reason,
+)
 from reconciler.model.vrrp import Hook
 
 log = logging.getLogger("reconciler.notify")
@@ -33,6 +48,12 @@ class Notifier:
         self._workers: dict[str, asyncio.Task[None]] = {}
         self.runs = 0
         self.failures = 0
+        self.refusals = 0  # runs refused before exec (counted in failures too)
+        self._refused: dict[Hook, str] = {}  # the reason last logged for each refused hook
+        # Hooks that could not start (no processes, descriptors or memory left; a missing
+        # program), by kind: a node in trouble fails every hook alike, so each kind is
+        # logged once per hook and counted.
+        self.start_failures = ErrorTally("hook_start", log)
 
     def submit(self, subject: str, hooks: tuple[Hook, ...], env: Mapping[str, str]) -> None:
         """Queue `hooks` behind the earlier ones of `subject`; returns at once."""
@@ -73,23 +94,38 @@ class Notifier:
             await self.run_now(hooks, env)
 
     async def _run(self, hook: Hook, env: dict[str, str]) -> None:
-        full = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")}
-        full.update(self.base_env())
-        full.update(env)
-        name = os.path.basename(hook.command[0])
         self.runs += 1
+        checked = self._check(hook)
+        if isinstance(checked, str):
+            self.failures += 1
+            self.refusals += 1
+            if self._refused.get(hook) != checked:
+                self._refused[hook] = checked
+                log.error("hook %s refused: %s", " ".join(hook.command), checked)
+            return
+        program, user = checked
+        if self._refused.pop(hook, None) is not None:
+            log.info("hook %s runs again", " ".join(hook.command))
+        full = minimal_environment(user, {**self.base_env(), **env})
+        switch = user.uid != os.geteuid()
+        name = os.path.basename(hook.command[0])
         try:
             proc = await asyncio.create_subprocess_exec(
-                *hook.command,
+                program,
+                *hook.command[1:],
                 env=full,
+                cwd="/",
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,  # its own process group, killed as one
+                user=user.uid if switch else None,
+                group=user.gid if switch else None,
+                extra_groups=list(user.groups) if switch else None,
             )
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:  # RuntimeError: no thread to wait for it
             self.failures += 1
-            log.error("hook %s could not start: %s", " ".join(hook.command), exc)
+            self.start_failures.record(exc, "hook " + " ".join(hook.command))
             return
         assert proc.stdout is not None
 
@@ -122,3 +158,19 @@ class Notifier:
         finally:
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(relaying, 1.0)
+
+    def _check(self, hook: Hook) -> tuple[str, Account] | str:
+        """The program to exec and the account to run it as, or why the hook is refused."""
+        try:
+            user = account(hook.user)
+        except KeyError:
+            return f"no user {hook.user!r} on this machine"
+        if user.uid != os.geteuid() and os.geteuid() != 0:
+            return f"cannot run as {user.name}: the daemon is not root"
+        program = resolve(hook.command[0])
+        if program is None:
+            return f"{hook.command[0]!r} is not found in PATH"
+        reason = unsafe_reason(program, user)
+        if reason is not None:
+            return f"{reason}: someone else could change what runs as {user.name}"
+        return program, user

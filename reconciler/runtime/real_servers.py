@@ -13,12 +13,25 @@ overlay on the desired state that the reconcile loop projects (`plan.live`):
   back, the real servers return and the sorry server goes (or stays at weight 0 with
   `sorry_server_inhibit`). A service with a sorry server and no quorum settings
   switches when no real server is left.
+
+A check's state and the dynamic weight it reported are the check scheduler's
+(``CheckScheduler.status_of``); this module keeps no copy of them. It reads them
+to decide a server's weight whenever they may have moved: at a transition, and
+after a reload once the scheduler has swapped its jobs (``refresh``). So a reload
+agrees with the scheduler on what survives it: a check whose probe and target did
+not change keeps its state and weight (a dead server stays out of the pool, a
+lost quorum stays lost and a dynamic weight stays when only a timeout or interval
+changed), and a new or re-aimed check starts from its ``initial`` state. Before
+the scheduler runs a check (at start-up), it is in its ``initial`` state. What
+it keeps is its own: the weights it decided (so that a transition that moves
+nothing, unknown to up, wakes nobody) and each service's quorum decision (its
+hysteresis needs the previous one).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from reconciler.health.policy import CheckTransition, target_label
@@ -27,112 +40,141 @@ from reconciler.model.cluster import NodeConfig
 from reconciler.model.common import CheckState, Key
 from reconciler.model.ipvs import RealServer, VirtualService
 from reconciler.plan.live import Overlay
-from reconciler.runtime.checks import CheckJob
+from reconciler.runtime.checks import CheckJob, CheckResults, JobKey
 
 log = logging.getLogger("reconciler.real_servers")
-
-
-@dataclass
-class _Server:
-    rs: RealServer
-    state: CheckState
-    weight: int | None = None  # dynamic weight reported by the check
-
 
 Listener = Callable[[str, RealServer, CheckState], None]  # (event, server, state)
 
 
+@dataclass(frozen=True)
+class _Server:
+    """A configured server and its keys, formatted once (addresses format slowly)."""
+
+    rs: RealServer
+    key: Key
+    service: Key
+    job: JobKey | None  # None: no check
+    alpha: bool  # its service starts checked servers down
+
+    @classmethod
+    def of(cls, rs: RealServer, svc: VirtualService) -> _Server:
+        job = None if rs.check is None else (rs.check.name, target_label(rs.address, rs.port))
+        return cls(rs, rs.key, svc.key, job, svc.alpha)
+
+
 class RealServerHealth:
-    def __init__(self, on_change: Callable[[], None], on_server: Listener | None = None) -> None:
+    def __init__(
+        self,
+        on_change: Callable[[], None],
+        results: CheckResults,
+        on_server: Listener | None = None,
+    ) -> None:
         self.on_change = on_change  # wake the reconcile loop
+        self.results = results  # the check scheduler
         self.on_server = on_server  # notify hooks, traces
         self.services: dict[Key, VirtualService] = {}
-        self.servers: dict[tuple[str, str], _Server] = {}  # (check, target) -> server
-        self.by_key: dict[Key, _Server] = {}
-        self.all_servers: dict[Key, list[RealServer]] = {}  # service key -> every server
+        self.all_servers: dict[Key, list[_Server]] = {}  # service key -> every server
+        # A job may decide several servers: one named check, the same address and port,
+        # in two services.
+        self.checked: dict[JobKey, list[_Server]] = {}
+        self.weights: dict[Key, int | None] = {}  # decided, for each checked server
         self.quorum: dict[Key, bool] = {}
 
     def set_config(self, cfg: NodeConfig) -> None:
-        """A new revision: keep the state of servers whose check did not change."""
-        old = self.by_key
+        """A new revision's servers. Then swap the scheduler's jobs for the new ``jobs()``
+        and call ``refresh``: the states it reads are the ones the scheduler kept."""
         self.services = {s.key: s for s in cfg.services}
-        self.servers, self.by_key, self.all_servers = {}, {}, {}
+        self.all_servers, self.checked = {}, {}
         for rs in cfg.real_servers:
-            self.all_servers.setdefault(rs.service.parts(), []).append(rs)
-            if rs.check is None:
-                continue
-            svc = self.services[rs.service.parts()]
-            prev = old.get(rs.key)
-            if prev is not None and prev.rs.check == rs.check:
-                entry = _Server(rs, prev.state, prev.weight)
-            else:
-                entry = _Server(rs, CheckState.DOWN if svc.alpha else rs.check.initial)
-            self.servers[(rs.check.name, target_label(rs.address, rs.port))] = entry
-            self.by_key[rs.key] = entry
-        self.quorum = {k: v for k, v in self.quorum.items() if k in self.services}
-        self._update_quorum()
+            server = _Server.of(rs, self.services[rs.service.parts()])
+            self.all_servers.setdefault(server.service, []).append(server)
+            if server.job is not None:
+                self.checked.setdefault(server.job, []).append(server)
+        # A quorum decision lasts while its service has a sorry server to switch to.
+        self.quorum = {
+            k: v
+            for k, v in self.quorum.items()
+            if k in self.services and self.services[k].sorry_server is not None
+        }
+
+    def refresh(self) -> None:
+        """Decide every weight and quorum from the scheduler's states (at start-up, and
+        after a reload swapped the jobs); wakes the reconcile loop when something moved."""
+        before = self.weights
+        self.weights = {s.key: self._weight(s) for group in self.checked.values() for s in group}
+        quorum_changed = self._update_quorum(self.services)
+        if quorum_changed or self.weights != before:
+            self.on_change()
 
     def jobs(self) -> list[CheckJob]:
         out = []
-        for entry in self.by_key.values():
-            assert entry.rs.check is not None
-            out.append(CheckJob(entry.rs.check, entry.rs.address, entry.rs.port))
+        for group in self.checked.values():
+            rs = group[0].rs  # the others have the same check, address and port
+            assert rs.check is not None
+            out.append(CheckJob(rs.check, rs.address, rs.port))
         return out
 
     def on_check(self, t: CheckTransition) -> bool:
-        """Apply a check result; False when it is not about a real server."""
-        entry = self.servers.get((t.check, t.target))
-        if entry is None:
+        """A check's result changed; False when it is not about a real server."""
+        group = self.checked.get((t.check, t.target))
+        if group is None:
             return False
-        before = self._weight(entry)
-        entry.state = t.new
-        entry.weight = t.weight
-        if t.state_changed:
-            log.info(
-                "real server %s of %s: %s -> %s (%s)",
-                entry.rs.endpoint,
-                entry.rs.service,
-                t.old.value,
-                t.new.value,
-                t.reason,
-            )
-            if self.on_server is not None and t.new is not CheckState.UNKNOWN:
-                self.on_server(t.new.value, entry.rs, t.new)
-        weight_changed = self._weight(entry) != before
-        quorum_changed = self._update_quorum()
+        weight_changed = False
+        for server in group:
+            weight = self._weight(server)
+            weight_changed |= server.key not in self.weights or self.weights[server.key] != weight
+            self.weights[server.key] = weight
+            if t.state_changed:
+                log.info(
+                    "real server %s of %s: %s -> %s (%s)",
+                    server.rs.endpoint,
+                    server.rs.service,
+                    t.old.value,
+                    t.new.value,
+                    t.reason,
+                )
+                if self.on_server is not None and t.new is not CheckState.UNKNOWN:
+                    self.on_server(t.new.value, server.rs, t.new)
+        quorum_changed = self._update_quorum({server.service for server in group})
         if weight_changed or quorum_changed:
             self.on_change()
         return True
 
     # ------------------------------------------------------------ the overlay
-    def _weight(self, entry: _Server) -> int | None:
-        weight = real_server_weight(entry.rs.weight, entry.state, entry.weight)
-        if weight is None and entry.rs.inhibit_on_failure:
+    def _weight(self, server: _Server) -> int | None:
+        """A checked server's weight from its check's state and dynamic weight, as the
+        scheduler has them."""
+        assert server.job is not None and server.rs.check is not None
+        status = self.results.status_of(server.job)
+        if status is None:
+            state, dynamic = server.rs.check.initial, None
+        else:
+            state, dynamic = status.state, status.weight
+        if state is CheckState.UNKNOWN and server.alpha:
+            state = CheckState.DOWN  # alpha: out of the pool until the first pass
+        weight = real_server_weight(server.rs.weight, state, dynamic)
+        if weight is None and server.rs.inhibit_on_failure:
             return 0
         return weight
 
-    def _live_weights(self, service: Key, cfg_servers: list[RealServer]) -> list[int]:
+    def _live_weights(self, servers: list[_Server]) -> list[int]:
         out = []
-        for rs in cfg_servers:
-            entry = self.by_key.get(rs.key)
-            w = rs.weight if entry is None else self._weight(entry)
+        for server in servers:
+            w = server.rs.weight if server.job is None else self.weights.get(server.key)
             if w:
                 out.append(w)
         return out
 
-    def _servers_of(self, service: Key) -> list[RealServer]:
-        return self.all_servers.get(service, [])
-
-    def _update_quorum(self) -> bool:
+    def _update_quorum(self, services: Iterable[Key]) -> bool:
         changed = False
-        for key, svc in self.services.items():
-            if svc.sorry_server is None:
-                continue
-            servers = self._servers_of(key)
-            if not servers:
+        for key in services:
+            svc = self.services[key]
+            servers = self.all_servers.get(key)
+            if svc.sorry_server is None or not servers:
                 continue
             up = quorum_up(
-                self._live_weights(key, servers),
+                self._live_weights(servers),
                 svc.quorum.min_weight,
                 svc.quorum.hysteresis,
                 self.quorum.get(key),
@@ -147,17 +189,15 @@ class RealServerHealth:
                     )
                     if self.on_server is not None:
                         state = CheckState.UP if up else CheckState.DOWN
-                        self.on_server("quorum_up" if up else "quorum_down", servers[0], state)
+                        self.on_server("quorum_up" if up else "quorum_down", servers[0].rs, state)
                 self.quorum[key] = up
                 changed = True
         return changed
 
     def overlay(self) -> Overlay:
-        weights: dict[Key, int | None] = {}
-        for key, entry in self.by_key.items():
-            weights[key] = self._weight(entry)
+        weights = dict(self.weights)
         sorry = frozenset(k for k, up in self.quorum.items() if not up)
         for key in sorry:
-            for rs in self._servers_of(key):
-                weights[rs.key] = None  # traffic goes to the sorry server only
+            for server in self.all_servers.get(key, ()):
+                weights[server.key] = None  # traffic goes to the sorry server only
         return Overlay(weights, sorry)

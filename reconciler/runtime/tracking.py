@@ -26,7 +26,7 @@ from reconciler.model.checks import Check, FileProbe
 from reconciler.model.common import CheckState
 from reconciler.model.vrrp import TrackCheck, TrackInterface, VrrpInstance
 from reconciler.observability import status as report
-from reconciler.runtime.checks import CheckJob, CheckStatus, JobKey
+from reconciler.runtime.checks import CheckJob, CheckResults
 from reconciler.vrrp.events import Event, FaultCleared, FaultSet, PriorityChanged
 
 log = logging.getLogger("reconciler.tracking")
@@ -47,12 +47,6 @@ class Tracked(Protocol):
     def faults(self) -> frozenset[str]: ...
 
     def feed(self, event: Event, now: float | None = None) -> None: ...
-
-
-class CheckResults(Protocol):
-    """Where the checks' states live (the check scheduler)."""
-
-    def status_of(self, key: JobKey) -> CheckStatus | None: ...
 
 
 class Tracking:
@@ -138,6 +132,13 @@ class Tracking:
             )
             for c in result.contributions
         )
+
+    def effective(self, spec: VrrpInstance) -> int:
+        """The effective priority of ``spec`` with its trackers as they are now (for a
+        revision applied in place: its new priority and weights at once)."""
+        if not spec.track:
+            return spec.priority
+        return effective_priority(spec.priority, self.trackers(spec)).priority
 
     def apply(self, driver: Tracked) -> None:
         spec = driver.spec

@@ -21,7 +21,11 @@ Where the kernel allows it, a backup does not read its master's repeats at all: 
 the machine has followed an advert, the mux arms its bytes in the socket's repeat
 filter (``adapters/repeat_filter.py``), the kernel drops copies of it and records when
 the last one came, and the driver folds that record in before a Master_Down_Timer may
-fire, before the machine handles anything else, and when asked for its status.
+fire, before the machine handles anything else, and when asked for its status. The
+kernel keeps dropping until then, also while another advert waits unread: when the
+last repeat folded in came after an advert handled later, the machine is handed that
+repeat again after it, so the filter never changes what the machine decides (a
+master's answer to a priority-0 advert is such a repeat).
 
 Address changes and announcements run on a per-instance serial worker so a
 VIP is configured before it is announced, without holding up adverts.
@@ -38,9 +42,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from ipaddress import IPv4Address, IPv6Address
+from typing import NamedTuple
 
 from reconciler.adapters.arp import Announcer
-from reconciler.adapters.netlink import Netlink
+from reconciler.adapters.error_tally import ErrorTally
+from reconciler.adapters.netlink import ADDRESS_ERRORS, Netlink
 from reconciler.adapters.outcome import WriteOutcome
 from reconciler.adapters.repeat_filter import (
     IPV6_HEADER_LEN,
@@ -53,13 +59,25 @@ from reconciler.adapters.vrrp_socket import Datagram, VrrpSocket
 from reconciler.model import vrrp as model
 from reconciler.model.kernel import LiveAddress
 from reconciler.model.vrrp import Hook
-from reconciler.observability.status import InstanceStatus, SocketStatus, TransitionStatus
+from reconciler.observability.status import (
+    InstanceStatus,
+    SocketStatus,
+    TrackerStatus,
+    TransitionStatus,
+)
 from reconciler.plan.live import live_vip
 from reconciler.reconcile.ownership import OwnershipStore
 from reconciler.runtime.deadlines import DeadlineQueue
 from reconciler.runtime.notify import Notifier
 from reconciler.vrrp import actions as act
-from reconciler.vrrp.events import AdvertReceived, Event, Shutdown, Startup, TimerExpired
+from reconciler.vrrp.events import (
+    AdvertReceived,
+    Event,
+    Reconfigure,
+    Shutdown,
+    Startup,
+    TimerExpired,
+)
 from reconciler.vrrp.fsm import VrrpInstance as Machine
 from reconciler.vrrp.packet import (
     Advert,
@@ -73,6 +91,7 @@ from reconciler.vrrp.packet import (
     multicast_group,
 )
 from reconciler.vrrp.params import InstanceParams, UnicastChecksum
+from reconciler.vrrp.receive import Refusal
 from reconciler.vrrp.states import State, TimerKind, TransitionReason
 from reconciler.vrrp.timers import skew_time
 
@@ -97,6 +116,18 @@ IDLE_POLLS = 3  # empty reads in a row before a socket goes back to waking per p
 _DECODED_CACHE_MAX = 1024
 
 IPAddr = IPv4Address | IPv6Address
+_STATE_NAMES = {s: s.name for s in State}
+_TRANSITION_KEYS: dict[tuple[State, State, TransitionReason], tuple[str, str, str]] = {}
+
+
+def _transition_key(key: tuple[State, State, TransitionReason]) -> tuple[str, str, str]:
+    """(from, to, reason) as status names them; the keys are few (enums)."""
+    text = _TRANSITION_KEYS.get(key)
+    if text is None:
+        text = _TRANSITION_KEYS[key] = (key[0].name, key[1].name, key[2].value)
+    return text
+
+
 TransitionListener = Callable[["InstanceDriver", act.Transitioned], None]
 
 
@@ -162,6 +193,29 @@ _HOOK_STATE = {
     State.FAULT: "fault",
     State.INITIALIZE: "stop",
 }
+
+
+@dataclass(frozen=True)
+class Tallies:
+    """The failures of what a takeover does, shared by the node's instances: counted by
+    kind, logged once per kind and interface (adapters/error_tally.py)."""
+
+    advert_send: ErrorTally
+    vip_add: ErrorTally
+    vip_remove: ErrorTally
+    announce: ErrorTally
+
+    @classmethod
+    def fresh(cls) -> Tallies:
+        return cls(
+            ErrorTally("advert_send", log),
+            ErrorTally("vip_add", log),
+            ErrorTally("vip_remove", log),
+            ErrorTally("announce", log),
+        )
+
+    def all(self) -> tuple[ErrorTally, ...]:
+        return (self.advert_send, self.vip_add, self.vip_remove, self.announce)
 
 
 @dataclass
@@ -354,6 +408,57 @@ class SocketMux:
         driver.feed(event, dgram.received_at)
 
 
+class InstanceCapture(NamedTuple):
+    """An instance's state and counters as `InstanceDriver.capture` read them.
+
+    A NamedTuple rather than a frozen dataclass: one is built per instance per scrape on
+    the event loop, and a tuple costs a fraction of a frozen dataclass's ``__init__``.
+    """
+
+    spec: model.VrrpInstance
+    state: State
+    effective_priority: int
+    master_address: IPAddr | None
+    last_transition_unix_s: float | None
+    last_transition: TransitionStatus | None
+    adverts_received: int
+    adverts_sent: int
+    refused: dict[Refusal, int]
+    transitions: dict[tuple[State, State, TransitionReason], int]
+    faults: tuple[str, ...]
+    address_mismatch: int
+    reconfigured: int
+
+
+def instance_status(c: InstanceCapture, trackers: tuple[TrackerStatus, ...] = ()) -> InstanceStatus:
+    """The status of a captured instance (pure: runs on any thread)."""
+    spec = c.spec
+    return InstanceStatus(
+        name=spec.name,
+        vrid=spec.vrid,
+        interface=spec.interface,
+        family=str(spec.family),
+        state=_STATE_NAMES[c.state],
+        state_code=int(c.state),
+        priority=spec.priority,
+        effective_priority=c.effective_priority,
+        master_address=str(c.master_address) if c.master_address else None,
+        vips=tuple(str(v.address) for v in spec.vips),
+        last_transition_unix_s=c.last_transition_unix_s,
+        adverts_received=c.adverts_received,
+        adverts_sent=c.adverts_sent,
+        refused={r.value: n for r, n in c.refused.items()},
+        transitions={_transition_key(k): n for k, n in c.transitions.items()},
+        faults=tuple(sorted(c.faults)),
+        trackers=trackers,
+        sync_group=spec.sync_group,
+        accept_mode=spec.accepts_vip_traffic,
+        last_transition=c.last_transition,
+        address_mismatch=c.address_mismatch,
+        reconfigured=c.reconfigured,
+    )
+
+
 class InstanceDriver:
     """Runs one instance's state machine with real timers, sockets and addresses."""
 
@@ -368,6 +473,7 @@ class InstanceDriver:
         loop: asyncio.AbstractEventLoop,
         on_transition: TransitionListener | None = None,
         notifier: Notifier | None = None,
+        tallies: Tallies | None = None,
     ) -> None:
         self.spec = spec
         self.params = params
@@ -380,6 +486,7 @@ class InstanceDriver:
         self.loop = loop
         self.on_transition = on_transition
         self.notifier = notifier
+        self.tallies = tallies if tallies is not None else Tallies.fresh()
         # Running timers: their deadlines, and the loop handles that wake us for them. A
         # handle may wake earlier than its deadline (a backup pushes the Master_Down_Timer
         # on with every advert; moving the deadline is a store, and the early wake re-arms).
@@ -399,6 +506,7 @@ class InstanceDriver:
         self._vips = {v.address.ip: v for v in spec.vips}
         self.send_errors = 0
         self.address_errors = 0
+        self.late_repeats = 0  # repeats dropped in the kernel handed again (_after_advert)
         self.last_transition_unix_s: float | None = None
         self.last_transition: TransitionStatus | None = None
         self._releasing = 0  # VIP releases queued or running (before_release hooks first)
@@ -408,6 +516,11 @@ class InstanceDriver:
         self.offloaded: AdvertReceived | None = None
         self._filter: RepeatFilter | None = None
         self._filter_dropped = 0
+        # The repeat last folded in (``absorb``) and the time the kernel dropped it, while
+        # it is the latest advert the machine was handed: an advert that came before it
+        # but is read after it gets it handed again (``_after_advert``).
+        self._folded: AdvertReceived | None = None
+        self._folded_at = 0.0
 
     @property
     def name(self) -> str:
@@ -434,13 +547,32 @@ class InstanceDriver:
     def start(self) -> None:
         self.feed(Startup())
 
+    def reconfigure(self, spec: model.VrrpInstance, params: InstanceParams, priority: int) -> None:
+        """Apply a new revision of this instance in place (same VRID, interface, family
+        and version: ``model.vrrp.restart_reasons`` is empty). ``priority``: the effective
+        priority under it, trackers applied.
+
+        The machine decides what moves (``Reconfigure``); here the encoded adverts are
+        dropped (the next one is built from the new params), the kernel stops dropping
+        repeats of the advert followed so far (feeding any event but an advert ends that),
+        and the batching window follows the new interval. Hooks, GARP settings and VIP
+        attributes are read from ``spec`` when they are used.
+        """
+        # A VIP that went is released by the worker, later: keep how to find it.
+        self._vips = {**self._vips, **{v.address.ip: v for v in spec.vips}}
+        self.spec = spec
+        self.params = params
+        self._packets.clear()
+        self.feed(Reconfigure(params, priority))
+        self._timing_changed()
+
     def feed(self, event: Event, now: float | None = None) -> None:
         t = self.loop.time() if now is None else now
         m = self.machine
         if type(event) is AdvertReceived:
-            self.last_advert_mono = t
             deadline = m.follow_repeat(event, t)
             if deadline is not None:  # the master repeated itself: the timer moves on
+                self.last_advert_mono = t
                 self._deadlines[TimerKind.MASTER_DOWN] = deadline
                 at = self._armed.get(TimerKind.MASTER_DOWN)
                 if at is None or at > deadline - PRECISE_WAKE_S - EPOLL_SLACK * (deadline - t):
@@ -448,9 +580,15 @@ class InstanceDriver:
                 return
         if self.offloaded is not None:
             # Anything else may change what a repeat means (state, priority, master):
-            # the kernel stops dropping them first, and those it dropped count before it.
+            # the kernel stops dropping them first, and those it dropped count before it
+            # (an advert that came before the last of them hands that one again after).
             self._end_offload()
-        self._perform(m.handle(event, t), t)
+        if type(event) is not AdvertReceived:
+            self._perform(m.handle(event, t), t)
+        else:
+            latest, self.last_advert_mono = self.last_advert_mono, t
+            self._perform(m.handle(event, t), t)
+            self._after_advert(t, latest)
         if (
             m.priority != self._budget_priority
             or m.master_adver_interval_cs != self._budget_interval_cs
@@ -486,10 +624,40 @@ class InstanceDriver:
         if count <= 0:
             return
         self._filter_dropped = seen.dropped
-        self.last_advert_mono = seen.last_seen_s
         deadline = self.machine.follow_repeats(event, count, seen.last_seen_s)
         if deadline is not None:
+            self.last_advert_mono = self._folded_at = seen.last_seen_s
+            self._folded = event
             self._deadlines[TimerKind.MASTER_DOWN] = deadline  # later: the wake-up re-arms
+
+    def _after_advert(self, t: float, latest: float | None) -> None:
+        """An advert that arrived at ``t`` was handled (not a repeat of the followed one).
+
+        Repeats are folded in when the driver looks (``absorb``), and the kernel keeps
+        dropping them until then, also while another advert waits unread in the socket:
+        a master's immediate answer to a priority-0 advert (RFC 5798 §6.4.3) is such a
+        repeat. If the last repeat folded in came after this advert, the machine must see
+        it after this one, as it would have without the filter: handed again at its time
+        (``refollow``), it restarts the Master_Down_Timer that a priority-0 advert had
+        cut to Skew_Time, and follows its master again. That holds while it is still the
+        latest advert the machine was handed (``latest``, before this one: no repeat was
+        read in user space since).
+        """
+        folded, at = self._folded, self._folded_at
+        if folded is None:
+            return
+        if t < at and latest == at:
+            self.late_repeats += 1
+            log.debug(
+                "%s: a repeat the kernel dropped came %.6fs after an advert read since: "
+                "handed again after it",
+                self.spec.name,
+                at - t,
+            )
+            self.last_advert_mono = at
+            self._perform(self.machine.refollow(folded, at), at)
+        else:
+            self._folded = None
 
     def _end_offload(self) -> None:
         if self._filter is not None:
@@ -622,36 +790,38 @@ class InstanceDriver:
             try:
                 self.sock.send(payload, source, dst)
             except OSError as exc:
-                # A link going down makes sends fail; LinkDown handling follows.
+                # A link going down makes sends fail (LinkDown handling follows), and so
+                # does a firewall or a full queue: for every advert of every instance.
                 self.send_errors += 1
-                log.warning("%s: advert to %s not sent: %s", self.spec.name, dst, exc)
+                self.tallies.advert_send.record(exc, self.spec.interface)
 
-    def status(self) -> InstanceStatus:
+    def capture(self) -> InstanceCapture:
+        """What the instance's status says, read now (on the loop): `instance_status`
+        builds the status from it, on any thread. A scrape of /metrics reads every
+        instance, so only this part runs on the loop (a few plain reads and copies)."""
         self.absorb()
         m = self.machine
-        return InstanceStatus(
-            name=self.spec.name,
-            vrid=self.spec.vrid,
-            interface=self.spec.interface,
-            family=str(self.spec.family),
-            state=m.state.name,
-            state_code=int(m.state),
-            priority=self.spec.priority,
-            effective_priority=m.priority,
-            master_address=str(m.master_address) if m.master_address else None,
-            vips=tuple(str(v.address) for v in self.spec.vips),
-            last_transition_unix_s=self.last_transition_unix_s,
-            adverts_received=m.counters.adverts_received,
-            adverts_sent=m.counters.adverts_sent,
-            refused={r.value: n for r, n in m.counters.refused.items()},
-            transitions={
-                (f.name, t.name, why.value): n for (f, t, why), n in m.counters.transitions.items()
-            },
-            faults=tuple(sorted(m.faults)),
-            sync_group=self.spec.sync_group,
-            accept_mode=self.spec.accepts_vip_traffic,
-            last_transition=self.last_transition,
+        c = m.counters
+        return InstanceCapture(
+            self.spec,
+            m.state,
+            m.priority,
+            m.master_address,
+            self.last_transition_unix_s,
+            self.last_transition,
+            c.adverts_received,
+            c.adverts_sent,
+            dict(c.refused) if c.refused else {},
+            dict(c.transitions),
+            tuple(m.faults) if m.faults else (),
+            c.address_mismatch_received,
+            c.reconfigured,
         )
+
+    def status(self, trackers: tuple[TrackerStatus, ...] = ()) -> InstanceStatus:
+        """A snapshot; ``trackers``: what each tracker does to the priority (the node's
+        tracking knows, not the driver)."""
+        return instance_status(self.capture(), trackers)
 
     def _transitioned(self, t: act.Transitioned) -> None:
         self.last_transition_unix_s = time.time()
@@ -699,11 +869,24 @@ class InstanceDriver:
                     self._notify(a)
                 elif isinstance(a, act.SendGratuitous):
                     self._announce_schedule(a.addresses)
-            except Exception:
+            except Exception as exc:
                 self.address_errors += 1
-                log.exception("%s: %s failed", self.spec.name, type(a).__name__)
+                tally = self._address_tally(a) if isinstance(exc, ADDRESS_ERRORS) else None
+                if tally is not None:
+                    # The kernel or the link refused: for every instance alike, so counted
+                    # by kind and logged once per kind.
+                    tally.record(exc, self.spec.interface)
+                else:  # a bug: its traceback
+                    log.exception("%s: %s failed", self.spec.name, type(a).__name__)
             finally:
                 self._worker_busy = False
+
+    def _address_tally(self, work: object) -> ErrorTally | None:
+        if isinstance(work, act.AddVips | _Adding):
+            return self.tallies.vip_add
+        if isinstance(work, act.RemoveVips | _Release):
+            return self.tallies.vip_remove
+        return None
 
     def _hooks(self, state: State) -> tuple[Hook, ...]:
         if state is State.INITIALIZE:
@@ -824,6 +1007,11 @@ class InstanceDriver:
     def _announce_now(self, addresses: tuple[IPAddr, ...]) -> None:
         if self.state is not State.MASTER:
             return
+        vips = self.params.vips
+        if any(a not in vips for a in addresses):  # a later burst or refresh, after a reload
+            addresses = tuple(a for a in addresses if a in vips)
+            if not addresses:
+                return
         try:
             self.announcer.announce(addresses)  # type: ignore[arg-type]
         except OSError as exc:

@@ -1028,6 +1028,11 @@ class Namespace:
         """
         return self.lab._spawn(self, argv, name=name, env=env, cwd=cwd)
 
+    def call(self, fn: Callable[[], _T]) -> _T:
+        """Run ``fn`` on a short-lived thread that joined this namespace and return what
+        it returns: a socket it makes belongs here (and is usable from any thread)."""
+        return _call_in_netns(self.netns, fn)
+
     def sysctl(self, key: str, value: int | str) -> None:
         """Set a sysctl of this namespace (``net.ipv4.ip_forward`` or a /proc/sys path)."""
         path = _sysctl_path(key)

@@ -187,14 +187,56 @@ def start_ours(
     log_level: str = "info",
     env: dict[str, str] | None = None,
     extra_args: tuple[str, ...] = (),
+    prefix: tuple[str, ...] = (),
 ) -> LabProcess:
+    """Our daemon on ``host``; ``prefix`` runs it under a wrapper (``prlimit ...``)."""
+    return host.spawn(
+        [
+            *prefix,
+            sys.executable,
+            "-m",
+            "reconciler",
+            "run",
+            str(config),
+            "--node",
+            host.name,
+            "--state-dir",
+            str(state_dir),
+            "--log-level",
+            log_level,
+            *extra_args,
+        ],
+        name=f"reconciler-{host.name}",
+        env=env,
+    )
+
+
+def start_ours_git(
+    host: Host,
+    url: str,
+    state_dir: Path,
+    *,
+    path: str = "cluster.yaml",
+    interval: str = "30s",
+    log_level: str = "info",
+    env: dict[str, str] | None = None,
+    extra_args: tuple[str, ...] = (),
+) -> LabProcess:
+    """Our daemon on ``host`` following branch main of the repository at ``url``
+    (``run --git``), polling every ``interval``; ``extra_args`` for verification and
+    ``--refresh-hook``."""
     return host.spawn(
         [
             sys.executable,
             "-m",
             "reconciler",
             "run",
-            str(config),
+            "--git",
+            url,
+            "--path",
+            path,
+            "--interval",
+            interval,
             "--node",
             host.name,
             "--state-dir",

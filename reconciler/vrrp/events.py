@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reconciler.vrrp.packet import ReceivedAdvert
+from reconciler.vrrp.params import InstanceParams
 from reconciler.vrrp.states import TimerKind
 
 
@@ -74,6 +75,21 @@ class SyncGroupBackup:
     """Another member of the sync group left master for backup: follow it."""
 
 
+@dataclass(frozen=True, slots=True)
+class Reconfigure:
+    """A new revision of this instance, applied in place (no restart, no priority 0).
+
+    ``params`` keep the instance's identity (VRID, version, address family); a change of
+    those needs a new machine. ``priority`` is the effective priority under the new
+    configuration (its trackers applied), 1..255. A master advertises the new values at
+    once, adds and announces the VIPs that are new and releases only those that went; a
+    backup takes the new priority with the next advert, as after ``PriorityChanged``.
+    """
+
+    params: InstanceParams
+    priority: int
+
+
 Event = (
     Startup
     | Shutdown
@@ -86,4 +102,5 @@ Event = (
     | FaultCleared
     | SyncGroupMaster
     | SyncGroupBackup
+    | Reconfigure
 )

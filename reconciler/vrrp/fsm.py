@@ -40,6 +40,7 @@ from reconciler.vrrp.events import (
     LinkDown,
     LinkUp,
     PriorityChanged,
+    Reconfigure,
     Shutdown,
     Startup,
     SyncGroupBackup,
@@ -48,7 +49,7 @@ from reconciler.vrrp.events import (
 )
 from reconciler.vrrp.packet import Advert, ChecksumVerdict, ReceivedAdvert, VrrpVersion
 from reconciler.vrrp.params import PRIORITY_OWNER, PRIORITY_STOP, InstanceParams, UnicastChecksum
-from reconciler.vrrp.receive import Refusal, validate_advert
+from reconciler.vrrp.receive import Refusal, addresses_differ, validate_advert
 from reconciler.vrrp.states import State, TimerKind, TransitionReason
 from reconciler.vrrp.timers import interval_seconds, master_down_interval, skew_time
 
@@ -62,6 +63,10 @@ class InstanceCounters:
     priority_zero_received: int = 0
     priority_zero_sent: int = 0
     old_unicast_checksum_received: int = 0  # accepted adverts with keepalived's old checksum
+    # Accepted adverts whose address list differs from ours but shares an address: a peer
+    # that has not (or has already) taken a VIP change (receive.py, RFC 5798 §7.1 MAY).
+    address_mismatch_received: int = 0
+    reconfigured: int = 0  # Reconfigure events applied in place
     stale_timer_events: int = 0  # TimerExpired for a timer not running (a race; ignored)
     refused: Counter[Refusal] = field(default_factory=Counter)
     transitions: Counter[tuple[State, State, TransitionReason]] = field(default_factory=Counter)
@@ -89,7 +94,7 @@ class VrrpInstance:
         self._preempt_deadline_s: float | None = None
         self._now = 0.0
         self._out: list[Action] = []
-        self._adverts: dict[int, Advert] = {}  # what we send, by priority (params are fixed)
+        self._adverts: dict[int, Advert] = {}  # what we send, by priority (until Reconfigure)
         # Timer lengths by (priority, Master_Adver_Interval) and the StartTimer actions by
         # (kind, seconds): a backup restarts the same timer with every advert, and both
         # the Fraction arithmetic and building the action cost more than the rest of it.
@@ -98,13 +103,18 @@ class VrrpInstance:
         self._start_actions: dict[tuple[TimerKind, float], StartTimer] = {}
         # The last advert that passed the §7.1 checks. The driver hands the same object
         # again for byte-identical adverts (a master repeats itself), and the checks are a
-        # pure function of the advert and our fixed params, so they need not run again.
+        # pure function of the advert and our params, so they need not run again (until a
+        # Reconfigure changes the params).
         self._last_valid: ReceivedAdvert | None = None
+        self._last_valid_mismatch = False  # its address list differs from ours
+        # It is counted by more than adverts_received (old checksum, address mismatch).
+        self._last_valid_special = False
         # The advert this BACKUP last followed (see ``follow_repeat``) and the
         # Master_Down_Interval it restarted; cleared by any other event.
         self._followed: AdvertReceived | None = None
         self._followed_down_s = 0.0
-        self._followed_old_checksum = False
+        # It is counted by more than adverts_received (old checksum, address mismatch).
+        self._followed_special = False
 
     # --- public -------------------------------------------------------------------------
 
@@ -132,8 +142,8 @@ class VrrpInstance:
             return None
         counters = self.counters
         counters.adverts_received += 1
-        if self._followed_old_checksum:
-            counters.old_unicast_checksum_received += 1
+        if self._followed_special:
+            self._count_special(event, 1)
         deadline = now + self._followed_down_s
         self._timers[TimerKind.MASTER_DOWN] = deadline
         return deadline
@@ -150,12 +160,42 @@ class VrrpInstance:
             return None
         counters = self.counters
         counters.adverts_received += count
-        if self._followed_old_checksum:
-            counters.old_unicast_checksum_received += count
+        if self._followed_special:
+            self._count_special(event, count)
         deadline = last_s + self._followed_down_s
         deadline = max(deadline, self._timers.get(TimerKind.MASTER_DOWN, deadline))
         self._timers[TimerKind.MASTER_DOWN] = deadline
         return deadline
+
+    def refollow(self, event: AdvertReceived, now: float) -> list[Action]:
+        """``handle`` for a repeat that ``follow_repeats`` counted already and that must be
+        handled once more, at its time ``now``: the kernel dropped it after an advert that
+        the machine was handed later (that one was still unread), so the machine has to see
+        it after that advert, as it would have without the filter. Not counted again.
+
+        Handling the advert a backup follows again is idempotent (§6.4.2: learn the
+        interval, follow the master, restart the Master_Down_Timer from ``now``), so it
+        undoes whatever the advert handled in between did to those.
+        """
+        counters = self.counters
+        counted = (
+            counters.adverts_received,
+            counters.old_unicast_checksum_received,
+            counters.address_mismatch_received,
+        )
+        actions = self.handle(event, now)
+        (
+            counters.adverts_received,
+            counters.old_unicast_checksum_received,
+            counters.address_mismatch_received,
+        ) = counted
+        return actions
+
+    def _count_special(self, event: AdvertReceived, count: int) -> None:
+        if event.received.checksum is ChecksumVerdict.VALID_OLD_UNICAST:
+            self.counters.old_unicast_checksum_received += count
+        if self._last_valid_mismatch:
+            self.counters.address_mismatch_received += count
 
     @property
     def followed(self) -> AdvertReceived | None:
@@ -317,6 +357,52 @@ class VrrpInstance:
         # In BACKUP the new priority takes effect with the next advert (§6.4.2 compares
         # and recomputes Skew_Time/Master_Down_Interval on receipt).
 
+    def _on_reconfigure(self, event: Event, now: float) -> None:
+        """A new revision of this instance, in place (see ``Reconfigure``)."""
+        assert isinstance(event, Reconfigure)
+        old, new = self.params, event.params
+        if (new.vrid, new.version, new.family) != (old.vrid, old.version, old.family):
+            raise ValueError(f"{old.name}: VRID, version or family changed: restart instead")
+        if not 1 <= event.priority <= PRIORITY_OWNER:
+            raise ValueError(f"effective priority {event.priority} outside 1..255")
+        old_priority = self.priority
+        self.params = new
+        self.priority = event.priority
+        self.counters.reconfigured += 1
+        self._adverts.clear()
+        self._last_valid = None  # the receive checks depend on the params
+        if new.preempt_delay_s != old.preempt_delay_s or not new.preempt:
+            self._preempt_deadline_s = None  # a wait starts again with the next lower advert
+        if not (new.version is VrrpVersion.V3 and new.learn_master_adver_interval):
+            # Nothing to learn (v2): Master_Adver_Interval is the configured interval.
+            self.master_adver_interval_cs = new.advert_interval_cs
+        if self.state is not State.MASTER:
+            # BACKUP: §6.4.2 compares priorities and recomputes Master_Down_Interval with
+            # the next advert, so the new values take effect then (as PriorityChanged).
+            # INITIALIZE and FAULT hold nothing and elect nothing until they start.
+            return
+        # MASTER, §6.4.3: it keeps the VIPs that stay. The new advert goes out at once
+        # (its priority, interval and address list), the Adver_Timer restarts with the
+        # new interval, new VIPs are added and announced, and only the VIPs that went
+        # are released. A lower priority is settled by the RFC's election: a backup
+        # with preempt discards our adverts and takes over after Master_Down_Interval.
+        self.master_adver_interval_cs = new.advert_interval_cs
+        added = tuple(a for a in new.vips if a not in old.vips)
+        removed = tuple(a for a in old.vips if a not in new.vips)
+        if (
+            new.advert(self.priority) != old.advert(old_priority)
+            or new.primary_address != old.primary_address
+            or new.unicast_peers != old.unicast_peers
+            or new.unicast_checksum is not old.unicast_checksum
+        ):
+            self._send_advert(self.priority)
+            self._start_timer(TimerKind.ADVER, self._advert_interval())
+        if added:
+            self._out.append(AddVips(added))  # type: ignore[arg-type]
+            self._out.append(SendGratuitous(added))  # type: ignore[arg-type]
+        if removed:
+            self._out.append(RemoveVips(removed))  # type: ignore[arg-type]
+
     def _on_stale_timer(self, event: Event, now: float) -> None:
         self.counters.stale_timer_events += 1
 
@@ -331,8 +417,13 @@ class VrrpInstance:
                 counters.refused[refusal] += 1
                 return None
             self._last_valid = event.received
-        if event.received.checksum is ChecksumVerdict.VALID_OLD_UNICAST:
-            counters.old_unicast_checksum_received += 1
+            self._last_valid_mismatch = addresses_differ(self.params, event.received)
+            self._last_valid_special = (
+                self._last_valid_mismatch
+                or event.received.checksum is ChecksumVerdict.VALID_OLD_UNICAST
+            )
+        if self._last_valid_special:
+            self._count_special(event, 1)
         if event.received.advert.priority == PRIORITY_STOP:
             counters.priority_zero_received += 1
         return event
@@ -379,9 +470,7 @@ class VrrpInstance:
                 assert isinstance(event, AdvertReceived)
                 self._followed = event
                 self._followed_down_s = down_s
-                self._followed_old_checksum = (
-                    accepted.received.checksum is ChecksumVerdict.VALID_OLD_UNICAST
-                )
+                self._followed_special = self._last_valid_special
             elif advert.priority >= self.priority:
                 self._preempt_deadline_s = None
             elif self._preempt_deadline_s is None:
@@ -475,6 +564,10 @@ _HANDLERS: dict[tuple[State, type], _Handler] = {
     (State.FAULT, FaultCleared): VrrpInstance._on_fault_event,
     (State.FAULT, PriorityChanged): VrrpInstance._on_priority_changed,
     (State.FAULT, TimerExpired): VrrpInstance._on_stale_timer,
+    (State.INITIALIZE, Reconfigure): VrrpInstance._on_reconfigure,
+    (State.BACKUP, Reconfigure): VrrpInstance._on_reconfigure,
+    (State.MASTER, Reconfigure): VrrpInstance._on_reconfigure,
+    (State.FAULT, Reconfigure): VrrpInstance._on_reconfigure,
 }
 """Every (state, event) the machine reacts to. Anything else is ignored: Startup while
 running, adverts in INITIALIZE or FAULT (not listening), Shutdown when not running."""

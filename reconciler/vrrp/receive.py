@@ -2,6 +2,16 @@
 
 ``validate_advert`` answers "may this advert reach the state machine?" with ``None`` or a
 bounded :class:`Refusal`. A refused advert never changes state; the machine only counts it.
+
+The address-list check is a MAY in RFC 5798 §7.1 ("MAY verify that the IPvX Address(es)
+associated with this VRID in the ADVERTISEMENT matches the IPvX Address(es) configured for
+the VRID"), and a revision that adds or removes a VIP reaches the nodes of one cluster
+seconds apart. Refusing each other's adverts then makes both nodes master, and the VIPs the
+two lists share end up on two nodes. So a list that differs but shares an address with ours
+is the same virtual router mid-change: the advert is elected on and counted as a mismatch
+(``addresses_differ``). A list with no address in common is another router that reuses the
+VRID (a misconfiguration): electing with it could leave our VIPs on no node, so it is
+refused as before.
 """
 
 from __future__ import annotations
@@ -26,7 +36,7 @@ class Refusal(enum.Enum):
     UNEXPECTED_DESTINATION = "unexpected_destination"  # multicast to unicast or vice versa
     UNKNOWN_UNICAST_SOURCE = "unknown_unicast_source"
     OWN_ADDRESS = "own_address"  # our own advert reflected back
-    ADDRESS_MISMATCH = "address_mismatch"  # VIP count or list differs
+    ADDRESS_MISMATCH = "address_mismatch"  # no VIP in common: another virtual router
 
 
 def validate_advert(params: InstanceParams, received: ReceivedAdvert) -> Refusal | None:
@@ -66,7 +76,14 @@ def validate_advert(params: InstanceParams, received: ReceivedAdvert) -> Refusal
             and advert.version is VrrpVersion.V3
         ):
             return Refusal.CHECKSUM_MODE
-        if params.check_unicast_source and source not in params.unicast_peers:
+        # keepalived's check_unicast_src. An IPv6 advert comes from the sender's link-local
+        # address (RFC 5798 5.1.2.1), which no configuration lists: a link-local source is
+        # on this link by definition and is let through; any other must be a peer.
+        if (
+            params.check_unicast_source
+            and source not in params.unicast_peers
+            and not (source.version == 6 and source.is_link_local)
+        ):
             return Refusal.UNKNOWN_UNICAST_SOURCE
         if params.unicast_min_ttl and (
             received.hop_limit is None or received.hop_limit < params.unicast_min_ttl
@@ -76,9 +93,18 @@ def validate_advert(params: InstanceParams, received: ReceivedAdvert) -> Refusal
         return Refusal.UNEXPECTED_DESTINATION
     if source == params.primary_address:
         return Refusal.OWN_ADDRESS
-    # §7.1: the address list must match unless the sender is the address owner.
-    if advert.priority != PRIORITY_OWNER and (
-        len(advert.addresses) != len(params.vips) or set(advert.addresses) != set(params.vips)
+    # §7.1 (a MAY; see the module docstring): a list that differs is refused only when it
+    # has no address in common with ours, and never from the address owner.
+    if (
+        advert.priority != PRIORITY_OWNER
+        and addresses_differ(params, received)
+        and set(advert.addresses).isdisjoint(params.vips)
     ):
         return Refusal.ADDRESS_MISMATCH
     return None
+
+
+def addresses_differ(params: InstanceParams, received: ReceivedAdvert) -> bool:
+    """Whether the advert's address list is not exactly the one configured (§7.1)."""
+    addresses = received.advert.addresses
+    return len(addresses) != len(params.vips) or set(addresses) != set(params.vips)

@@ -81,7 +81,8 @@ def test_metrics_status_and_reload(make_lab) -> None:  # type: ignore[no-untyped
     assert status["reloads_failed"] == 1 and status["revision"] == revision
     assert not [e for e in h1.watcher.events(VIP) if e.timestamp > t0]
 
-    # A valid one that moves the VIP restarts that instance only.
+    # A valid one that replaces the VIP: the master adds the new one and removes the old
+    # one in place.
     new_vip = ipaddress.ip_interface("192.0.2.101/24")
     config.write_text(good.replace("192.0.2.100/24", "192.0.2.101/24"))
     t0 = time.monotonic()

@@ -63,21 +63,8 @@ def test_a_takeover_announces_while_the_http_listener_is_flooded(make_lab) -> No
     )
     master = start_ours(h1, config, lab.tmpdir / "s1")
     h1.watcher.wait_for(VIP, timeout=10)
-    backup = h2.spawn(
-        [
-            "prlimit",
-            f"--nofile={NOFILE}:{NOFILE}",
-            sys.executable,
-            "-m",
-            "reconciler",
-            "run",
-            str(config),
-            "--node",
-            "h2",
-            "--state-dir",
-            str(lab.tmpdir / "s2"),
-        ],
-        name="reconciler-h2",
+    backup = start_ours(
+        h2, config, lab.tmpdir / "s2", prefix=("prlimit", f"--nofile={NOFILE}:{NOFILE}")
     )
     backup.wait_for_output("metrics and status on", timeout=10)
     wait_following(h2)

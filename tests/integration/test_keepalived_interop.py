@@ -7,6 +7,8 @@ during a migration: crash takeover, preempt return and graceful handover.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import ipaddress
 import signal
 import time
@@ -15,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.testing.netlab import Host, Lab, LabProcess
+from reconciler.testing.netlab import CommandError, Host, Lab, LabProcess
 from reconciler.testing.vrrp_nodes import (
     Instance,
     cluster_yaml,
@@ -231,5 +233,103 @@ def test_a_mismatched_setting_is_refused_by_both(
     assert ka_host.watcher.is_present(VIP4)
     for host in (ours_host, ka_host):
         assert [e.kind for e in host.watcher.events(VIP4) if not e.synthetic] == ["new"]
+    for p in procs:
+        p.stop()
+
+
+VIP4_D = ipaddress.ip_interface("192.0.2.103/24")
+
+
+def _vip_moves(
+    host: Host, vip: ipaddress.IPv4Interface | ipaddress.IPv6Interface, since: float
+) -> list[str]:
+    return [e.kind for e in host.watcher.events(vip) if not e.synthetic and e.timestamp >= since]
+
+
+def test_our_master_changed_in_place_moves_nothing_next_to_keepalived(
+    make_lab: Callable[..., Lab],
+) -> None:
+    """keepalived as the backup of ours, as in a migration: a reload of ours that changes
+    its priority and its advert interval sends no priority 0 and releases nothing, so
+    keepalived (which learns the new interval as RFC 5798 Master_Adver_Interval) never
+    takes over. Asserted from the address events on both nodes."""
+    lab: Lab = make_lab(2)
+    ours_host, ka_host = lab.host(1), lab.host(2)
+    inst = Instance("VI_51", 51, (VIP4,), {"h1": 150, "h2": 100})
+    config = lab.tmpdir / "cluster.yaml"
+    config.write_text(cluster_yaml(lab.hosts, (inst,)))
+    procs = [
+        start_keepalived(ka_host, keepalived_conf(ka_host, lab.hosts, (inst,)), lab.tmpdir / "ka"),
+        start_ours(ours_host, config, lab.tmpdir / "state"),
+    ]
+    ours_host.watcher.wait_for(VIP4, timeout=15)
+    time.sleep(1.0)
+    assert not ka_host.watcher.is_present(VIP4)
+    t0 = time.monotonic()
+    for change in ({"priorities": {"h1": 170, "h2": 100}}, {"advert_interval_s": 0.2}):
+        inst = dataclasses.replace(inst, **change)
+        config.write_text(cluster_yaml(lab.hosts, (inst,)))
+        applied = procs[1].output().count("applied: in place: VI_51")
+        procs[1].signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while procs[1].output().count("applied: in place: VI_51") == applied:
+            assert time.monotonic() < deadline, procs[1].output()[-2000:]
+            time.sleep(0.02)
+        time.sleep(1.5)  # several Master_Down_Intervals of keepalived
+    assert _vip_moves(ours_host, VIP4, t0) == []
+    assert _vip_moves(ka_host, VIP4, t0) == []
+    (status,) = node_status(ours_host)["instances"]
+    assert (status["state"], status["effective_priority"]) == ("MASTER", 170)
+    for p in procs:
+        p.stop()
+
+
+@pytest.mark.parametrize(
+    ("theirs", "elects"),
+    [((VIP4, VIP4_D), True), ((VIP4_D,), False)],
+    ids=["one-more-vip", "no-vip-in-common"],
+)
+def test_a_keepalived_master_with_another_vip_list(
+    make_lab: Callable[..., Lab],
+    theirs: tuple[ipaddress.IPv4Interface, ...],
+    elects: bool,
+) -> None:
+    """RFC 5798 §7.1 makes the address-list check a MAY. A keepalived master whose list
+    shares a VIP with ours (a peer mid-change) is elected on and counted as a mismatch:
+    our backup never puts the shared VIP on a second node. A list with nothing in common
+    is another virtual router on the VRID: refused, as before, and ours serves its own."""
+    lab: Lab = make_lab(2)
+    ours_host, ka_host = lab.host(1), lab.host(2)
+    prio = {"h1": 100, "h2": 150}
+    config = lab.tmpdir / "cluster.yaml"
+    config.write_text(cluster_yaml(lab.hosts, (Instance("VI_51", 51, (VIP4,), prio),)))
+    ka_inst = Instance("VI_51", 51, theirs, prio)
+    procs = [
+        start_keepalived(
+            ka_host, keepalived_conf(ka_host, lab.hosts, (ka_inst,)), lab.tmpdir / "k"
+        ),
+        start_ours(ours_host, config, lab.tmpdir / "state"),
+    ]
+    ka_host.watcher.wait_for(theirs[0], timeout=15)
+    t0 = time.monotonic()
+    deadline = t0 + 10
+    while True:
+        with contextlib.suppress(CommandError):
+            (inst,) = node_status(ours_host)["instances"]
+            if inst["adverts_received"] >= 10:
+                break
+        assert time.monotonic() < deadline, "our node does not hear keepalived"
+        time.sleep(0.1)
+    time.sleep(1.0)
+    (inst,) = node_status(ours_host)["instances"]
+    if elects:
+        assert inst["state"] == "BACKUP"
+        assert inst["address_mismatch"] >= 10 and not inst["refused"]
+        assert not ours_host.watcher.is_present(VIP4)
+        assert _vip_moves(ours_host, VIP4, 0.0) in ([], ["del"])  # the start-up cleanup only
+    else:
+        assert inst["state"] == "MASTER"
+        assert inst["refused"].get("address_mismatch", 0) >= 1
+        assert ours_host.watcher.is_present(VIP4)
     for p in procs:
         p.stop()

@@ -20,6 +20,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -611,6 +612,50 @@ def test_script_timeout_kills_the_process_group(trap: str, how: str) -> None:
     while marker_alive(marker):  # the background child went with the group
         assert time.monotonic() < deadline, "a child of the script survived the timeout"
         time.sleep(0.02)
+
+
+def test_a_script_others_could_change_is_refused_and_never_runs() -> None:
+    """keepalived's enable_script_security: a program in a world-writable directory (or
+    one that is itself writable by others) fails the check without running."""
+    needs_root()
+    with tempfile.TemporaryDirectory(dir="/tmp") as top:
+        base = Path(top)
+        base.chmod(0o755)
+        mark = base / "ran"
+        ok_dir, open_dir = base / "bin", base / "open"
+        for d, mode in ((ok_dir, 0o755), (open_dir, 0o777)):
+            d.mkdir()
+            d.chmod(mode)
+        text = f"#!/bin/sh\necho $(id -u) > {mark}\n"
+        for d in (ok_dir, open_dir):
+            (d / "check").write_text(text)
+            (d / "check").chmod(0o755)
+        base.chmod(0o777)  # so that nobody can leave its mark (the check's own dir stays closed)
+        refused = probe(ScriptProbe((str(open_dir / "check"),), "nobody", False, False))
+        assert refused == ProbeResult(
+            ok=False,
+            detail=f"script: refused: directory {base} is writable by others (mode 0777)",
+        )
+        base.chmod(0o1777)  # sticky, like /tmp: allowed
+        refused = probe(ScriptProbe((str(open_dir / "check"),), "nobody", False, False))
+        assert refused == ProbeResult(
+            ok=False,
+            detail=f"script: refused: directory {open_dir} is writable by others (mode 0777)",
+        )
+        (ok_dir / "check").chmod(0o757)
+        refused = probe(ScriptProbe((str(ok_dir / "check"),), "nobody", False, False))
+        assert refused.detail == (
+            f"script: refused: program {ok_dir / 'check'} is writable by others (mode 0757)"
+        )
+        assert not mark.exists()
+        (ok_dir / "check").chmod(0o755)
+        assert probe(ScriptProbe((str(ok_dir / "check"),), "nobody", False, False)).ok
+        assert mark.read_text() == "65534\n"
+        # shell: the first word of the command is checked as well as the shell.
+        refused = probe(ScriptProbe((str(open_dir / "check"), "x"), "nobody", True, False))
+        assert refused.detail == (
+            f"script: refused: directory {open_dir} is writable by others (mode 0777)"
+        )
 
 
 def test_script_errors() -> None:

@@ -8,17 +8,29 @@ filter recorded.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import sys
 import textwrap
+import time
+from pathlib import Path
 
 import pytest
 
 from reconciler.adapters.repeat_filter import PATTERN_MAX, RepeatFilter, Seen
 from reconciler.testing.netlab import Lab
-from reconciler.testing.vrrp_nodes import repeat_filter_unavailable_reason
+from reconciler.testing.vrrp_nodes import (
+    Instance,
+    cluster_yaml,
+    node_status,
+    repeat_filter_unavailable_reason,
+    start_ours,
+    wait_following,
+)
 
 pytestmark = pytest.mark.root
+
+VIP4 = ipaddress.ip_interface("192.0.2.100/24")
 
 RECEIVER = textwrap.dedent(
     """
@@ -136,3 +148,76 @@ def test_an_advert_too_long_to_compare_is_not_armed() -> None:
         assert filt.seen(9) == Seen(0, 0.0)
     finally:
         filt.close()
+
+
+PRIORITY_ZERO_FORGER = textwrap.dedent(
+    """
+    import ipaddress, socket, sys, time
+    from reconciler.vrrp.packet import Advert, VrrpVersion, encode_advert
+    src = ipaddress.ip_address(sys.argv[1]); grp = ipaddress.ip_address("224.0.0.18")
+    vrid, vip, count = int(sys.argv[2]), ipaddress.ip_address(sys.argv[3]), int(sys.argv[4])
+    interval_cs = int(sys.argv[5])
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 112)
+    s.setsockopt(socket.SOL_SOCKET, 25, b"eth0")
+    s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 255)
+    # A valid advert (RFC 5798 7.1 checks pass) saying "the master is leaving".
+    goodbye = encode_advert(Advert(VrrpVersion.V3, vrid, 0, interval_cs, (vip,)), src, grp)
+    for _ in range(count):
+        s.sendto(goodbye, (str(grp), 0))
+        time.sleep(0.2)
+    print("sent", flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize("kernel_filter", [True, False], ids=["repeat-filter", "no-filter"])
+def test_forged_priority_zero_from_a_non_member_moves_no_vip(make_lab, kernel_filter: bool) -> None:  # type: ignore[no-untyped-def]
+    """RFC 5798 §6.4.3: a master that receives a priority-0 advert sends its own at once,
+    and §6.4.2: the backup that receives it restarts its Master_Down_Timer, so a
+    priority-0 advert from a host that is not a member moves nothing. With the repeat
+    filter the master's answer is byte-identical to the repeat the backup's kernel drops;
+    it must still count after the priority-0 advert it answers."""
+    if kernel_filter and (reason := repeat_filter_unavailable_reason()):
+        pytest.skip(reason)
+    lab: Lab = make_lab(3)
+    h1, h2, h3 = lab.host(1), lab.host(2), lab.host(3)
+    config = lab.tmpdir / "c.yaml"
+    # h3 is no node of the cluster at all: only h1 and h2 are members. Adverts every
+    # 100 ms: the master has Skew_Time (61 ms) to answer, and the forgeries come further
+    # apart than that, so each answer counted before its priority-0 advert moves the VIP.
+    instance = Instance("web", 65, (VIP4,), {"h1": 150, "h2": 100}, advert_interval_s=0.1)
+    config.write_text(cluster_yaml((h1, h2), (instance,)))
+    extra = () if kernel_filter else ("--no-repeat-filter",)
+    master = start_ours(h1, config, lab.tmpdir / "s1", extra_args=extra)
+    h1.watcher.wait_for(VIP4, timeout=10)
+    backup = start_ours(h2, config, lab.tmpdir / "s2", extra_args=extra)
+    before = wait_following(h2)
+    assert before["sockets"][0]["repeat_filter"] is kernel_filter
+    t0 = time.monotonic()
+    h3.run(
+        [
+            sys.executable,
+            "-c",
+            PRIORITY_ZERO_FORGER,
+            str(h3.ipv4),
+            str(instance.vrid),
+            str(VIP4.ip),
+            "40",
+            str(round(instance.advert_interval_s * 100)),
+        ],
+        env={"PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        timeout=60,
+    )
+    time.sleep(0.3)  # more than Skew_Time after the last one
+    after = node_status(h2)
+    assert master.alive and backup.alive
+    # Observed, not reported: the VIP never appeared on the backup nor left the master.
+    assert not [e for e in h2.watcher.events(VIP4) if e.timestamp > t0], backup.output()
+    assert not [e for e in h1.watcher.events(VIP4) if e.timestamp > t0], master.output()
+    assert "-> MASTER" not in backup.output()
+    # The forgeries did reach the backup's socket (they pass the filter) as valid adverts.
+    assert after["sockets"][0]["read"] - before["sockets"][0]["read"] >= 40
+    (inst,) = after["instances"]
+    assert inst["state"] == "BACKUP" and not inst["refused"]
+    master.stop()
+    backup.stop()

@@ -282,7 +282,7 @@ def test_backup_follows_repeats_with_and_without_the_kernel_filter(
     c.procs["h1"] = start_ours(h1, c.config, c.state_dir(h1), extra_args=extra)
     _settle(h1, vip)
     c.procs["h2"] = start_ours(h2, c.config, c.state_dir(h2), extra_args=extra)
-    time.sleep(1.0)
+    wait_following(h2)
     t_before = time.monotonic()
     before = node_status(h2)
     time.sleep(2.0)

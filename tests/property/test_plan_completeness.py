@@ -32,7 +32,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler.config.build import build_cluster
+from reconciler.config.build import build
 from reconciler.config.diagnostics import InvalidConfig
 from reconciler.config.load import load_text
 from reconciler.config.schema import validate_schema
@@ -67,6 +67,9 @@ NO_EFFECT = {
     Slot("#", "description"): "free text for humans",
     Slot("#/$defs/notify", "timeout"): "only the default of hooks; changes nothing without hooks",
     Slot("#/$defs/realServer/properties/notify", "timeout"): "same, for real-server hooks",
+    Slot("#/$defs/notify", "user"): "only the default of hooks; changes nothing without hooks",
+    Slot("#/$defs/realServer/properties/notify", "user"): "same, for real-server hooks",
+    Slot("#/$defs/virtualService/properties/quorum", "user"): "same, for quorum hooks",
 }
 # Schema slots this test cannot change on its own, and why.
 NOT_CHANGED = {
@@ -329,7 +332,7 @@ def _load(text: str) -> Cluster | None:
     if validate_schema(doc):
         return None
     try:
-        return build_cluster(doc)
+        return build(doc)[0]
     except InvalidConfig:
         return None
 

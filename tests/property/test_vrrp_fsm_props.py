@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from ipaddress import IPv4Address
 
 from hypothesis import event as note_event
@@ -24,6 +25,7 @@ from reconciler.vrrp.events import (
     LinkDown,
     LinkUp,
     PriorityChanged,
+    Reconfigure,
     Shutdown,
     Startup,
     TimerExpired,
@@ -42,6 +44,7 @@ from reconciler.vrrp.states import State, TimerKind
 
 ME = IPv4Address("192.0.2.11")
 VIPS = (IPv4Address("192.0.2.100"),)
+VIP_B, VIP_C = IPv4Address("192.0.2.101"), IPv4Address("192.0.2.102")
 PEERS = [IPv4Address("192.0.2.10"), IPv4Address("192.0.2.12"), ME]
 
 adverts = st.builds(
@@ -59,9 +62,26 @@ adverts = st.builds(
     st.sampled_from([51, 51, 51, 52]),
     st.sampled_from([255, 255, 255, 64]),
     st.sampled_from([10, 100, 200]),
-    st.sampled_from([VIPS, VIPS, VIPS, (IPv4Address("192.0.2.101"),)]),
+    st.sampled_from([VIPS, VIPS, VIPS, (VIP_B,), (*VIPS, VIP_B), (VIP_C,)]),
+)
+
+
+def _reconfigure(priority: int, interval: int, vips: tuple[IPv4Address, ...]) -> Reconfigure:
+    """The params are completed from the running ones in ``test_invariants``."""
+    return Reconfigure(
+        InstanceParams("p", 51, priority, interval, vips, ME),
+        priority,  # type: ignore[arg-type]
+    )
+
+
+reconfigures = st.builds(
+    _reconfigure,
+    st.sampled_from([1, 100, 150, 254, 255]),
+    st.sampled_from([10, 100, 200]),
+    st.sampled_from([VIPS, (VIP_B,), (*VIPS, VIP_B), (VIP_C, VIP_B)]),
 )
 events = st.one_of(
+    reconfigures,
     adverts,
     adverts,
     st.builds(TimerExpired, st.sampled_from(TimerKind)),
@@ -99,18 +119,34 @@ def test_invariants(params: InstanceParams, steps: list[tuple[Event, float, bool
     fsm = VrrpInstance(params)
     now = 0.0
     steps = [(Startup(), 0.0, False), *steps]
-    holding_vips = False
+    held: set[IPv4Address] = set()
     running: dict[TimerKind, float] = {}
     for drawn, step, fire_running in steps:
         event = drawn
         now += step
+        if isinstance(event, Reconfigure):  # keep the drawn instance's other settings
+            new = event.params
+            event = Reconfigure(
+                replace(
+                    fsm.params,
+                    priority=new.priority,
+                    advert_interval_cs=new.advert_interval_cs,
+                    vips=new.vips,
+                ),
+                event.priority,
+            )
+        staying = (
+            set(fsm.params.vips) & set(event.params.vips)
+            if isinstance(event, Reconfigure)
+            else set()
+        )
         if fire_running and running:  # usually feed back a timer that is really running
             kind = min(running, key=lambda k: running[k])
             now = max(now, running[kind])
             event = TimerExpired(kind)
         before = fsm.state
         refused = isinstance(event, AdvertReceived) and (
-            validate_advert(params, event.received) is not None
+            validate_advert(fsm.params, event.received) is not None
         )
         if isinstance(event, TimerExpired):
             running.pop(event.kind, None)
@@ -128,9 +164,11 @@ def test_invariants(params: InstanceParams, steps: list[tuple[Event, float, bool
             assert fsm.state is before
         for action in actions:
             if isinstance(action, AddVips):
-                holding_vips = True
+                held |= set(action.addresses)
             elif isinstance(action, RemoveVips):
-                holding_vips = False
+                # a VIP named before and after a reconfiguration is never released by it
+                assert not staying & set(action.addresses)
+                held -= set(action.addresses)
             elif isinstance(action, StartTimer):
                 assert action.delay_s > 0
                 running[action.kind] = now + action.delay_s
@@ -138,9 +176,11 @@ def test_invariants(params: InstanceParams, steps: list[tuple[Event, float, bool
                 assert running.pop(action.kind, None) is not None
             elif isinstance(action, SendAdvert):
                 assert action.priority in (0, fsm.priority)
-                assert action.advert.advert_interval_cs == params.advert_interval_cs
-        # only the master holds the VIPs; exactly its state's timer runs
-        assert holding_vips == (fsm.state is State.MASTER)
+                assert action.advert.advert_interval_cs == fsm.params.advert_interval_cs
+                assert action.advert.addresses == fsm.params.vips
+        # only the master holds the VIPs (those it is configured with now); exactly its
+        # state's timer runs
+        assert held == (set(fsm.params.vips) if fsm.state is State.MASTER else set())
         expected = {
             State.MASTER: {TimerKind.ADVER},
             State.BACKUP: {TimerKind.MASTER_DOWN},

@@ -280,3 +280,19 @@ def test_the_example_workflow_validates_plans_and_comments(
     failed = (repo / "plan.md").read_text()
     assert failed.startswith("## reconciler plan failed")
     assert ":cluster.yaml:41:13: vrrp.instances.gateway.vrid: VRID 61" in failed
+
+
+def test_warnings_of_the_new_revision_are_printed_located_in_git(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """validate's warnings (here: equal priorities) reach the reviewer of a git range too,
+    located as COMMIT:PATH:LINE:COL; the old revision's are not repeated."""
+    equal = edit(NAT, ("director1: 150", "director1: 100"))
+    commit(repo, equal)
+    new = commit(repo, edit(equal, ("scheduler: wlc", "scheduler: wrr")))
+    args = ["plan", "--git-range", "HEAD~1..HEAD", "--repo", str(repo)]
+    assert main(args) == 1
+    err = capsys.readouterr().err.splitlines()
+    warnings = [line for line in err if ": warning: " in line]
+    assert warnings and all(line.startswith(f"{new[:12]}:cluster.yaml:") for line in warnings)
+    assert len(warnings) == len(set(warnings))

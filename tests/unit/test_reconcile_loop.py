@@ -18,7 +18,7 @@ from reconciler.adapters.outcome import WriteOutcome
 from reconciler.config.load import load_text
 from reconciler.model.common import IPAddress
 from reconciler.model.ipvs import ServiceKey
-from reconciler.model.kernel import LiveDest, LiveService
+from reconciler.model.kernel import LiveAddress, LiveDest, LiveService
 from reconciler.reconcile.loop import Outcome, ReconcileLoop
 from reconciler.reconcile.ownership import OwnershipStore
 
@@ -282,3 +282,59 @@ def test_pending_takeover_vips_are_written_down_and_survive_a_restart(tmp_path: 
     third = OwnershipStore(tmp_path)
     third.load()
     assert third.pending == frozenset()
+
+
+VRRP_CONFIG = """
+apiVersion: reconciler/v1
+kind: Cluster
+name: t
+nodes:
+  a: {address: 192.0.2.11, interface: eth0}
+vrrp:
+  instances:
+    web: {vrid: 51, priority: {a: 150}, vips: [192.0.2.100/24]}
+"""
+
+
+def test_a_vip_a_driver_added_during_the_pass_stays_ours(tmp_path: Path) -> None:
+    """A pass that read the links before a takeover (or a VIP added in place) and then
+    finds the VIP there (EEXIST) must not drop the driver's claim: an unowned VIP would
+    never be released when the node stops being master."""
+    store = OwnershipStore(tmp_path)
+    store.load()
+    ident = ("address", ("eth0", "192.0.2.100/24"))
+
+    class RacingAddresses:
+        writes: list[str] = []
+
+        async def addresses(self) -> list[LiveAddress]:
+            store.claim({ident})  # the driver adds and claims it while we read
+            return []
+
+        async def add_address(self, a: LiveAddress) -> WriteOutcome:
+            self.writes.append(f"add {a.address}")
+            return WriteOutcome.UNCHANGED  # EEXIST: the driver's add came first
+
+        async def delete_address(self, a: LiveAddress) -> WriteOutcome:
+            raise AssertionError("nothing to delete")
+
+    ports = RacingAddresses()
+    loop = ReconcileLoop(
+        lambda: load_text(VRRP_CONFIG, "t.yaml").cluster.for_node("a"),
+        store,
+        addresses=ports,
+        masters=lambda: frozenset({"web"}),
+    )
+    run(loop)
+    assert ports.writes == ["add 192.0.2.100/24"]
+    assert ident in store.owned
+    assert ident in OwnershipStore(tmp_path).load()  # and written down
+
+
+def test_the_state_directory_is_checked_writable_before_a_reload(tmp_path: Path) -> None:
+    OwnershipStore(tmp_path / "state").check_writable()
+    assert list((tmp_path / "state").iterdir()) == []  # the probe leaves nothing
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(OSError):
+        OwnershipStore(blocker / "state").check_writable()

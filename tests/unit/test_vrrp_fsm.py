@@ -24,6 +24,7 @@ from reconciler.vrrp.events import (
     LinkDown,
     LinkUp,
     PriorityChanged,
+    Reconfigure,
     Shutdown,
     Startup,
     SyncGroupBackup,
@@ -198,6 +199,23 @@ def test_backup_takes_over_skew_time_after_priority_zero() -> None:
     assert fsm.handle(TimerExpired(MD), 1.5 + SKEW_100) == become_master(
         p, TransitionReason.MASTER_RELEASED, State.BACKUP
     )
+
+
+def test_a_repeat_folded_in_before_a_priority_zero_advert_it_answers_is_followed_after_it() -> None:
+    """The master's answer to a priority-0 advert (§6.4.3), dropped by the kernel as a
+    repeat and folded in before the priority-0 advert that was still unread: handed again
+    at its time, it restarts the Master_Down_Timer that the priority-0 advert cut to
+    Skew_Time, and is not counted twice."""
+    fsm = started_backup()
+    followed = advert(150)
+    fsm.handle(followed, 1.0)
+    assert fsm.follow_repeats(followed, 2, 1.5005) == 1.5005 + MDI_100
+    assert fsm.handle(advert(0, IPv4Address("192.0.2.99")), 1.5) == [StartTimer(MD, SKEW_100)]
+    assert fsm.refollow(followed, 1.5005) == [StartTimer(MD, MDI_100)]
+    assert fsm.timer_deadline(MD) == 1.5005 + MDI_100
+    assert fsm.followed is followed and fsm.master_address == PEER
+    assert fsm.counters.adverts_received == 4  # the first, two repeats, priority 0
+    assert fsm.counters.priority_zero_received == 1
 
 
 def test_shutdown_of_backup_cancels_master_down_timer() -> None:
@@ -480,7 +498,6 @@ REFUSED = [
     (advert(150, version=VrrpVersion.V2, interval_cs=100, auth_data=b""), Refusal.VERSION_MISMATCH),
     (advert(150, vrid=52), Refusal.VRID_MISMATCH),
     (advert(150, vips=(IPv4Address("192.0.2.101"),)), Refusal.ADDRESS_MISMATCH),
-    (advert(150, vips=(*VIPS, IPv4Address("192.0.2.101"))), Refusal.ADDRESS_MISMATCH),
     (advert(150, destination=PEER), Refusal.UNEXPECTED_DESTINATION),
     (advert(150, source=ME), Refusal.OWN_ADDRESS),
     (
@@ -700,3 +717,173 @@ def test_sync_group_backup_makes_a_master_backup() -> None:
 def test_sync_group_events_are_ignored_where_they_mean_nothing() -> None:
     assert started_master().handle(SyncGroupMaster(), 1.0) == []
     assert started_backup().handle(SyncGroupBackup(), 1.0) == []
+
+
+# --- address lists that differ (RFC 5798 §7.1 MAY) ------------------------------------
+
+VIP_B = IPv4Address("192.0.2.101")
+
+
+@pytest.mark.parametrize("theirs", [(*VIPS, VIP_B), (VIP_B, *VIPS)], ids=["last", "first"])
+def test_a_list_sharing_an_address_is_elected_on_and_counted(
+    theirs: tuple[IPv4Address, ...],
+) -> None:
+    """A peer that has taken a VIP change before (or after) us: its adverts still elect,
+    so the VIPs both lists name are never on two nodes."""
+    fsm = started_backup()
+    event = advert(150, vips=theirs)
+    assert fsm.handle(event, 1.0) == [StartTimer(MD, MDI_100)]
+    assert fsm.master_address == PEER
+    # the fast path counts the repeats as handle does
+    assert fsm.follow_repeat(event, 2.0) == 2.0 + MDI_100
+    assert fsm.follow_repeats(event, 3, 5.0) == 5.0 + MDI_100
+    assert fsm.counters.address_mismatch_received == 5
+    assert not fsm.counters.refused
+
+
+def test_a_master_yields_to_a_higher_priority_list_that_differs() -> None:
+    p = params()
+    fsm = started_master(p)
+    out = fsm.handle(advert(150, vips=(*VIPS, VIP_B)), 11.0)
+    assert Transitioned(State.MASTER, State.BACKUP, TransitionReason.HIGHER_PRIORITY) in out
+    assert fsm.counters.address_mismatch_received == 1
+
+
+# --- Reconfigure: a new revision applied in place -------------------------------------
+
+
+def test_reconfigure_master_priority_sends_at_once_and_moves_no_vip() -> None:
+    p = params(priority=150)
+    fsm = started_master(p)
+    q = replace(p, priority=120)
+    assert fsm.handle(Reconfigure(q, 120), 10.5) == [sent(q, 120), StartTimer(ADV, 1.0)]
+    assert (fsm.state, fsm.priority, fsm.params) == (State.MASTER, 120, q)
+    assert fsm.handle(TimerExpired(ADV), 11.5) == [sent(q, 120), StartTimer(ADV, 1.0)]
+    assert fsm.counters.reconfigured == 1
+
+
+def test_reconfigure_master_to_a_lower_priority_loses_the_vips_as_the_rfc_says() -> None:
+    """A master at 150 reconfigured to 90 next to a preempting backup at 100: the backup
+    discards the lower adverts, takes over after its Master_Down_Interval, and its first
+    advert makes us yield: the VIPs move once, no priority 0 is sent."""
+    p = params(priority=150)
+    master = started_master(p)
+    backup = started_backup(params(priority=100, primary_address=PEER))
+    backup.handle(advert(150, ME), 10.0)
+    out = master.handle(Reconfigure(replace(p, priority=90), 90), 10.2)
+    (advert_out, _timer) = out
+    assert isinstance(advert_out, SendAdvert) and advert_out.priority == 90
+    assert backup.handle(advert(90, ME), 10.2) == []  # §6.4.2: preempt, discarded
+    assert backup.timer_deadline(MD) == 10.0 + MDI_100
+    took = backup.handle(TimerExpired(MD), 10.0 + MDI_100)
+    assert Transitioned(State.BACKUP, State.MASTER, TransitionReason.PREEMPTED) in took
+    yielded = master.handle(advert(100, PEER), 13.7)
+    assert yielded == [
+        CancelTimer(ADV),
+        RemoveVips(VIPS),
+        Transitioned(State.MASTER, State.BACKUP, TransitionReason.HIGHER_PRIORITY),
+        StartTimer(MD, float(master_down_interval(90, 100))),
+    ]
+    assert master.counters.priority_zero_sent == 0
+
+
+def test_reconfigure_master_vips_adds_and_removes_only_the_difference() -> None:
+    a, b, c = (IPv4Address(f"192.0.2.{n}") for n in (100, 101, 102))
+    p = params(vips=(a, b))
+    fsm = started_master(p)
+    q = replace(p, vips=(a, c))
+    assert fsm.handle(Reconfigure(q, 100), 10.5) == [
+        sent(q, 100),  # the new list from this advert on
+        StartTimer(ADV, 1.0),
+        AddVips((c,)),
+        SendGratuitous((c,)),
+        RemoveVips((b,)),
+    ]
+    # a later release takes the new list
+    assert RemoveVips((a, c)) in fsm.handle(Shutdown(), 12.0)
+
+
+def test_reconfigure_master_interval_advertises_it_at_once() -> None:
+    p = params()
+    fsm = started_master(p)
+    q = replace(p, advert_interval_cs=50)
+    assert fsm.handle(Reconfigure(q, 100), 10.5) == [sent(q, 100), StartTimer(ADV, 0.5)]
+    assert fsm.master_adver_interval_cs == 50
+    assert fsm.handle(TimerExpired(ADV), 11.0) == [sent(q, 100), StartTimer(ADV, 0.5)]
+
+
+def test_reconfigure_backup_learns_the_new_interval_from_the_master() -> None:
+    """RFC 5798 §6.4.2: a backup's Master_Adver_Interval is the master's, learned from
+    its adverts; a backup reconfigured first keeps following the old one until then."""
+    p = params()
+    fsm = started_backup(p)
+    fsm.handle(advert(150), 1.0)
+    q = replace(p, advert_interval_cs=50)
+    assert fsm.handle(Reconfigure(q, 100), 1.5) == []
+    assert fsm.master_adver_interval_cs == 100
+    assert fsm.handle(advert(150, interval_cs=50), 2.0) == [
+        StartTimer(MD, float(master_down_interval(100, 50)))
+    ]
+    assert fsm.master_adver_interval_cs == 50
+
+
+def test_reconfigure_backup_priority_preempts_with_the_next_advert() -> None:
+    p = params(priority=100)
+    fsm = started_backup(p)
+    fsm.handle(advert(150), 1.0)
+    assert fsm.handle(Reconfigure(replace(p, priority=200), 200), 1.5) == []
+    assert fsm.handle(advert(150), 2.0) == []  # §6.4.2: lower now, discarded
+    out = fsm.handle(TimerExpired(MD), 1.0 + MDI_100)
+    assert Transitioned(State.BACKUP, State.MASTER, TransitionReason.PREEMPTED) in out
+
+
+def test_reconfigure_backup_vips_accepts_the_new_list_and_moves_nothing() -> None:
+    p = params()
+    fsm = started_backup(p)
+    fsm.handle(advert(150), 1.0)
+    q = replace(p, vips=(*VIPS, VIP_B))
+    assert fsm.handle(Reconfigure(q, 100), 1.5) == []
+    assert fsm.handle(advert(150), 2.0) == [StartTimer(MD, MDI_100)]  # the old list
+    assert fsm.handle(advert(150, vips=q.vips), 3.0) == [StartTimer(MD, MDI_100)]
+    assert fsm.counters.address_mismatch_received == 1
+
+
+def test_reconfigure_with_nothing_the_wire_sees_sends_nothing() -> None:
+    p = params()
+    fsm = started_master(p)
+    assert fsm.handle(Reconfigure(replace(p, accept_mode=True), 100), 10.5) == []
+
+
+def test_reconfigure_in_fault_and_initialize_is_kept_for_the_start() -> None:
+    p = params()
+    fsm = VrrpInstance(p)
+    q = replace(p, priority=255)
+    assert fsm.handle(Reconfigure(q, 255), 0.0) == []
+    assert fsm.handle(Startup(), 0.0)[0] == Transitioned(
+        State.INITIALIZE, State.MASTER, TransitionReason.ADDRESS_OWNER
+    )
+    fault = started_backup(p)
+    fault.handle(FaultSet("x"), 1.0)
+    assert fault.handle(Reconfigure(replace(p, advert_interval_cs=50), 100), 1.5) == []
+    assert fault.handle(FaultCleared("x"), 2.0) == [
+        Transitioned(State.FAULT, State.BACKUP, TransitionReason.FAULT_CLEARED),
+        StartTimer(MD, float(master_down_interval(100, 50))),
+    ]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"vrid": 52}, {"version": VrrpVersion.V2}, {"primary_address": IPv6Address("fe80::1")}],
+    ids=["vrid", "version", "family"],
+)
+def test_reconfigure_refuses_an_identity_change(change: dict[str, Any]) -> None:
+    p = params()
+    fsm = started_master(p)
+    new = (
+        replace(p, **change, vips=(IPv6Address("2001:db8::1"),))
+        if "primary_address" in change
+        else replace(p, **change)
+    )
+    with pytest.raises(ValueError):
+        fsm.handle(Reconfigure(new, 100), 10.5)
+    assert fsm.params is p

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from reconciler.vrrp.packet import VRRP_MULTICAST_IPV4, decode_ipv4, decode_ipv6
 from reconciler.vrrp.params import InstanceParams, UnicastChecksum
-from reconciler.vrrp.receive import Refusal, validate_advert
+from reconciler.vrrp.receive import Refusal, addresses_differ, validate_advert
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "vrrp"
 
@@ -34,6 +34,12 @@ def test_keepalived_v3_multicast_advert_passes_for_a_matching_instance() -> None
         )
         is Refusal.ADDRESS_MISMATCH
     )
+    # RFC 5798 §7.1 MAY: a list sharing an address (a peer mid-change) passes, and differs
+    sharing = InstanceParams(
+        "x", 51, 150, 100, (*me.vips, IPv4Address("192.0.2.101")), me.primary_address
+    )
+    assert validate_advert(sharing, received) is None
+    assert addresses_differ(sharing, received) and not addresses_differ(me, received)
 
 
 def test_keepalived_ipv6_unicast_advert_has_hop_limit_64_and_is_accepted() -> None:
@@ -112,6 +118,10 @@ def test_unicast_source_check_refuses_a_host_that_is_not_a_peer() -> None:
     assert validate_advert(checked, from_peer) is None
     unchecked, _ = _unicast_ipv6("2001:db8::66", 255, check_unicast_source=False)
     assert validate_advert(unchecked, from_stranger) is None
+    # Our IPv6 nodes send from their link-local address (RFC 5798 5.1.2.1), which the
+    # file does not list: on-link by definition, let through.
+    _, from_link_local = _unicast_ipv6("fe80::11", 255)
+    assert validate_advert(checked, from_link_local) is None
 
 
 def test_unicast_min_ttl_refuses_adverts_from_further_away() -> None:

@@ -1,0 +1,1 @@
+"""Which revision of the desired state runs: a pure state machine (see gate.py)."""
