@@ -180,6 +180,13 @@ def _read_record(data: bytes, offset: int) -> tuple[Record, int]:
     return Record(name=name, type=type_name, text=text), rdata_end
 
 
+def _data_name(data: bytes, offset: int) -> tuple[str, int]:
+    """A name inside record data as a user writes it in ``expect``: the root is ``.``
+    (a null MX, RFC 7505, is ``0 .``; an SRV target ``.`` means no service, RFC 2782)."""
+    name, end = _read_name(data, offset)
+    return name or ".", end
+
+
 def _render(data: bytes, start: int, end: int, rtype: str) -> str:
     rdata = data[start:end]
     if rtype == "A" and len(rdata) == 4:
@@ -187,16 +194,16 @@ def _render(data: bytes, start: int, end: int, rtype: str) -> str:
     if rtype == "AAAA" and len(rdata) == 16:
         return str(IPv6Address(rdata))
     if rtype in ("CNAME", "NS", "PTR"):
-        return _read_name(data, start)[0]
+        return _data_name(data, start)[0]
     if rtype == "MX" and len(rdata) >= 3:
         (preference,) = struct.unpack_from("!H", data, start)
-        return f"{preference} {_read_name(data, start + 2)[0]}"
+        return f"{preference} {_data_name(data, start + 2)[0]}"
     if rtype == "SRV" and len(rdata) >= 7:
         priority, weight, port = struct.unpack_from("!HHH", data, start)
-        return f"{priority} {weight} {port} {_read_name(data, start + 6)[0]}"
+        return f"{priority} {weight} {port} {_data_name(data, start + 6)[0]}"
     if rtype == "SOA":
-        mname, offset = _read_name(data, start)
-        rname, offset = _read_name(data, offset)
+        mname, offset = _data_name(data, start)
+        rname, offset = _data_name(data, offset)
         if offset + 20 > end:
             raise MalformedDns("SOA record truncated")
         numbers = struct.unpack_from("!IIIII", data, offset)

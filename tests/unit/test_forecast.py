@@ -237,3 +237,116 @@ def test_a_restart_with_no_other_member_says_the_vips_blink() -> None:
     f = forecast_instance(web("priority: {a: 150}"), web("priority: {a: 150}", vrid=52), "web")
     assert (f.moves, f.restarts) == ((), (("a", ("vrid",)),))
     assert f.notes == ("no other node runs it: the VIPs leave a during the restart and come back",)
+
+
+# ---------------------------------------------------------------- election edges
+
+
+def test_a_tracker_of_weight_1_adds_1() -> None:
+    tracked = "priority: {a: 100, b: 90}\n      track: [{check: up, weight: 1}]"
+    assert [c.priority for c in forecast_instance(None, web(tracked), "web").ranking_after] == [
+        101,
+        91,
+    ]
+
+
+def test_a_tie_is_won_by_the_higher_address_not_the_node_name() -> None:
+    """RFC 5798 6.4.3: between equal priorities the higher primary IP address wins."""
+    swapped = load_text(
+        HEAD.replace("192.0.2.1,", "192.0.2.9,")
+        + WEB.replace(
+            "SETTINGS", "vrid: 51\n      vips: [192.0.2.100/24]\n      priority: {a: 100, b: 100}"
+        ),
+        "t.yaml",
+    ).cluster
+    f = forecast_instance(None, swapped, "web")
+    assert [c.node for c in f.ranking_after] == ["a", "b"]
+    assert f.notes == ()  # the addresses are in the file: the forecast is sure
+
+
+def _v6(priority: str) -> Cluster:
+    return web(f"priority: {priority}", vips="2001:db8::100/64")
+
+
+def test_an_ipv6_tie_says_either_node_may_become_master() -> None:
+    """IPv6 adverts come from link-local addresses the file does not give, so a tie
+    cannot be decided from it: the forecast picks by name and says so."""
+    f = forecast_instance(None, _v6("{a: 100, b: 100}"), "web")
+    assert f.ranking_after == (Candidate("b", 100, None), Candidate("a", 100, None))
+    assert f.notes == (
+        "b and a have the same priority and the tie is decided by their primary addresses, "
+        "which the file does not give (IPv6 link-local): either may become master",
+    )
+    assert forecast_instance(None, _v6("{a: 100, b: 90}"), "web").notes == ()
+    three = forecast_instance(None, _v6("{a: 100, b: 100, c: 100}"), "web")
+    assert three.notes[0].startswith("c and b have the same priority")
+
+
+def test_an_address_owner_restarting_takes_its_vips_back_even_with_preempt_off() -> None:
+    """RFC 5798 6.4.1: priority 255 becomes master at once, preempt or not."""
+    owner = "priority: {a: 255, b: 100}\n      preempt: false"
+    f = forecast_instance(
+        web(owner, vips="192.0.2.1/24"), web(owner, vips="192.0.2.1/24", vrid=52), "web"
+    )
+    assert (f.master_before, f.master_after) == ("a", "a")
+    assert f.moves == (VipMove("192.0.2.1/24", "web", "a", "a", via="b", why="web restarts on a"),)
+
+
+def test_vips_added_or_removed_during_a_restart_do_not_pass_through_the_backup() -> None:
+    """Only a VIP held before and after goes a -> b -> a; one that appears or goes away
+    simply does so on the master."""
+    before = web(vips="192.0.2.100/24, 192.0.2.101/24")
+    after = web(vips="192.0.2.100/24, 192.0.2.102/24", vrid=52)
+    assert forecast_instance(before, after, "web").moves == (
+        VipMove("192.0.2.100/24", "web", "a", "a", via="b", why="web restarts on a"),
+        VipMove("192.0.2.101/24", "web", "a", None),
+        VipMove("192.0.2.102/24", "web", None, "a"),
+    )
+
+
+def test_a_cluster_file_removed_removes_every_vip_and_has_no_drain_timeout() -> None:
+    fc = forecast(web(), None, [])
+    assert fc.moves == (VipMove("192.0.2.100/24", "web", "a", None),)
+    assert fc.drain_timeout is None
+
+
+def test_a_real_server_removed_beside_other_changes_still_drains() -> None:
+    """Every delete of a node's plan is read, whatever steps come before it."""
+    old = _services("{address: 198.51.100.1}, {address: 198.51.100.2}")
+    new = _services("{address: 198.51.100.1, weight: 5}, {address: 198.51.100.3}")
+    fc = forecast(old, new, [plan_revision("a", old, new, source="a", target="b")])
+    assert fc.drains == (Drain("a", "tcp/192.0.2.100:80 -> 198.51.100.2:80"),)
+
+
+# ---------------------------------------------------------------- sync groups
+
+
+def _three(alpha_vrid: int = 61, beta_vips: str = "[192.0.2.102/24]") -> Cluster:
+    return cluster(
+        f"""\
+        vrrp:
+          defaults:
+            priority: {{a: 150, b: 100}}
+          instances:
+            alpha: {{vrid: {alpha_vrid}, vips: [192.0.2.101/24]}}
+            beta: {{vrid: 62, vips: {beta_vips}}}
+            gamma: {{vrid: 63, vips: [192.0.2.103/24]}}
+          sync_groups:
+            g: {{members: [alpha, beta, gamma]}}
+        """
+    )
+
+
+def test_a_member_with_vip_changes_of_its_own_keeps_them_and_the_rest_follow() -> None:
+    """alpha restarts on a: gamma follows it through b; beta, whose VIPs change in the
+    same revision, shows its own changes."""
+    old, new = _three(), _three(63 + 1, "[192.0.2.102/24, 192.0.2.104/24]")
+    fc = forecast(old, new, [])
+    why = "alpha restarts on a"
+    assert fc.moves == (
+        VipMove("192.0.2.101/24", "alpha", "a", "a", via="b", why=why),
+        VipMove("192.0.2.104/24", "beta", None, "a"),
+        VipMove(
+            "192.0.2.103/24", "gamma", "a", "a", via="b", why=f"{why}, and sync group g follows"
+        ),
+    )

@@ -216,3 +216,23 @@ def test_last_error_is_the_last_failure_and_survives_successes() -> None:
 def test_carried_over_last_error() -> None:
     policy = CheckPolicy(make_check(), state=DOWN, last_error="HTTP 503")
     assert (policy.state, policy.last_error) == (DOWN, "HTTP 503")
+
+
+def _reasons(policy: CheckPolicy, results: list[ProbeResult]) -> list[str]:
+    return [t.reason for r in results if (t := policy.observe(r).transition) is not None]
+
+
+def test_a_recovery_says_how_many_successes_rise_needed() -> None:
+    """keepalived's rise: the reason names the count of consecutive successes (singular
+    for one) and the rise it met, then the last probe's detail."""
+    http_ok = ProbeResult(ok=True, detail="HTTP 200")
+    policy = CheckPolicy(make_check(rise=2, fall=1, initial=DOWN))
+    assert _reasons(policy, [http_ok, http_ok]) == ["2 consecutive successes (rise 2): HTTP 200"]
+    policy = CheckPolicy(make_check(rise=1, fall=1, initial=DOWN))
+    assert _reasons(policy, [http_ok]) == ["1 consecutive success (rise 1): HTTP 200"]
+    policy = CheckPolicy(make_check(rise=1, fall=1, initial=UP))
+    assert _reasons(policy, [FAIL]) == ["1 consecutive failure (fall 1): refused"]
+
+
+def test_nothing_observed_yet_has_an_empty_detail() -> None:
+    assert CheckPolicy(make_check()).last_detail == ""
