@@ -41,9 +41,12 @@ log = logging.getLogger("reconciler.source.file")
 
 DEFAULT_BACKSTOP_S = 10.0
 # watchfiles hands on a batch once the directory has been quiet this long (ms): an
-# editor's write-rename-chmod or git-sync's link swap is one batch, and a change is
-# seen within a few tens of milliseconds.
-WATCH_STEP_MS = 20
+# editor's write-rename-chmod or git-sync's link swap is one batch. Its watcher thread
+# also wakes this often to look at the stop event, taking the GIL from the event loop
+# each time: at 20 ms that doubled a backup's CPU at 500 instances (bench/failover.py
+# resources), and at watchfiles' default of 50 ms a master still spent 1.7x keepalived's CPU;
+# at 100 ms both are back (1.2x, 0.8x) and a change is live in about 0.2 s.
+WATCH_STEP_MS = 100
 READ_ATTEMPTS = 3  # a git-sync swap may remove the old worktree between resolve and open
 _OBJECT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
