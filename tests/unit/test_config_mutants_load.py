@@ -3,6 +3,7 @@ file (located diagnostics) as opposed to a file that cannot be read (OSError).""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -52,7 +53,7 @@ def test_load_file_reads_the_file_and_names_it_in_diagnostics(tmp_path: Path) ->
 
 
 def test_a_file_that_cannot_be_read_is_an_oserror_not_an_invalid_file(tmp_path: Path) -> None:
-    with pytest.raises(OSError, match=r"^" + str(tmp_path) + ": is a directory$"):
+    with pytest.raises(OSError, match=f"^{re.escape(str(tmp_path))}: is a directory$"):
         load_file(tmp_path)
     with pytest.raises(FileNotFoundError):
         validate_file(tmp_path / "missing.yaml")

@@ -160,3 +160,49 @@ def test_the_subnets_of_an_interface_are_its_own_addresses_only() -> None:
     # A link-local or loopback address alone is no subnet: nothing known either.
     assert vip_subnet_warnings(loaded, "a", [_addr("eth0", "169.254.1.1/16")]) == []
     assert vip_subnet_warnings(loaded, "a", [_addr("eth0", "127.0.0.2/8")]) == []
+
+
+BARE = """apiVersion: reconciler/v1
+kind: Cluster
+name: t
+nodes:
+  a: {address: 192.0.2.11, interface: eth0}
+  b: {address: 192.0.2.12, interface: eth0}
+"""
+
+
+def test_a_file_without_hooks_or_scripts_names_no_program() -> None:
+    # No vrrp, checks or virtual_services at all.
+    assert programs_for_node(load_text(BARE, "p.yaml"), "a") == []
+    # Sections without the parts that name programs: no defaults, sync groups, quorum,
+    # real server notify; a service on another node comes first and is skipped.
+    text = BARE + (
+        "vrrp:\n  instances:\n    v: {vrid: 1, vips: [192.0.2.100/24]}\n"
+        "virtual_services:\n"
+        "  other: {address: 192.0.2.100, port: 81, nodes: [b], quorum: {up: [[/bin/b]]},\n"
+        "          real_servers: [{address: 198.51.100.1}]}\n"
+        "  mine: {address: 192.0.2.100, port: 80, real_servers: [{address: 198.51.100.1,\n"
+        "         check: {script: {command: ['/bin/my check', x]}}}]}\n"
+    )
+    (use,) = programs_for_node(load_text(text, "p.yaml"), "a")
+    # Not run by a shell: argv[0] is the program, spaces and all.
+    assert use.program == "/bin/my check"
+
+
+def test_a_shell_script_names_the_first_word_of_its_joined_command() -> None:
+    text = BARE + (
+        "checks:\n  c: {script: {command: [/bin/first, second], shell: true}}\n"
+        "vrrp:\n  instances:\n    v: {vrid: 1, vips: [192.0.2.100/24], track: [{check: c}]}\n"
+    )
+    (use,) = programs_for_node(load_text(text, "p.yaml"), "a")
+    assert (use.program, use.location) == ("/bin/first", Location("p.yaml", 8, 26))
+
+
+def test_the_subnet_warning_points_at_the_address_of_a_vip_written_as_a_mapping() -> None:
+    text = BARE + (
+        "vrrp:\n  instances:\n    v:\n      vrid: 1\n"
+        "      vips: [{dev: eth0, address: 203.0.113.9/24}]\n"
+    )
+    (d,) = vip_subnet_warnings(load_text(text, "v.yaml"), "a", [_addr("eth0", "192.0.2.11/24")])
+    assert d.severity is Severity.WARNING
+    assert d.location == Location("v.yaml", 11, 35)
