@@ -181,3 +181,13 @@ def test_an_alias_bomb_is_reported_once() -> None:
     assert _errors(bomb) == [
         "f.yaml:1:10: aliases expand to more than 10000 values (aliases of aliases multiply)"
     ]
+
+
+def test_too_deep_for_the_composer_counts_only_open_collections() -> None:
+    # Seventy closed lists before the deep one: each closes what it opened, so the error
+    # is at the 64th '[' of `y`, as without them.
+    text = "x: [" + "[], " * 70 + "]\ny: " + "[" * 600 + "]" * 600 + "\n"
+    assert _errors(text) == ["f.yaml:2:67: lists and mappings are nested more than 64 levels deep"]
+    # A list closed inside a mapping that is still open: the mapping still counts.
+    inner = "a:\n  x: []\n  y: " + "[" * 600 + "]" * 600 + "\n"
+    assert _errors(inner) == ["f.yaml:3:68: lists and mappings are nested more than 64 levels deep"]
