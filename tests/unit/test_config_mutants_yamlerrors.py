@@ -88,6 +88,10 @@ def _error(text: str) -> str:
             "like the keys above, or move that value onto its own lines below its key",
         ),
         ("a: b: c\n", "1:5: ': ' inside a value: put the value in quotes"),
+        # No scalar before the ':' at all (an anchor on an empty key).
+        ("&x : : b: c\n", "1:6: ': ' inside a value: put the value in quotes"),
+        # A glued key may start with a capital letter.
+        ("A:b\nc: d\n", "1:1: a space is missing after ':' (write 'A: b')"),
         ("a: b: c: d\n", "1:5: ': ' inside a value: put the value in quotes"),
         # Block structure.
         (
