@@ -48,6 +48,9 @@ def _error(text: str) -> str:
             "between entries; the parser gave up at line 3)",
         ),
         ("a: {x: 1\n", "1:4: this '{' is never closed: add '}' after its last entry"),
+        # The file ends on the opener's own line (no final line break): still never closed.
+        ("a: [x", "1:4: this '[' is never closed: add ']' after its last entry"),
+        ("a: {x: 1", "1:4: this '{' is never closed: add '}' after its last entry"),
         ("[a, b\n", "1:1: this '[' is never closed: add ']' after its last entry"),
         ("a: [b\n\n\n", "1:4: this '[' is never closed: add ']' after its last entry"),
         (
