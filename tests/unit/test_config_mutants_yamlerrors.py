@@ -209,6 +209,13 @@ def _error(text: str) -> str:
         ),
         ("a: 1\n...\nb\n", "3:1: text after the end of the document ('...' on line 2 ends it)"),
         ("a: b\n...\nc: d\n", "3:1: text after the end of the document ('...' on line 2 ends it)"),
+        # Only lines up to the mistake are searched for a directive: a later '%' line is
+        # no reason for this one.
+        (
+            "  a: 1\nb: 2\n%x\n",
+            "2:1: this line is outside the document: top-level keys must all start in the same "
+            "column as the first one",
+        ),
         # Values.
         (
             "a: |x\n  b\n",
