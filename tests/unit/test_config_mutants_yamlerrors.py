@@ -209,6 +209,8 @@ def _error(text: str) -> str:
         ),
         ("a: 1\n...\nb\n", "3:1: text after the end of the document ('...' on line 2 ends it)"),
         ("a: b\n...\nc: d\n", "3:1: text after the end of the document ('...' on line 2 ends it)"),
+        # '...' followed by spaces still ends the document.
+        ("a: 1\n...  \nb\n", "3:1: text after the end of the document ('...' on line 2 ends it)"),
         # Only lines up to the mistake are searched for a directive: a later '%' line is
         # no reason for this one.
         (
