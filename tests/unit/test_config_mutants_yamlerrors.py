@@ -180,6 +180,12 @@ def _error(text: str) -> str:
             "1:4: a malformed tag ('!...'): tags are not used in desired-state files; put a "
             "value that starts with '!' in quotes",
         ),
+        # A bad %-escape in a tag: the scanner's context says "scanning", not "parsing".
+        (
+            "a: !x%zz b\n",
+            "1:4: a malformed tag ('!...'): tags are not used in desired-state files; put a "
+            "value that starts with '!' in quotes",
+        ),
         # Documents and directives.
         (
             "a: 1\n---\nb: 2\n",
