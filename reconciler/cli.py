@@ -18,8 +18,10 @@ from reconciler import __version__
 from reconciler.config.diagnostics import Diagnostic, InvalidConfig
 from reconciler.config.load import Loaded, load_bytes, load_file
 from reconciler.config.node_checks import missing_program, programs_for_node, vip_subnet_warnings
+from reconciler.config.source_settings import SourceSettings, load_source_settings
 from reconciler.health.priority import PRIORITY_MAX_BACKUP, PRIORITY_MIN, PRIORITY_OWNER
 from reconciler.model.durations import parse_duration
+from reconciler.model.revision import VerifyMode
 from reconciler.plan.diff import Step
 from reconciler.plan.forecast import forecast
 from reconciler.plan.planner import Plan, plan_revision
@@ -30,9 +32,7 @@ from reconciler.revision.git_policy import (
     DEFAULT_MAX_BACKOFF_S,
     DEFAULT_PATH,
     GitOptions,
-    VerifyMode,
 )
-from reconciler.revision.git_settings import SourceSettings, load_source_settings
 
 if TYPE_CHECKING:
     from reconciler.reconcile.loop import PassResult

@@ -188,7 +188,7 @@ class NodeRuntime:
         self.real_servers = RealServerHealth(self.reconcile.wake, self.checks, self._on_server)
         self.real_servers.set_config(self.config)
         self.real_servers.refresh()
-        self.reconcile.health = self.real_servers.overlay
+        self.reconcile.use_health(self.real_servers.overlay)
         # per check and target: probes, failures, seconds in probes, worst lateness
         self.probe_stats: dict[tuple[str, str], list[float]] = {}
 
@@ -444,7 +444,7 @@ class NodeRuntime:
             return
         self.ipvs = ipvs
         self.ipvs_error = None
-        self.reconcile.ipvs = ipvs
+        self.reconcile.use_ipvs(ipvs)
 
     def _apply_sysctls(self) -> None:
         try:
@@ -614,9 +614,11 @@ class NodeRuntime:
             self.config = config
             self.revision = revision
             self.applied_unix_s = time.time()
-            self.reconcile.drain_timeout_s = revision.drain_timeout_s
-            self.reconcile.resync_interval_s = revision.resync_interval_s
-            self.sync_groups.groups = self._group_members(config)
+            self.reconcile.set_timing(
+                drain_timeout_s=revision.drain_timeout_s,
+                resync_interval_s=revision.resync_interval_s,
+            )
+            self.sync_groups.set_groups(self._group_members(config))
             self.tracking.set_checks(config.checks)
             self.real_servers.set_config(config)
             # Before any priority, weight or quorum is computed: tracking and real-server

@@ -14,6 +14,11 @@ asked for (`fwd_method=3`, i.e. DR, on every dest; scheduler `wlc`; a flags
 mask) and their "update" verb sends a DELETE. Building the attribute list
 ourselves puts every field that reaches the kernel in this file.
 
+One module on purpose: the encoding, the decoding and the requests are the two
+directions of one wire format, checked against each other field by field (a dump
+right after a write must compare equal to what was written); split, a reader would
+hold both halves open to check one field.
+
 What the kernel reports is normalized so that a dump right after applying a
 `LiveService`/`LiveDest` compares equal to it: the HASHED flag is dropped, a
 service without persistence reports timeout 0 and a full netmask, scheduler

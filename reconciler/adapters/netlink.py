@@ -38,7 +38,6 @@ _SCOPE_NAMES = {v: k for k, v in _SCOPES.items()}
 IFF_UP = 0x1
 IFF_RUNNING = 0x40
 IFA_F_NODAD = 0x02
-IFA_F_PERMANENT = 0x80
 
 
 class InterfaceMissing(LookupError):

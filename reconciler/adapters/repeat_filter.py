@@ -44,17 +44,12 @@ from typing import Final
 _SYS_BPF: Final = {"x86_64": 321, "aarch64": 280}.get(os.uname().machine)
 _BPF_MAP_CREATE = 0
 _BPF_PROG_LOAD = 5
-_BPF_OBJ_GET_INFO_BY_FD = 15
 _BPF_ENABLE_STATS = 32
 _BPF_MAP_TYPE_ARRAY = 2
 _BPF_PROG_TYPE_SOCKET_FILTER = 1
 _BPF_F_MMAPABLE = 1 << 10
 _SO_ATTACH_BPF = 50
 _ATTR_SIZE = 144  # zero-padded union bpf_attr; the kernel accepts a larger zero tail
-# struct bpf_prog_info: run_time_ns and run_cnt (counted while stats are enabled).
-_INFO_SIZE = 232
-_INFO_RUN_TIME_NS = 192
-_INFO_RUN_CNT = 200
 
 # --- the map ------------------------------------------------------------------------
 MAX_VRID: Final = 255
@@ -356,20 +351,6 @@ class RepeatFilter:
 
     def dropped(self, vrid: int) -> int:
         return int(_U64.unpack_from(self._memory, vrid * ENTRY_SIZE + _DROPPED)[0])
-
-    def run_stats(self) -> tuple[int, int]:
-        """(nanoseconds run, runs) of the program, counted while stats are enabled
-        (``enable_stats``); (0, 0) otherwise."""
-        return program_run_stats(self._prog_fd)
-
-
-def program_run_stats(prog_fd: int) -> tuple[int, int]:
-    info = ctypes.create_string_buffer(_INFO_SIZE)
-    attr = ctypes.create_string_buffer(_ATTR_SIZE)
-    struct.pack_into("=IIQ", attr, 0, prog_fd, _INFO_SIZE, ctypes.addressof(info))
-    _bpf(_BPF_OBJ_GET_INFO_BY_FD, attr)
-    run_ns, runs = _TWO_U64.unpack_from(info, _INFO_RUN_TIME_NS)
-    return int(run_ns), int(runs)
 
 
 def enable_stats() -> int:

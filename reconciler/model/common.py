@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-from datetime import timedelta
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from typing import ClassVar, Protocol
 
@@ -38,6 +37,3 @@ class CheckState(enum.Enum):
     UP = "up"
     DOWN = "down"
     UNKNOWN = "unknown"
-
-
-ZERO = timedelta(0)

@@ -13,6 +13,14 @@ import enum
 from dataclasses import dataclass
 
 
+class VerifyMode(enum.Enum):
+    """Which fetched commits must carry a trusted signature (`verify_commits`)."""
+
+    OFF = "off"  # no signature is checked
+    HEAD = "head"  # the fetched head commit is signed by an allowed signer
+    RANGE = "range"  # every commit since the last accepted one is (Argo CD's strict mode)
+
+
 class Verification(enum.Enum):
     NOT_REQUIRED = "not-required"  # a plain file, or a git source with verification off
     VERIFIED = "verified"  # signed by an allowed signer (head, or every commit of a range)

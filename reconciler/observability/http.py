@@ -36,7 +36,8 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.registry import CollectorRegistry
 
-from reconciler.observability.metrics import HttpCollector, snapshot_of
+from reconciler.observability.exposition import snapshot_of
+from reconciler.observability.metrics import HttpCollector
 from reconciler.observability.status import HttpStatus, NodeStatus, StatusSource, status_reader
 
 log = logging.getLogger("reconciler.http")

@@ -80,7 +80,6 @@ import contextlib
 import logging
 import math
 import os
-import socket
 import threading
 from collections.abc import Iterator, Sequence
 
@@ -184,7 +183,7 @@ def tracer_provider_from_env(service_name: str, node: str, cluster: str) -> Trac
             endpoint,
         )
 
-    defaults = {SERVICE_NAME: service_name, HOST_NAME: socket.gethostname()}
+    defaults = {SERVICE_NAME: service_name, HOST_NAME: os.uname().nodename}
     facts = {SERVICE_VERSION: __version__, RESOURCE_NODE: node, RESOURCE_CLUSTER: cluster}
     # Resource.create puts its argument over the environment's attributes, so the
     # environment's are folded into the argument between our defaults and our facts.

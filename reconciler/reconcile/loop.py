@@ -27,18 +27,18 @@ import errno
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from ipaddress import ip_interface
 from typing import Protocol
 
 from reconciler.adapters.outcome import WriteOutcome
 from reconciler.model.cluster import NodeConfig
 from reconciler.model.common import IPAddress, Key
-from reconciler.model.ipvs import Protocol as L4Protocol
 from reconciler.model.ipvs import ServiceKey
 from reconciler.model.kernel import LiveAddress, LiveDest, LiveService
 from reconciler.plan.diff import Action, Step, diff
 from reconciler.plan.live import Overlay, own_addresses, project, vip_addresses
+from reconciler.reconcile.drain import DEFAULT_DRAIN_TIMEOUT_S, Drains
 from reconciler.reconcile.ownership import Ident, OwnershipStore
 
 log = logging.getLogger("reconciler.reconcile")
@@ -104,11 +104,6 @@ class PassResult:
 
 
 @dataclass
-class _Drain:
-    since_s: float
-
-
-@dataclass
 class LoopCounters:
     passes: dict[str, int] = field(default_factory=lambda: {o.value: 0 for o in Outcome})
     writes: int = 0
@@ -130,7 +125,7 @@ class ReconcileLoop:
         masters: Callable[[], frozenset[str]] = frozenset,
         protected: Callable[[], frozenset[IPAddress]] = frozenset,
         health: Callable[[], Overlay] | None = None,
-        drain_timeout_s: float = 300.0,
+        drain_timeout_s: float = DEFAULT_DRAIN_TIMEOUT_S,
         resync_interval_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -141,21 +136,33 @@ class ReconcileLoop:
         self.masters = masters
         self.protected = protected  # advert sources in use, beyond the configured ones
         self.health = health
-        self.drain_timeout_s = drain_timeout_s
         self.resync_interval_s = resync_interval_s
         self.clock = clock
         self.counters = LoopCounters()
         self.conflicts: tuple[Step, ...] = ()
         self.permanent: dict[tuple[str, Key], tuple[object, str]] = {}  # ident -> (wanted, why)
         self._backoff: dict[tuple[str, Key], tuple[float, float]] = {}  # ident -> (at, delay)
-        self._drains: dict[Key, _Drain] = {}
+        self._drains = Drains(drain_timeout_s)
         self._wake = asyncio.Event()
         self.last_dests: tuple[LiveDest, ...] = ()  # as last observed, with counters
         self._warned_own: set[Ident] = set()
 
     @property
     def draining(self) -> tuple[Key, ...]:
-        return tuple(self._drains)
+        return self._drains.keys()
+
+    def use_ipvs(self, ipvs: IpvsPort) -> None:
+        """IPVS became available (it is opened after the loop is built)."""
+        self.ipvs = ipvs
+
+    def use_health(self, health: Callable[[], Overlay]) -> None:
+        """Real-server health, once the checks that give it exist."""
+        self.health = health
+
+    def set_timing(self, *, drain_timeout_s: float, resync_interval_s: float) -> None:
+        """A new revision's `reconcile` settings, from the next pass on."""
+        self._drains.set_timeout(drain_timeout_s)
+        self.resync_interval_s = resync_interval_s
 
     # ------------------------------------------------------------ scope
     @property
@@ -237,7 +244,7 @@ class ReconcileLoop:
         wanted_keys = {s.key for s in steps if s.action is not Action.DELETE}
         todo = [
             step
-            for step in self._drain_steps(steps, live_dests, wanted_keys)
+            for step in self._drains.steps(steps, live_dests, wanted_keys, self.clock())
             if not (
                 # VRRP moved on while this pass was reading: a VIP is only ever added
                 # for an instance that is master right now.
@@ -267,7 +274,7 @@ class ReconcileLoop:
         }
         self.ownership.update(remove=released)
         writes = sum(1 for r in results if r.outcome is not None)
-        self._forget_drains(observed, wanted)
+        self._drains.forget(observed, wanted)
         failed = [r for r in results if r.error is not None]
         outcome = Outcome.ERROR if failed else Outcome.CHANGED if results else Outcome.CONVERGED
         duration = self.clock() - t0
@@ -277,7 +284,7 @@ class ReconcileLoop:
         counters.last_duration_s = duration
         counters.last_outcome = outcome.value
         counters.last_error = failed[0].error if failed else None
-        return PassResult(outcome, tuple(results), conflicts, tuple(self._drains), duration, writes)
+        return PassResult(outcome, tuple(results), conflicts, self._drains.keys(), duration, writes)
 
     async def _apply_all(self, steps: list[Step]) -> list[StepResult]:
         """Apply in plan order; consecutive IPVS steps of one phase (same action and kind)
@@ -297,48 +304,6 @@ class ReconcileLoop:
             results += await asyncio.gather(*(self._apply(s) for s in steps[i:j]))
             i = j
         return results
-
-    def _drain_steps(
-        self, steps: list[Step], live: dict[Key, LiveDest], wanted: set[Key]
-    ) -> list[Step]:
-        """Replace real-server deletes by weight 0 until drained; hold service deletes
-        until their servers are gone."""
-        now = self.clock()
-        out: list[Step] = []
-        for s in steps:
-            if s.action is Action.CONFLICT:
-                continue
-            if s.action is Action.DELETE and s.kind == LiveDest.kind:
-                dest = live.get(s.key)
-                if dest is None or dest.service.protocol is L4Protocol.UDP:
-                    out.append(s)
-                    continue
-                drain = self._drains.setdefault(s.key, _Drain(now))
-                busy = dest.active_connections + dest.inactive_connections
-                if busy == 0 or now - drain.since_s >= self.drain_timeout_s:
-                    out.append(s)
-                elif dest.weight != 0:
-                    zero = replace(dest, weight=0)
-                    out.append(Step(Action.UPDATE, s.kind, s.key, dest, zero, ()))
-                continue
-            if s.action is Action.DELETE and s.kind == LiveService.kind:
-                inside = [k for k in live if k[: len(s.key)] == s.key and k not in wanted]
-                if any(k in self._drains and k in live for k in inside):
-                    continue  # its servers are draining; delete it on a later pass
-            out.append(s)
-        return out
-
-    def _forget_drains(
-        self,
-        observed: Iterable[LiveAddress | LiveService | LiveDest],
-        desired: Iterable[LiveAddress | LiveService | LiveDest],
-    ) -> None:
-        present = {r.key for r in observed if isinstance(r, LiveDest)}
-        wanted = {r.key for r in desired if isinstance(r, LiveDest)}
-        for key in list(self._drains):
-            if key not in present or key in wanted:
-                # Gone (deleted by hand), or wanted again (a revert during the drain).
-                del self._drains[key]
 
     async def _apply(self, step: Step) -> StepResult:
         ident = (step.kind, step.key)
@@ -377,7 +342,7 @@ class ReconcileLoop:
             return StepResult(step, None, message, permanent)
         self._backoff.pop(ident, None)
         if step.action is Action.DELETE:
-            self._drains.pop(step.key, None)
+            self._drains.done(step.key)
         log.info("%s %s %s: %s", step.action.value, step.kind, "/".join(step.key), outcome.value)
         return StepResult(step, outcome)
 

@@ -16,12 +16,11 @@ file is U. "No signature" is never valid.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.model.revision import Refusal
+from reconciler.model.revision import Refusal, VerifyMode
 
 # Reasons a revision is refused: bounded labels for metrics and status.
 UNSIGNED = "unsigned"
@@ -50,12 +49,6 @@ _REASON_BY_STATUS = {
     "Y": EXPIRED_SIGNATURE,
     "R": REVOKED_KEY,
 }
-
-
-class VerifyMode(enum.Enum):
-    OFF = "off"  # no signature is checked
-    HEAD = "head"  # the fetched head commit is signed by an allowed signer
-    RANGE = "range"  # every commit since the last accepted one is (Argo CD's strict mode)
 
 
 DEFAULT_BRANCH = "main"
@@ -224,7 +217,6 @@ class GitSourceStatus:
     consecutive_failures: int
     fetches_total: int
     fetch_failures_total: int
-    refusals_total: tuple[tuple[str, int], ...]  # (reason, count), sorted
     last_fetch_unix_s: float | None  # the last successful fetch
     next_poll_delay_s: float
 

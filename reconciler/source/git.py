@@ -21,7 +21,6 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -31,13 +30,12 @@ from reconciler.adapters.git import (
     GitMirror,
     prepare_keyring,
 )
-from reconciler.model.revision import Artifact, Provenance, Refusal, Verification
+from reconciler.model.revision import Artifact, Provenance, Refusal, Verification, VerifyMode
 from reconciler.revision.git_policy import (
     Accept,
     GitOptions,
     GitSourceStatus,
     HeadFacts,
-    VerifyMode,
     commits_to_verify,
     evaluate,
     poll_delay_s,
@@ -70,7 +68,6 @@ class GitSource:
         self._failures = 0
         self._fetches = 0
         self._fetch_failures = 0
-        self._refusals: Counter[str] = Counter()
         self._last_fetch_unix_s: float | None = None
         self._rejudge = False
 
@@ -92,7 +89,6 @@ class GitSource:
             consecutive_failures=self._failures,
             fetches_total=self._fetches,
             fetch_failures_total=self._fetch_failures,
-            refusals_total=tuple(sorted(self._refusals.items())),
             last_fetch_unix_s=self._last_fetch_unix_s,
             next_poll_delay_s=poll_delay_s(self.options, self._failures),
         )
@@ -242,7 +238,6 @@ class GitSource:
             reason=decision.reason,
             detail=decision.detail,
         )
-        self._refusals[decision.reason] += 1
         self._last_refusal = refusal
         log.warning("git source: %s refused: %s", head[:12], decision.detail)
         return refusal

@@ -16,8 +16,8 @@ import pytest
 
 from reconciler.adapters import git as git_adapter
 from reconciler.adapters.git import GitError, GitMirror, read_blob, resolve_commit
-from reconciler.model.revision import Artifact, Refusal, Verification
-from reconciler.revision.git_policy import GitOptions, VerifyMode
+from reconciler.model.revision import Artifact, Refusal, Verification, VerifyMode
+from reconciler.revision.git_policy import GitOptions
 from reconciler.source.git import GitSource
 from reconciler.testing.gitrepo import GpgKey, Signers, SshKey, WorkRepo
 

@@ -14,8 +14,9 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from reconciler.model.revision import Artifact, Provenance
+from reconciler.observability.exposition import Exposition, Family, NodeRegistry
 from reconciler.observability.http import StatusServer, status_json
-from reconciler.observability.metrics import Exposition, Family, NodeRegistry, registry_for
+from reconciler.observability.metrics import registry_for
 from reconciler.observability.status import (
     CheckStatus,
     ErrorCount,
@@ -114,7 +115,6 @@ def node(sent: int, names: str = "web", n: int = 6) -> NodeStatus:
             0,
             5,
             1,
-            (),
             T - 3,
             30.0,
         ),

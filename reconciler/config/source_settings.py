@@ -22,7 +22,7 @@ from typing import Any
 
 from reconciler.config.diagnostics import Diagnostic, InvalidConfig, Location
 from reconciler.config.yamlload import load_yaml
-from reconciler.revision.git_policy import VerifyMode
+from reconciler.model.revision import VerifyMode
 
 KEYS = ("verify_commits", "allowed_signers", "trusted_keys", "allow_non_fast_forward")
 

@@ -9,9 +9,9 @@ import pytest
 
 from reconciler import cli
 from reconciler.config.diagnostics import InvalidConfig
-from reconciler.model.revision import Provenance, Refusal
-from reconciler.revision.git_policy import GitOptions, GitSourceStatus, VerifyMode
-from reconciler.revision.git_settings import SourceSettings, load_source_settings
+from reconciler.config.source_settings import SourceSettings, load_source_settings
+from reconciler.model.revision import Provenance, Refusal, VerifyMode
+from reconciler.revision.git_policy import GitOptions, GitSourceStatus
 
 
 def test_settings_parse_with_paths_relative_to_the_file() -> None:
@@ -163,7 +163,6 @@ def test_status_text_of_a_git_source() -> None:
         consecutive_failures=2,
         fetches_total=9,
         fetch_failures_total=2,
-        refusals_total=(("unsigned", 1),),
         last_fetch_unix_s=1.0,
         next_poll_delay_s=60.0,
     )
