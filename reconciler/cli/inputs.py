@@ -9,6 +9,8 @@ from reconciler.config.load import Loaded, load_file
 
 
 def load_for_plan(path: str, *, strict: bool = False) -> Loaded | None:
+    """FILE with its warnings printed to stderr; None with the error printed when it cannot
+    be read, is invalid, or (``strict``) has warnings."""
     try:
         loaded = load_file(path)
     except OSError as exc:

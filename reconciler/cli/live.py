@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 
 def _live_setup(args: argparse.Namespace) -> tuple[Loaded, str] | None:
+    """FILE and the one node this machine is (a list from `plan --node`, which repeats, a
+    string from `apply --node`); None with the error printed."""
     if not args.node or len(args.node if isinstance(args.node, list) else [args.node]) != 1:
         print("give exactly one --node: the node this machine is", file=sys.stderr)
         return None
