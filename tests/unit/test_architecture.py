@@ -27,6 +27,10 @@ MODULES = sorted(p for p in PACKAGE.rglob("*.py"))
 # that writes them): the counters of a state machine or a loop.
 OWN_RECORDS = frozenset({"counters"})
 
+# Libraries whose private names we name on purpose (a C accelerator, a typeshed-only
+# generic); the rule is about our own modules.
+LIBRARIES = frozenset({"yaml", "os", "argparse"})
+
 MAX_CLASS_LINES = 300
 MAX_MODULE_LINES = 500
 # The phrase a module over the budget carries in its docstring, followed by the reason.
@@ -106,7 +110,9 @@ def test_no_module_reaches_into_another_modules_private_names() -> None:
                 and _private(node.attr)
                 and not _is_self(node.value)
                 and node.attr not in own
-                and not (isinstance(node.value, ast.Name) and node.value.id in ("yaml", "os"))
+                and not (
+                    isinstance(node.value, ast.Name) and node.value.id in ("yaml", "os", "argparse")
+                )
             ):
                 offences.append(f"{_rel(path)}:{node.lineno}: reads {ast.unparse(node)}")
     assert not offences, "use the other module's public types:\n" + "\n".join(offences)

@@ -7,7 +7,7 @@ import json
 
 from prometheus_client import generate_latest
 
-from reconciler.cli import revision_lines
+from reconciler.cli.status_text import revision_lines
 from reconciler.model.revision import Artifact, Provenance
 from reconciler.observability.http import status_json
 from reconciler.observability.metrics import registry_for

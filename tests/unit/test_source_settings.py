@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import cli
+from reconciler.cli import main
+from reconciler.cli.git_options import git_options
+from reconciler.cli.parser import build_parser
+from reconciler.cli.status_text import git_lines
 from reconciler.config.diagnostics import InvalidConfig
 from reconciler.config.source_settings import SourceSettings, load_source_settings
 from reconciler.model.revision import Provenance, Refusal, VerifyMode
@@ -56,11 +59,11 @@ def test_settings_must_be_a_mapping(text: str, message: str) -> None:
 
 
 def parse(*argv: str) -> object:
-    return cli._parser().parse_args(["run", "--node", "lb1", *argv])
+    return build_parser().parse_args(["run", "--node", "lb1", *argv])
 
 
 def options(*argv: str) -> GitOptions | None:
-    return cli.git_options(parse(*argv))  # type: ignore[arg-type]
+    return git_options(parse(*argv))  # type: ignore[arg-type]
 
 
 def test_git_defaults() -> None:
@@ -145,7 +148,7 @@ def test_bad_git_options(argv: list[str], message: str, capsys: pytest.CaptureFi
 
 
 def test_run_with_bad_git_options_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["run", "--node", "lb1", "--git", "/r", "--interval", "x"]) == 2
+    assert main(["run", "--node", "lb1", "--git", "/r", "--interval", "x"]) == 2
     assert "--interval" in capsys.readouterr().err
 
 
@@ -166,7 +169,7 @@ def test_status_text_of_a_git_source() -> None:
         last_fetch_unix_s=1.0,
         next_poll_delay_s=60.0,
     )
-    assert cli.git_lines(dataclasses.asdict(st)) == [
+    assert git_lines(dataclasses.asdict(st)) == [
         "git: git:/r#main:c.yaml (verify range): head bbbbbbbbbbbb, accepted aaaaaaaaaaaa",
         "  fetch failing (2 in a row, next try in 60 s): git fetch: fatal: '/r' does not "
         "appear to be a git repository",

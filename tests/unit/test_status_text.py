@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from reconciler.cli import checks_text, instances_text
+from reconciler.cli.status_text import checks_text, instances_text
 from reconciler.observability.http import status_json
 from reconciler.observability.metrics import registry_for
 from reconciler.observability.status import (
