@@ -1,9 +1,4 @@
-"""The ``http``/``https`` probe (keepalived's HTTP_GET/SSL_GET) and its HTTP/1.0 client.
-
-An HTTP/1.0 request with ``Connection: close`` (as keepalived's default
-``http_protocol``), so the body is never chunked and its MD5 is exactly what
-``genhash`` prints. Checked in keepalived's order: status, digest, regex.
-"""
+"""The ``http``/``https`` probe (keepalived's HTTP_GET/SSL_GET) and its HTTP/1.0 client."""
 
 from __future__ import annotations
 

@@ -1,11 +1,4 @@
-"""Probes of this machine: ``file`` (keepalived's track_file), ``interface`` (track_interface).
-
-* ``file``: the integer in the file, read as keepalived's ``track_file`` reads
-  it (a missing file is 0); the probe fails only when the number is ignored.
-* ``interface``: up while the link is administratively up and running
-  (IFF_UP and IFF_RUNNING, the flags keepalived's ``track_interface`` uses),
-  read with SIOCGIFFLAGS on a socket of the caller's network namespace.
-"""
+"""Probes of this machine: ``file`` (keepalived's track_file), ``interface`` (track_interface)."""
 
 from __future__ import annotations
 

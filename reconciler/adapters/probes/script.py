@@ -1,13 +1,4 @@
-"""The ``script`` probe (keepalived's MISC_CHECK / track_script): a program, run as a user.
-
-Up on exit 0, with ``dynamic_weight`` as ``misc_dynamic``. Run without a shell
-unless asked, in its own session (process group), as the configured user
-(setuid/setgid and supplementary groups in the child), with ``/`` as working
-directory, a minimal environment and no stdio; refused (a failing probe) when
-the program could be changed by anyone but root and that user, as keepalived's
-``enable_script_security`` (:mod:`reconciler.adapters.programs`). On timeout
-the group gets SIGTERM, then SIGKILL after a grace period, like keepalived.
-"""
+"""The ``script`` probe (keepalived's MISC_CHECK / track_script): a program, run as a user."""
 
 from __future__ import annotations
 
