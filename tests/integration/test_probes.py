@@ -927,3 +927,26 @@ def test_a_waiting_probe_can_be_cancelled_without_leaking_its_slot(web: Server) 
         assert (await prober.run(TcpProbe(LOCALHOST, web.port))).ok
 
     asyncio.run(scenario())
+
+
+@dataclass(frozen=True)
+class UnknownProbe:
+    """A kind the model might gain before the prober learns it."""
+
+
+def test_an_unknown_probe_kind_fails_loudly() -> None:
+    unknown: Probe = UnknownProbe()  # type: ignore[assignment]
+
+    async def scenario() -> ProbeResult:
+        prober = Prober()
+        with pytest.raises(AssertionError, match="UnknownProbe"):
+            await prober.run(unknown)
+        assert prober.in_flight == 0
+        fut: asyncio.Future[ProbeResult] = asyncio.get_running_loop().create_future()
+        prober.start(unknown, None, None, timedelta(1), None, None, fut.set_result, name="u")
+        result = await fut
+        assert prober.in_flight == 0
+        return result
+
+    result = asyncio.run(scenario())
+    assert not result.ok and result.detail.startswith("probe error: AssertionError(")
