@@ -155,27 +155,27 @@ class Lab:
         with self._lock:
             return tuple(self._processes)
 
-    def _check_open(self) -> None:
+    def check_open(self) -> None:
         if self._closed:
             raise RuntimeError(f"{self!r} is closed")
 
-    def _watcher(self, netns: str) -> NetlinkWatcher:
+    def watcher_of(self, netns: str) -> NetlinkWatcher:
         with self._lock:
-            self._check_open()
+            self.check_open()
             watcher = self._watchers.get(netns)
             if watcher is None:
                 watcher = self._watchers[netns] = NetlinkWatcher(netns)
             return watcher
 
-    def _netlink(self, netns: str) -> RtNetlink:
+    def netlink_of(self, netns: str) -> RtNetlink:
         with self._lock:
-            self._check_open()
+            self.check_open()
             ctl = self._controls.get(netns)
             if ctl is None:
                 ctl = self._controls[netns] = RtNetlink(netns)
             return ctl
 
-    def _spawn(
+    def spawn(
         self,
         ns: Namespace,
         argv: Sequence[str],
@@ -187,7 +187,7 @@ class Lab:
         if not argv:
             raise ValueError("empty argv")
         with self._lock:
-            self._check_open()
+            self.check_open()
             label = log_label(name, argv)
             owner = ns.name if isinstance(ns, Host) else "bridge"
             log_path = self.tmpdir / f"{owner}-{label}-{next(self._log_seq)}.log"
@@ -212,7 +212,7 @@ class Lab:
         if shutil.which("nft") is None:
             raise LabUnavailable("packet loss needs nftables (`nft`), which is not installed")
         with self._lock:
-            self._check_open()
+            self.check_open()
             self._loss.set(port, percent, direction)
             script = self._loss.script()
             proc = self.bridge.run(["nft", "-f", "-"], input=script + "\n", check=False)

@@ -34,7 +34,7 @@ class Namespace:
     @property
     def watcher(self) -> NetlinkWatcher:
         """The netlink watcher of this namespace (started with the lab)."""
-        return self.lab._watcher(self.netns)
+        return self.lab.watcher_of(self.netns)
 
     def exec_prefix(self) -> list[str]:
         """The argv prefix that runs a program in this namespace."""
@@ -55,7 +55,7 @@ class Namespace:
         non-zero exit raises :class:`CommandError`; a timeout kills the command
         and raises :class:`subprocess.TimeoutExpired`.
         """
-        self.lab._check_open()
+        self.lab.check_open()
         cmd = [*self.exec_prefix(), *argv]
         proc = subprocess.run(
             cmd,
@@ -72,7 +72,7 @@ class Namespace:
 
     def ip(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run ``ip -n <netns> ARGS`` (cheaper than ``run(["ip", ...])``)."""
-        self.lab._check_open()
+        self.lab.check_open()
         proc = subprocess.run(
             ["ip", "-n", self.netns, *args],
             capture_output=True,
@@ -96,7 +96,7 @@ class Namespace:
 
         The lab stops it on close. ``name`` labels the log file.
         """
-        return self.lab._spawn(self, argv, name=name, env=env, cwd=cwd)
+        return self.lab.spawn(self, argv, name=name, env=env, cwd=cwd)
 
     def call(self, fn: Callable[[], _T]) -> _T:
         """Run ``fn`` on a short-lived thread that joined this namespace and return what
@@ -119,12 +119,12 @@ class Namespace:
 
     def link_down(self, ifname: str) -> float:
         """Set ``ifname`` administratively down; return the monotonic time it was done."""
-        self.lab._netlink(self.netns).set_link(ifname, up=False)
+        self.lab.netlink_of(self.netns).set_link(ifname, up=False)
         return time.monotonic()
 
     def link_up(self, ifname: str) -> float:
         """Set ``ifname`` administratively up; return the monotonic time it was done."""
-        self.lab._netlink(self.netns).set_link(ifname, up=True)
+        self.lab.netlink_of(self.netns).set_link(ifname, up=True)
         return time.monotonic()
 
 
