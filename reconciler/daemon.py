@@ -32,7 +32,7 @@ from reconciler.adapters.sysctl import apply_sysctls
 from reconciler.config.load import load_bytes
 from reconciler.health.policy import CheckTransition
 from reconciler.model.cluster import NodeConfig, Sysctls
-from reconciler.model.common import CheckState, IPAddress
+from reconciler.model.common import IPAddress
 from reconciler.model.ipvs import Endpoint, RealServer
 from reconciler.model.revision import Artifact
 from reconciler.model.vrrp import VrrpInstance
@@ -56,7 +56,7 @@ from reconciler.runtime.accept_mode import AcceptModeKeeper, AcceptModeUnavailab
 from reconciler.runtime.checks import CheckJob, CheckScheduler, ProbeRecord
 from reconciler.runtime.instances import Applied, InstanceSet, Prepared, PrepareError
 from reconciler.runtime.notify import Notifier
-from reconciler.runtime.real_servers import RealServerHealth
+from reconciler.runtime.real_servers import RealServerHealth, ServerEvent
 from reconciler.runtime.revision_store import RevisionStore
 from reconciler.runtime.revisions import NotStarted, RevisionConsumer, SuspendControl
 from reconciler.runtime.sync_groups import SyncGroups
@@ -229,7 +229,7 @@ class NodeRuntime:
 
     def _check_status(self) -> tuple[CheckStatus, ...]:
         out = []
-        for key, cs in sorted(self.checks.status().items()):
+        for key, cs in sorted(self.checks.states().items()):
             n, bad, secs, late = self.probe_stats.get(key, [0, 0, 0.0, 0.0])
             out.append(
                 CheckStatus(
@@ -408,21 +408,20 @@ class NodeRuntime:
         env = {"RECONCILER_GROUP": spec.name, "RECONCILER_STATE": name.get(state, "stop")}
         self.notifier.submit(f"group:{spec.name}", hooks, env)
 
-    def _on_server(self, event: str, rs: RealServer, state: CheckState) -> None:
+    def _on_server(self, event: ServerEvent, rs: RealServer) -> None:
         """Real-server up/down and quorum hooks."""
-        del state
         env = {
             "RECONCILER_SERVICE": str(rs.service),
             "RECONCILER_SERVER": str(rs.endpoint),
-            "RECONCILER_STATE": event,
+            "RECONCILER_STATE": event.value,
         }
-        if event in ("up", "down"):
-            hooks = rs.notify_up if event == "up" else rs.notify_down
+        if event in (ServerEvent.UP, ServerEvent.DOWN):
+            hooks = rs.notify_up if event is ServerEvent.UP else rs.notify_down
             self.notifier.submit(f"server:{rs.service}:{rs.endpoint}", hooks, env)
             return
         svc = next((v for v in self.config.services if v.service == rs.service), None)
         if svc is not None:
-            hooks = svc.quorum.up if event == "quorum_up" else svc.quorum.down
+            hooks = svc.quorum.up if event is ServerEvent.QUORUM_UP else svc.quorum.down
             self.notifier.submit(f"service:{rs.service}", hooks, env)
 
     def _advert_sources(self) -> frozenset[IPAddress]:

@@ -408,6 +408,16 @@ class ReconcileLoop:
             return await self.addresses.add_address(r)
         raise TypeError(f"cannot apply {step.kind}")
 
+    # ------------------------------------------------------------ settings
+    def use_ipvs(self, ipvs: IpvsPort) -> None:
+        """Manage IPVS from the next pass on (once the kernel's has been opened)."""
+        self.ipvs = ipvs
+
+    def retime(self, drain_timeout_s: float, resync_interval_s: float) -> None:
+        """A new revision's timings, from the next pass on."""
+        self.drain_timeout_s = drain_timeout_s
+        self.resync_interval_s = resync_interval_s
+
     # ------------------------------------------------------------ forever
     def wake(self) -> None:
         """Something may have changed (netlink event, new revision, VRRP state)."""

@@ -29,6 +29,10 @@ class SyncGroups:
         self.members = members  # instance name -> running member (live view)
         self._following = False
 
+    def set_groups(self, groups: Mapping[str, tuple[str, ...]]) -> None:
+        """A new revision's groups."""
+        self.groups = groups
+
     def group_of(self, instance: str) -> str | None:
         for g, names in self.groups.items():
             if instance in names:
