@@ -51,8 +51,8 @@ from reconciler.runtime.revision_apply import (
     RunningRevision,
     StartupError,
     group_members,
+    revision_from,
 )
-from reconciler.runtime.revision_apply import revision_from as _revision_from
 from reconciler.runtime.revision_store import RevisionStore
 from reconciler.runtime.revisions import NotStarted, RevisionConsumer, SuspendControl
 from reconciler.runtime.settle import MemorySettler
@@ -65,9 +65,8 @@ from reconciler.source import Source
 from reconciler.source.file import FileSource
 from reconciler.source.git import GitSource
 
-__all__ = ["NodeRuntime", "Revision", "RunOptions", "StartupError", "_revision_from", "run_node"]
-
 log = logging.getLogger("reconciler.daemon")
+_revision_from = revision_from  # the name tests import from here
 
 DEFAULT_STATE_DIR = Path("/var/lib/reconciler")
 # A stop waits this long for the source and an attempt in flight to end; the instances
@@ -260,7 +259,7 @@ async def run_node(options: RunOptions) -> int:
     git_status = source.status_now if isinstance(source, GitSource) else None
     consumer: RevisionConsumer[Revision] = RevisionConsumer(
         source,
-        lambda artifact, held: _revision_from(
+        lambda artifact, held: revision_from(
             artifact, options.node, lambda: runtime.running.config if runtime else None, held
         ),
         invalid=(StartupError, HoldConflict),
