@@ -160,11 +160,11 @@ class RealServerHealth:
         """A checked server's weight from its check's state and dynamic weight, as the
         scheduler has them."""
         assert server.job is not None and server.rs.check is not None
-        status = self.results.state_of(server.job)
-        if status is None:
+        known = self.results.state_of(server.job)
+        if known is None:
             state, dynamic = server.rs.check.initial, None
         else:
-            state, dynamic = status.state, status.weight
+            state, dynamic = known.state, known.weight
         if state is CheckState.UNKNOWN and server.alpha:
             state = CheckState.DOWN  # alpha: out of the pool until the first pass
         weight = real_server_weight(server.rs.weight, state, dynamic)

@@ -118,9 +118,9 @@ class Tracking:
 
     def _result(self, name: str, check: Check | None) -> tuple[CheckState, int | None]:
         """A tracked check's state and the number it carries (a file's value)."""
-        status = self.results.state_of((name, NO_TARGET))
-        if status is not None:
-            return status.state, status.weight
+        known = self.results.state_of((name, NO_TARGET))
+        if known is not None:
+            return known.state, known.weight
         return (CheckState.UNKNOWN if check is None else check.initial), None
 
     def status(self, spec: VrrpInstance) -> tuple[report.TrackerStatus, ...]:
