@@ -1,4 +1,4 @@
-"""The parts the composition root wires: hooks, memory settling, probe statistics."""
+"""The parts the composition root wires: hooks, memory settling, probe statistics, events."""
 
 from __future__ import annotations
 
@@ -6,13 +6,17 @@ from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
-from reconciler.health.policy import ProbeResult
+from reconciler.health.policy import CheckTransition, ProbeResult
+from reconciler.model.common import CheckState
+from reconciler.observability.tracing import Tracing
 from reconciler.runtime.checks import ProbeRecord
+from reconciler.runtime.events import NodeEvents
 from reconciler.runtime.hooks import NodeHooks, revision_env
 from reconciler.runtime.real_servers import ServerEvent
 from reconciler.runtime.revision_apply import Revision, RunningRevision
 from reconciler.runtime.settle import SETTLE_AFTER_S, SETTLE_MIN_TRANSITIONS, MemorySettler
 from reconciler.runtime.status_view import ProbeStats
+from reconciler.vrrp.events import LinkDown
 from reconciler.vrrp.states import State
 
 
@@ -137,3 +141,54 @@ def test_probe_statistics_count_probes_failures_time_and_the_worst_lateness() ->
     )
     assert stats.of(key) == (2, 1, 1.125, 0.25)  # binary fractions: exact sums
     assert stats.of(("other", "-")) == (0, 0, 0.0, 0.0)
+
+
+class Recorder:
+    """Any collaborator: records the calls made to it, answers `answer`."""
+
+    def __init__(self, answer: object = None) -> None:
+        self.calls: list[tuple[str, tuple[object, ...]]] = []
+        self._answer = answer
+
+    def __getattr__(self, name: str) -> Callable[..., object]:
+        def call(*args: object) -> object:
+            self.calls.append((name, args))
+            return self._answer
+
+        return call
+
+
+def events(drivers: dict[str, Any], real_servers: Recorder) -> tuple[NodeEvents, Recorder]:
+    tracking = Recorder()
+    router = NodeEvents(
+        Loop(),  # type: ignore[arg-type]
+        Tracing(None),
+        drivers,
+        tracking,  # type: ignore[arg-type]
+        real_servers,  # type: ignore[arg-type]
+        Recorder(),  # type: ignore[arg-type]
+        Recorder(),  # type: ignore[arg-type]
+        Recorder(),  # type: ignore[arg-type]
+        lambda: None,
+    )
+    return router, tracking
+
+
+def test_a_check_transition_goes_to_real_server_health_else_to_tracking() -> None:
+    t = CheckTransition("nginx", "-", CheckState.UP, CheckState.DOWN, "refused")
+    router, tracking = events({}, Recorder(answer=True))  # a real server's check
+    router.on_check(t)
+    assert tracking.calls == []
+    router, tracking = events({}, Recorder(answer=False))
+    router.on_check(t)
+    assert tracking.calls == [("on_check", (t,))]
+
+
+def test_a_carrier_change_reaches_the_instances_on_that_interface_and_tracking() -> None:
+    on_eth1, on_eth2 = Recorder(), Recorder()
+    on_eth1.spec = SimpleNamespace(interface="eth1")  # type: ignore[attr-defined]
+    on_eth2.spec = SimpleNamespace(interface="eth2")  # type: ignore[attr-defined]
+    router, tracking = events({"a": on_eth1, "b": on_eth2}, Recorder())
+    router.on_link("eth1", False)
+    assert on_eth1.calls == [("feed", (LinkDown(),))] and on_eth2.calls == []
+    assert tracking.calls == [("on_link", ("eth1", False))]
