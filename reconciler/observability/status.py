@@ -152,8 +152,8 @@ class StatusSource(Protocol):
 
 def status_reader(source: StatusSource) -> Callable[[], NodeStatus]:
     """``source`` read now; the function returned gives its snapshot. A source with
-    ``status_later`` (the daemon's) builds the snapshot in that function, which may run on
-    another thread; any other is asked at once."""
+    ``status_later`` (the node's, runtime/status_view.py) builds the snapshot in that
+    function, which may run on another thread; any other is asked at once."""
     later: Callable[[], Callable[[], NodeStatus]] | None = getattr(source, "status_later", None)
     if later is not None:
         return later()

@@ -151,19 +151,6 @@ class ReconcileLoop:
     def draining(self) -> tuple[Key, ...]:
         return self._drains.keys()
 
-    def use_ipvs(self, ipvs: IpvsPort) -> None:
-        """IPVS became available (it is opened after the loop is built)."""
-        self.ipvs = ipvs
-
-    def use_health(self, health: Callable[[], Overlay]) -> None:
-        """Real-server health, once the checks that give it exist."""
-        self.health = health
-
-    def set_timing(self, *, drain_timeout_s: float, resync_interval_s: float) -> None:
-        """A new revision's `reconcile` settings, from the next pass on."""
-        self._drains.set_timeout(drain_timeout_s)
-        self.resync_interval_s = resync_interval_s
-
     # ------------------------------------------------------------ scope
     @property
     def kinds(self) -> frozenset[str]:
@@ -372,6 +359,16 @@ class ReconcileLoop:
                 await self.addresses.delete_address(r)
             return await self.addresses.add_address(r)
         raise TypeError(f"cannot apply {step.kind}")
+
+    # ------------------------------------------------------------ settings
+    def use_ipvs(self, ipvs: IpvsPort) -> None:
+        """Manage IPVS from the next pass on (once the kernel's has been opened)."""
+        self.ipvs = ipvs
+
+    def retime(self, drain_timeout_s: float, resync_interval_s: float) -> None:
+        """A new revision's timings, from the next pass on."""
+        self._drains.set_timeout(drain_timeout_s)
+        self.resync_interval_s = resync_interval_s
 
     # ------------------------------------------------------------ forever
     def wake(self) -> None:

@@ -13,7 +13,7 @@ was ours (a crash between the add and the write); the daemon claims it then.
 A record that cannot be read as one (not JSON, truncated, the wrong shape, a version
 this code does not know) is moved aside, never trusted in part: `damaged` then says
 where it went and why, and the node starts from an empty record (the daemon claims
-only the VIPs its configuration names, see `daemon.NodeRuntime.start`).
+only the VIPs its configuration names, see `runtime.revision_apply.RevisionApplier`).
 """
 
 from __future__ import annotations

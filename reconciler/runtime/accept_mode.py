@@ -15,6 +15,7 @@ from collections.abc import Callable
 from ipaddress import IPv4Address, IPv6Address
 
 from reconciler.adapters.accept_mode import AcceptModeFirewall, FirewallError
+from reconciler.adapters.outcome import WriteOutcome
 from reconciler.model.cluster import NodeConfig
 from reconciler.plan.live import no_accept_vips
 
@@ -56,7 +57,7 @@ class AcceptModeKeeper:
                 log.warning("accept mode: leftover table not removed: %s", exc)
                 return
             self._config = config
-        if outcome.value != "unchanged":
+        if outcome is not WriteOutcome.UNCHANGED:
             log.info(
                 "accept mode: nftables table inet reconciler %s (%d VIP(s) dropped)",
                 outcome.value,

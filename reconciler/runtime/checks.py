@@ -97,7 +97,10 @@ class ProbeRecord:
 
 
 @dataclass(frozen=True)
-class CheckStatus:
+class JobState:
+    """Where one job's policy stands: what tracking and real-server health read, and
+    what the node's status reports (``observability.status.CheckStatus``) start from."""
+
     check: str
     target: str
     state: CheckState
@@ -111,7 +114,7 @@ class CheckStatus:
 class CheckResults(Protocol):
     """Where the checks' states live (the check scheduler), for what reads them."""
 
-    def status_of(self, key: JobKey) -> CheckStatus | None: ...
+    def state_of(self, key: JobKey) -> JobState | None: ...
 
 
 ProbeFn = Callable[[CheckJob], Awaitable[ProbeResult]]
@@ -154,8 +157,8 @@ class _Running:
         self.on_done: Callable[[ProbeResult], None] = _unset
 
 
-def _status(r: _Running) -> CheckStatus:
-    return CheckStatus(
+def _state(r: _Running) -> JobState:
+    return JobState(
         check=r.job.check.name,
         target=r.job.target,
         state=r.policy.state,
@@ -240,14 +243,14 @@ class CheckScheduler:
     def jobs(self) -> list[CheckJob]:
         return [r.job for r in self._running.values()]
 
-    def status(self) -> dict[JobKey, CheckStatus]:
-        return {key: _status(r) for key, r in self._running.items()}
+    def states(self) -> dict[JobKey, JobState]:
+        return {key: _state(r) for key, r in self._running.items()}
 
-    def status_of(self, key: JobKey) -> CheckStatus | None:
-        """One job's status, None when it is not scheduled. Its state is the one the
+    def state_of(self, key: JobKey) -> JobState | None:
+        """One job's state, None when it is not scheduled. Its state is the one the
         last transition reported, or the state carried over by ``replace``."""
         running = self._running.get(key)
-        return None if running is None else _status(running)
+        return None if running is None else _state(running)
 
     def probe_tasks(self) -> list[asyncio.Task[ProbeResult]]:
         """Probe tasks in flight (TCP connects run without one)."""

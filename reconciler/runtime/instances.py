@@ -29,7 +29,7 @@ from reconciler.adapters.netlink import Link, Netlink
 from reconciler.adapters.repeat_filter import FilterUnavailable, RepeatFilter
 from reconciler.adapters.vrrp_socket import VrrpSocket
 from reconciler.model.cluster import NodeConfig
-from reconciler.model.common import Family
+from reconciler.model.common import Family, IPAddress
 from reconciler.model.vrrp import VrrpInstance, restart_reasons
 from reconciler.plan.live import live_vip
 from reconciler.reconcile.ownership import OwnershipStore
@@ -142,6 +142,15 @@ class InstanceSet:
         self.muxes: dict[SocketKey, SocketMux] = {}
         self.announcers: dict[str, Announcer] = {}
         self.tallies = Tallies.fresh()  # takeover failures, across sockets and reloads
+
+    # ------------------------------------------------------------ views
+    def masters(self) -> frozenset[str]:
+        """The instances that hold their VIPs now (what the reconcile loop keeps)."""
+        return frozenset(n for n, d in self.drivers.items() if d.holds_vips)
+
+    def advert_sources(self) -> frozenset[IPAddress]:
+        """The addresses the instances send adverts from (never removed as drift)."""
+        return frozenset(d.params.primary_address for d in self.drivers.values())
 
     # ------------------------------------------------------------ prepare
     async def prepare(self, config: NodeConfig) -> Prepared:

@@ -15,7 +15,7 @@ overlay on the desired state that the reconcile loop projects (`plan.live`):
   switches when no real server is left.
 
 A check's state and the dynamic weight it reported are the check scheduler's
-(``CheckScheduler.status_of``); this module keeps no copy of them. It reads them
+(``CheckScheduler.state_of``); this module keeps no copy of them. It reads them
 to decide a server's weight whenever they may have moved: at a transition, and
 after a reload once the scheduler has swapped its jobs (``refresh``). So a reload
 agrees with the scheduler on what survives it: a check whose probe and target did
@@ -30,6 +30,7 @@ hysteresis needs the previous one).
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -44,7 +45,19 @@ from reconciler.runtime.checks import CheckJob, CheckResults, JobKey
 
 log = logging.getLogger("reconciler.real_servers")
 
-Listener = Callable[[str, RealServer, CheckState], None]  # (event, server, state)
+
+class ServerEvent(enum.Enum):
+    """What a real server's hooks are told (RECONCILER_STATE is the value): the server
+    itself went up or down, or its service lost or regained the quorum."""
+
+    UP = "up"
+    DOWN = "down"
+    QUORUM_UP = "quorum_up"
+    QUORUM_DOWN = "quorum_down"
+
+
+# (event, server): for quorum events, the service's first server
+Listener = Callable[[ServerEvent, RealServer], None]
 
 
 @dataclass(frozen=True)
@@ -135,7 +148,8 @@ class RealServerHealth:
                     t.reason,
                 )
                 if self.on_server is not None and t.new is not CheckState.UNKNOWN:
-                    self.on_server(t.new.value, server.rs, t.new)
+                    event = ServerEvent.UP if t.new is CheckState.UP else ServerEvent.DOWN
+                    self.on_server(event, server.rs)
         quorum_changed = self._update_quorum({server.service for server in group})
         if weight_changed or quorum_changed:
             self.on_change()
@@ -146,11 +160,11 @@ class RealServerHealth:
         """A checked server's weight from its check's state and dynamic weight, as the
         scheduler has them."""
         assert server.job is not None and server.rs.check is not None
-        status = self.results.status_of(server.job)
-        if status is None:
+        known = self.results.state_of(server.job)
+        if known is None:
             state, dynamic = server.rs.check.initial, None
         else:
-            state, dynamic = status.state, status.weight
+            state, dynamic = known.state, known.weight
         if state is CheckState.UNKNOWN and server.alpha:
             state = CheckState.DOWN  # alpha: out of the pool until the first pass
         weight = real_server_weight(server.rs.weight, state, dynamic)
@@ -188,8 +202,8 @@ class RealServerHealth:
                         "the real servers" if up else f"sorry server {svc.sorry_server}",
                     )
                     if self.on_server is not None:
-                        state = CheckState.UP if up else CheckState.DOWN
-                        self.on_server("quorum_up" if up else "quorum_down", servers[0].rs, state)
+                        event = ServerEvent.QUORUM_UP if up else ServerEvent.QUORUM_DOWN
+                        self.on_server(event, servers[0].rs)
                 self.quorum[key] = up
                 changed = True
         return changed

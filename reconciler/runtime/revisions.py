@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, assert_never
 
 from reconciler.config.diagnostics import InvalidConfig
 from reconciler.model.revision import Artifact, Refusal
@@ -298,6 +299,16 @@ class RevisionConsumer(Generic[R]):
         return artifact.provenance.location
 
 
+class ControlCommand(enum.Enum):
+    """What the control socket may be asked (the value is the request's "command")."""
+
+    SUSPEND = "suspend"
+    RESUME = "resume"
+
+
+_COMMANDS = {c.value: c for c in ControlCommand}
+
+
 class SuspendControl:
     """The suspend and resume commands of the control socket, for one consumer.
 
@@ -312,17 +323,20 @@ class SuspendControl:
         self._instances = instances
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
-        command = request.get("command")
+        raw = request.get("command")
         instance = request.get("instance")
-        if command not in ("suspend", "resume"):
-            return {"ok": False, "error": f"unknown command {command!r}"}
+        command = _COMMANDS.get(raw) if isinstance(raw, str) else None
+        if command is None:
+            return {"ok": False, "error": f"unknown command {raw!r}"}
         if instance is not None and instance not in set(self._instances()):
             known = ", ".join(sorted(self._instances())) or "none"
             return {"ok": False, "error": f"no instance {instance!r} here (instances: {known})"}
-        if command == "suspend":
+        if command is ControlCommand.SUSPEND:
             self._consumer.suspend(instance)
-        else:
+        elif command is ControlCommand.RESUME:
             self._consumer.resume(instance)
+        else:
+            assert_never(command)
         st = self._consumer.status()
         return {
             "ok": True,

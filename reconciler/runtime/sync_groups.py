@@ -30,7 +30,7 @@ class SyncGroups:
         self._following = False
 
     def set_groups(self, groups: Mapping[str, tuple[str, ...]]) -> None:
-        """A new revision's sync groups (group name -> member instance names)."""
+        """A new revision's groups."""
         self.groups = groups
 
     def group_of(self, instance: str) -> str | None:

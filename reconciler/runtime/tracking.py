@@ -76,6 +76,11 @@ class Tracking:
             if any(isinstance(x, TrackCheck) and x.check == t.check for x in d.spec.track):
                 self.apply(d)
 
+    def know_links(self, links: Mapping[str, bool]) -> None:
+        """The links as they are before any instance runs (start-up): known, applied to
+        no instance yet."""
+        self.links.update(links)
+
     def on_link(self, interface: str, running: bool) -> None:
         self.links[interface] = running
         for d in self.drivers.values():
@@ -113,9 +118,9 @@ class Tracking:
 
     def _result(self, name: str, check: Check | None) -> tuple[CheckState, int | None]:
         """A tracked check's state and the number it carries (a file's value)."""
-        status = self.results.status_of((name, NO_TARGET))
-        if status is not None:
-            return status.state, status.weight
+        known = self.results.state_of((name, NO_TARGET))
+        if known is not None:
+            return known.state, known.weight
         return (CheckState.UNKNOWN if check is None else check.initial), None
 
     def status(self, spec: VrrpInstance) -> tuple[report.TrackerStatus, ...]:

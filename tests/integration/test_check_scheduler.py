@@ -132,7 +132,7 @@ def test_real_tcp_probe_goes_down_and_up_with_the_listener() -> None:
                 assert len(rec.records) == reopened_at + 2  # rise 2
             finally:
                 relisten.close()
-            status = sched.status()[("tcp", f"127.0.0.1:{port}")]
+            status = sched.states()[("tcp", f"127.0.0.1:{port}")]
             assert status.state is UP and status.detail == "connected"
 
     try:
@@ -234,21 +234,21 @@ def test_replace_keeps_unchanged_checks_and_their_state() -> None:
         assert sched._running[bad.key] is not running[bad.key]
         assert drop.key not in sched._running
         assert not running[drop.key].armed and running[drop.key].attempt is None
-        status = sched.status()
+        status = sched.states()
         assert status[keep.key].state is UP
         assert status[bad.key].state is DOWN  # carried over, not back to unknown
         assert status[new_probe.key].state is DOWN  # its initial state
-        assert set(sched.status()) == {keep.key, bad.key, new_probe.key}
+        assert set(sched.states()) == {keep.key, bad.key, new_probe.key}
 
         # A changed probe under the same name starts from its initial state.
         changed = CheckJob(Check(name="keep", probe=FileProbe("/y"), interval=20 * MS))
         before = len(rec.transitions)
         sched.replace([changed])
-        assert sched.status()[changed.key].state is UNKNOWN
+        assert sched.states()[changed.key].state is UNKNOWN
         await wait_for(lambda: len(rec.transitions) > before)
         await sched.stop()
         assert sched._running == {} and sched.probe_tasks() == []
-        assert sched.status() == {}
+        assert sched.states() == {}
 
     asyncio.run(scenario())
     # No transition was published for the carried-over check when it was rescheduled.

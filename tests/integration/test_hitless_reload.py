@@ -270,14 +270,14 @@ async def main():
     await runtime.start()
     await asyncio.sleep(1.5)  # master of web by now
     good_specs = {n: d.spec for n, d in runtime.drivers.items()}
-    sysctls = runtime._apply_sysctls
-    def fail_once():  # the step after the instances changed fails
-        runtime._apply_sysctls = sysctls
+    keeper = runtime.sysctls
+    def fail_once(sysctls):  # the step after the instances changed fails
+        del keeper.apply
         raise RuntimeError("injected failure")
-    runtime._apply_sysctls = fail_once
+    keeper.apply = fail_once
     error = None
     try:
-        await runtime.replace_config(_load_node(bad, "h1"))
+        await runtime.applier.replace(_load_node(bad, "h1"))
     except StartupError as exc:
         error = str(exc)
     await asyncio.sleep(1.0)
@@ -287,7 +287,7 @@ async def main():
         "instances": sorted(runtime.drivers),
         "priority": runtime.drivers["web"].effective_priority,
         "state": runtime.drivers["web"].state.name,
-        "revision_is_good": runtime.revision.config == _load_node(good, "h1").config,
+        "revision_is_good": runtime.running.config == _load_node(good, "h1").config,
     }
     await runtime.stop()
     print(json.dumps(out))

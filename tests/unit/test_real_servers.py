@@ -18,10 +18,11 @@ from reconciler.config.load import load_text
 from reconciler.health.policy import CheckTransition, ProbeResult
 from reconciler.model.cluster import NodeConfig
 from reconciler.model.common import CheckState
+from reconciler.model.ipvs import RealServer
 from reconciler.model.kernel import LiveDest
 from reconciler.plan.live import project
 from reconciler.runtime.checks import CheckJob, CheckScheduler
-from reconciler.runtime.real_servers import RealServerHealth
+from reconciler.runtime.real_servers import RealServerHealth, ServerEvent
 
 CONFIG = """
 apiVersion: reconciler/v1
@@ -120,8 +121,8 @@ class Node:
     def _wake(self) -> None:
         self.tables.append(self.table())
 
-    def _on_server(self, event: str, rs: object, state: CheckState) -> None:
-        self.events.append(f"{event} {getattr(rs, 'address', '?')}")
+    def _on_server(self, event: ServerEvent, rs: RealServer) -> None:
+        self.events.append(f"{event.value} {rs.address}")
 
     def table(self) -> Table:
         o = self.health.overlay()
@@ -299,7 +300,7 @@ def test_a_re_aimed_check_starts_from_its_initial_state_as_the_scheduler_does() 
         await node.settle({B: 1, C: 1})
 
         node.reload(CONFIG.replace("tcp: {}", "tcp: {port: 8081}"))
-        status = node.scheduler.status_of(("web", A))
+        status = node.scheduler.state_of(("web", A))
         assert status is not None and status.state is CheckState.UNKNOWN
         assert node.table() == {A: 1, B: 1, C: 1}  # unknown is in, as at start-up
         await node.settle({B: 1, C: 1})  # until its first probe fails

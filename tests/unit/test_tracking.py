@@ -146,7 +146,7 @@ def test_a_re_aimed_check_starts_from_its_initial_state_as_the_scheduler_does() 
         await wait_for(lambda: node.driver.effective_priority == 90)
         aimed = replace(NGINX, probe=TcpProbe(IPv4Address("127.0.0.1"), 8081))
         node.reload((aimed,))
-        status = node.scheduler.status_of(("nginx", "-"))
+        status = node.scheduler.state_of(("nginx", "-"))
         assert status is not None and status.state is CheckState.UNKNOWN
         assert node.driver.effective_priority == 150  # unknown adds nothing
         await wait_for(lambda: node.driver.effective_priority == 90)  # until it fails
