@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import errno
 import ipaddress
 import os
@@ -57,11 +58,16 @@ class Link:
     running: bool  # carrier (IFF_RUNNING): what VRRP's link tracking needs
 
 
+class HintKind(enum.Enum):
+    LINK = "link"  # RTM_NEWLINK / RTM_DELLINK
+    ADDRESS = "address"  # RTM_NEWADDR / RTM_DELADDR
+
+
 @dataclass(frozen=True)
 class NetlinkHint:
     """Something changed on links or addresses; the loop re-reads, it never trusts deltas."""
 
-    kind: str  # "link" or "address"
+    kind: HintKind
     interface_index: int
 
 
@@ -350,7 +356,7 @@ async def watch(netns: str | None = None) -> AsyncIterator[NetlinkHint]:
             async for m in ipr.get():
                 event = m.get("event", "")
                 if event in ("RTM_NEWLINK", "RTM_DELLINK"):
-                    yield NetlinkHint("link", m["index"])
+                    yield NetlinkHint(HintKind.LINK, m["index"])
                 elif event in ("RTM_NEWADDR", "RTM_DELADDR"):
-                    yield NetlinkHint("address", m["index"])
+                    yield NetlinkHint(HintKind.ADDRESS, m["index"])
             await asyncio.sleep(0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from reconciler.adapters.netlink import Link, Netlink, watch
+from reconciler.adapters.netlink import HintKind, Link, Netlink, watch
 
 
 class LinkWatcher:
@@ -26,7 +26,7 @@ class LinkWatcher:
         changed."""
         async for hint in watch():
             on_hint()
-            if hint.kind != "link":
+            if hint.kind is not HintKind.LINK:
                 continue
             links = await self._netlink.links()
             for name, link in links.items():

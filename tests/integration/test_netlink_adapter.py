@@ -56,7 +56,7 @@ def test_watch_hints_on_address_and_link_changes(lab: Lab) -> None:
 
         async def collect() -> None:
             async for hint in watch(host.netns):
-                kinds.append(hint.kind)
+                kinds.append(hint.kind.value)
                 if {"address", "link"} <= set(kinds):
                     return
 
