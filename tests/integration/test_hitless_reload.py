@@ -20,9 +20,11 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
+from reconciler.testing.clusters import H1_MASTER, Track, Vrrp, cluster_text, http_check, lab_nodes
 from reconciler.testing.hooks import hook_dirs, write_program
 from reconciler.testing.netlab import CommandError, Host, Lab, LabProcess
 from reconciler.testing.vrrp_nodes import Instance, cluster_yaml, node_status, start_ours
@@ -366,30 +368,12 @@ def test_a_revision_needing_nftables_where_there_is_none_changes_nothing(make_la
     proc.stop()
 
 
-TRACKED = """\
-apiVersion: reconciler/v1
-kind: Cluster
-name: lab
-nodes:
-  h1: {{address: {a1}, interface: eth0}}
-  h2: {{address: {a2}, interface: eth0}}
-checks:
-  web:
-    http: {{url: "http://127.0.0.1:9/healthz"}}
-    interval: 200ms
-    timeout: 100ms
-    rise: 1
-    fall: 1
-vrrp:
-  instances:
-    web:
-      vrid: 81
-      advert_interval: 100ms
-      priority: {{h1: 150, h2: 100}}
-      vips: [{vip}]
-      track:
-        - {{check: web, weight: {weight}}}
-"""
+def _tracked(lab: Lab, weight: int) -> str:
+    web = http_check(
+        "web", "http://127.0.0.1:9/healthz", interval="200ms", timeout="100ms", rise=1, fall=1
+    )
+    inst = Vrrp("web", 81, [A], H1_MASTER, "100ms", track=[Track("web", weight)])
+    return cluster_text(lab_nodes(lab.hosts), [inst], checks=[web])
 
 
 def test_a_tracker_weight_changes_the_effective_priority_in_place(make_lab) -> None:  # type: ignore[no-untyped-def]
@@ -405,7 +389,7 @@ def test_a_tracker_weight_changes_the_effective_priority_in_place(make_lab) -> N
     config = lab.tmpdir / "c.yaml"
 
     def write(weight: int) -> None:
-        config.write_text(TRACKED.format(a1=h1.ipv4, a2=h2.ipv4, vip=A, weight=weight))
+        config.write_text(_tracked(lab, weight))
 
     def effective(host: Host, want: int) -> dict[str, object]:
         deadline = time.monotonic() + 10
@@ -487,25 +471,14 @@ def test_an_ipv6_vip_added_and_removed_in_place(make_lab) -> None:  # type: igno
         n.stop()
 
 
-HOOKED = """\
-apiVersion: reconciler/v1
-kind: Cluster
-name: lab
-nodes:
-  h1: {{address: {a1}, interface: eth0}}
-  h2: {{address: {a2}, interface: eth0}}
-vrrp:
-  instances:
-    web:
-      vrid: 81
-      advert_interval: 100ms
-      priority: {{h1: 150, h2: 100}}
-      vips: [{vip}]
-      preempt: {preempt}
-      garp: {{master_repeat: {repeat}}}
-      notify:
-        master: [["{hook}", "{word}"]]
-"""
+def _hooked(lab: Lab, hook: Path, word: str, preempt: bool, repeat: int) -> str:
+    options = {
+        "preempt": preempt,
+        "garp": {"master_repeat": repeat},
+        "notify": {"master": [[str(hook), word]]},
+    }
+    inst = Vrrp("web", 81, [A], H1_MASTER, "100ms", options=options)
+    return cluster_text(lab_nodes(lab.hosts), [inst])
 
 
 def test_hooks_preempt_and_garp_change_in_place_and_the_new_hook_runs(make_lab) -> None:  # type: ignore[no-untyped-def]
@@ -521,17 +494,7 @@ def test_hooks_preempt_and_garp_change_in_place_and_the_new_hook_runs(make_lab) 
     config = lab.tmpdir / "c.yaml"
 
     def write(word: str, preempt: bool, repeat: int) -> None:
-        config.write_text(
-            HOOKED.format(
-                a1=h1.ipv4,
-                a2=h2.ipv4,
-                vip=A,
-                hook=hook,
-                word=word,
-                preempt=str(preempt).lower(),
-                repeat=repeat,
-            )
-        )
+        config.write_text(_hooked(lab, hook, word, preempt, repeat))
 
     write("old", True, 5)
     procs = {
