@@ -71,6 +71,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reconciler.model.durations import parse_duration
+from reconciler.testing.clusters import Track, Vrrp, cluster_text, lab_nodes, script_check
 from reconciler.testing.gitrepo import Signers, SshKey, WorkRepo
 from reconciler.testing.netlab import (
     CommandError,
@@ -367,35 +368,6 @@ def run_git(
 
 # --------------------------------------------------------------------------- changes
 
-CHANGES_TEMPLATE = """\
-apiVersion: reconciler/v1
-kind: Cluster
-name: lab
-nodes:
-  h1: {{address: {a1}, interface: eth0}}
-  h2: {{address: {a2}, interface: eth0}}
-checks:
-  alive:
-    script: {{command: ["/bin/true"]}}
-    interval: 500ms
-    timeout: {timeout_ms}ms
-    rise: 1
-    fall: 1
-vrrp:
-  instances:
-    web:
-      vrid: 81
-      advert_interval: {interval_ms}ms
-      priority: {{h1: {priority}, h2: 100}}
-      vips: [{vips}]
-      track:
-        # A check reset to down by a change would take h1 to {priority} - 60, at or
-        # below h2: the VIP would move, and be counted.
-        - {{check: alive, weight: -60}}
-      notify:
-        master: [["/bin/true", "{word}"]]
-"""
-
 
 @dataclass(frozen=True)
 class Desired:
@@ -406,16 +378,21 @@ class Desired:
     timeout_ms: int = 200
 
     def text(self, lab: Lab) -> str:
-        h1, h2 = lab.hosts
-        return CHANGES_TEMPLATE.format(
-            a1=h1.ipv4,
-            a2=h2.ipv4,
-            priority=self.priority,
-            vips=", ".join(f'"{v}"' for v in self.vips),
-            interval_ms=self.interval_ms,
-            word=self.word,
-            timeout_ms=self.timeout_ms,
+        alive = script_check(
+            "alive", ["/bin/true"], interval="500ms", timeout=f"{self.timeout_ms}ms", rise=1, fall=1
         )
+        web = Vrrp(
+            "web",
+            81,
+            self.vips,
+            {"h1": self.priority, "h2": 100},
+            f"{self.interval_ms}ms",
+            # A check reset to down by a change would take h1 to priority - 60, at or
+            # below h2: the VIP would move, and be counted.
+            track=[Track("alive", -60)],
+            options={"notify": {"master": [["/bin/true", self.word]]}},
+        )
+        return cluster_text(lab_nodes(lab.hosts), [web], checks=[alive])
 
 
 # One cycle of ten non-disruptive changes that ends where it started.
