@@ -42,18 +42,19 @@ class Node:
 
     name: str
     address: Address
-    interface: str = "eth0"
+    interface: str | None = "eth0"  # None: left out (a node without VRRP needs none)
     address6: Address | None = None
 
     def as_yaml(self) -> dict[str, Any]:
         out: dict[str, Any] = {"address": str(self.address)}
         if self.address6 is not None:
             out["address6"] = str(self.address6)
-        out["interface"] = self.interface
+        if self.interface is not None:
+            out["interface"] = self.interface
         return out
 
 
-def nodes(*pairs: tuple[str, Address], interface: str = "eth0") -> tuple[Node, ...]:
+def nodes(*pairs: tuple[str, Address], interface: str | None = "eth0") -> tuple[Node, ...]:
     """Nodes from (name, address) pairs, all on `interface`."""
     return tuple(Node(name, address, interface) for name, address in pairs)
 

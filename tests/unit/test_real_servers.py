@@ -22,13 +22,13 @@ from reconciler.model.kernel import LiveDest
 from reconciler.plan.live import project
 from reconciler.runtime.checks import CheckJob, CheckScheduler
 from reconciler.runtime.real_servers import RealServerHealth
+from reconciler.testing.clusters import cluster_head, nodes
 
-CONFIG = """
-apiVersion: reconciler/v1
-kind: Cluster
-name: t
-nodes:
-  a: {address: 192.0.2.11}
+# One node, no VRRP: a director with real servers only.
+HEAD = cluster_head(nodes(("a", "192.0.2.11"), interface=None))
+CONFIG = (
+    HEAD
+    + """\
 virtual_services:
   web:
     address: 192.0.2.100
@@ -41,12 +41,10 @@ virtual_services:
       - {address: 198.51.100.3, port: 8080, inhibit_on_failure: true}
       - {address: 198.51.100.4, port: 8080, check: false}
 """
-DYNAMIC = """
-apiVersion: reconciler/v1
-kind: Cluster
-name: t
-nodes:
-  a: {address: 192.0.2.11}
+)
+DYNAMIC = (
+    HEAD
+    + """\
 virtual_services:
   web:
     address: 192.0.2.100
@@ -58,12 +56,10 @@ virtual_services:
     real_servers:
       - {address: 198.51.100.2, port: 8080, weight: 1}
 """
-SHARED = """
-apiVersion: reconciler/v1
-kind: Cluster
-name: t
-nodes:
-  a: {address: 192.0.2.11}
+)
+SHARED = (
+    HEAD
+    + """\
 checks:
   port: {tcp: {}, interval: 20ms, timeout: 150ms}
 virtual_services:
@@ -78,6 +74,7 @@ virtual_services:
     real_servers:
       - {address: 198.51.100.2, port: 8080, check: port, weight: 3}
 """
+)
 A, B, C = "198.51.100.2:8080", "198.51.100.3:8080", "198.51.100.4:8080"
 SORRY = "198.51.100.250:8080"
 Table = dict[str, int]

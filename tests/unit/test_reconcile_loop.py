@@ -21,13 +21,11 @@ from reconciler.model.ipvs import ServiceKey
 from reconciler.model.kernel import LiveAddress, LiveDest, LiveService
 from reconciler.reconcile.loop import Outcome, ReconcileLoop
 from reconciler.reconcile.ownership import OwnershipStore
+from reconciler.testing.clusters import NODES_AB, cluster_head
 
-CONFIG = """
-apiVersion: reconciler/v1
-kind: Cluster
-name: t
-nodes:
-  a: {address: 192.0.2.11, interface: eth0}
+CONFIG = (
+    cluster_head(NODES_AB[:1])
+    + """\
 virtual_services:
   web:
     address: 192.0.2.100
@@ -37,6 +35,7 @@ virtual_services:
       - {address: 198.51.100.2, port: 8080, weight: 1}
       - {address: 198.51.100.3, port: 8080, weight: 3}
 """
+)
 
 
 class FakeError(Exception):
@@ -284,16 +283,14 @@ def test_pending_takeover_vips_are_written_down_and_survive_a_restart(tmp_path: 
     assert third.pending == frozenset()
 
 
-VRRP_CONFIG = """
-apiVersion: reconciler/v1
-kind: Cluster
-name: t
-nodes:
-  a: {address: 192.0.2.11, interface: eth0}
+VRRP_CONFIG = (
+    cluster_head(NODES_AB[:1])
+    + """\
 vrrp:
   instances:
     web: {vrid: 51, priority: {a: 150}, vips: [192.0.2.100/24]}
 """
+)
 
 
 def test_a_vip_a_driver_added_during_the_pass_stays_ours(tmp_path: Path) -> None:
