@@ -1,6 +1,6 @@
 """Builders shared by the unit tests: VRRP instance parameters, received adverts and
 started state machines, each valid as built, so that a test overrides only the field
-it is about.
+it is about; and fakes of the VRRP driver's socket and announcer seams.
 
 Imported as ``from builders import ...``: pytest puts tests/ on sys.path for the
 conftest.py beside this file (the way tests/ipvs imports ipvs_helpers).
@@ -8,9 +8,11 @@ conftest.py beside this file (the way tests/ipvs imports ipvs_helpers).
 
 from __future__ import annotations
 
+import socket
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
+from reconciler.adapters.vrrp_socket import Datagram
 from reconciler.vrrp.events import AdvertReceived, Startup, TimerExpired
 from reconciler.vrrp.fsm import VrrpInstance
 from reconciler.vrrp.packet import (
@@ -84,3 +86,36 @@ def started_master(p: InstanceParams | None = None) -> VrrpInstance:
     fsm.handle(TimerExpired(TimerKind.MASTER_DOWN), 10.0)
     assert fsm.state is State.MASTER
     return fsm
+
+
+class FakeSocket:
+    """The VrrpSocket seam on eth0, IPv4: `waiting` holds datagrams that have arrived and
+    not been read yet; what is sent is kept in `sent`."""
+
+    interface = "eth0"
+    family = 4
+
+    def __init__(self) -> None:
+        self._fd_owner = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # never readable
+        self.waiting: list[Datagram] = []
+        self.sent: list[bytes] = []
+
+    def fileno(self) -> int:
+        return self._fd_owner.fileno()
+
+    def receive(self, limit: int = 256) -> list[Datagram]:
+        batch, self.waiting = self.waiting[:limit], self.waiting[limit:]
+        return batch
+
+    def send(self, payload: bytes, source: object, destination: object) -> None:
+        self.sent.append(payload)
+
+    def close(self) -> None:
+        self._fd_owner.close()
+
+
+class FakeAnnouncer:
+    """Gratuitous ARP / unsolicited NA: announces nothing."""
+
+    def announce(self, vips: object) -> None:
+        pass
