@@ -2,8 +2,8 @@
 once per packet or per event (issue 13, item 1): advert sends, VIP adds and hook starts.
 
 The socket and netlink are the project's own seams (``VrrpSocket``, ``Netlink``), faked as
-in test_vrrp_batching.py (tests/builders.py); the errors are the kernel's (``OSError`` with an errno, pyroute2's
-``NetlinkError``); the hook really fails to start.
+in test_vrrp_batching.py (tests/builders.py); the errors are the kernel's (``OSError`` with
+an errno, pyroute2's ``NetlinkError``); the hook really fails to start.
 """
 
 from __future__ import annotations
