@@ -108,6 +108,15 @@ def http_check(
     return Check(name, {"http": probe}, interval, timeout, rise, fall)
 
 
+def healthz_dir(parent: Path) -> Path:
+    """A new directory `www` under `parent` with a `healthz` file: `python -m http.server`
+    run in it answers an http_check of /healthz with 200."""
+    www = parent / "www"
+    www.mkdir()
+    (www / "healthz").write_text("ok\n")
+    return www
+
+
 def file_check(name: str, path: str | Path, *, interval: str | None = None) -> Check:
     return Check(name, {"file": {"path": str(path)}}, interval)
 

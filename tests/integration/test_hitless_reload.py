@@ -24,7 +24,15 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.testing.clusters import H1_MASTER, Track, Vrrp, cluster_text, http_check, lab_nodes
+from reconciler.testing.clusters import (
+    H1_MASTER,
+    Track,
+    Vrrp,
+    cluster_text,
+    healthz_dir,
+    http_check,
+    lab_nodes,
+)
 from reconciler.testing.hooks import hook_dirs, write_program
 from reconciler.testing.netlab import CommandError, Host, Lab, LabProcess
 from reconciler.testing.vrrp_nodes import Instance, cluster_yaml, node_status, start_ours
@@ -91,6 +99,16 @@ class Nodes:
     def stop(self) -> None:
         for proc in self.procs.values():
             proc.stop()
+
+
+def sighup_until_applied(proc: LabProcess) -> None:
+    """SIGHUP `proc` and wait until it logged one more applied revision."""
+    applied = proc.output().count(APPLIED)
+    proc.signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while proc.output().count(APPLIED) == applied:
+        assert time.monotonic() < deadline, proc.output()[-2000:]
+        time.sleep(0.02)
 
 
 def moved(
@@ -382,9 +400,7 @@ def test_a_tracker_weight_changes_the_effective_priority_in_place(make_lab) -> N
     the VIP move, once, by the RFC 5798 election (h2 preempts)."""
     lab: Lab = make_lab(2)
     h1, h2 = lab.host(1), lab.host(2)
-    www = lab.tmpdir / "www"
-    www.mkdir()
-    (www / "healthz").write_text("ok\n")
+    www = healthz_dir(lab.tmpdir)
     h2.spawn([sys.executable, "-m", "http.server", "9", "--bind", "127.0.0.1"], cwd=www)
     config = lab.tmpdir / "c.yaml"
 
@@ -412,12 +428,7 @@ def test_a_tracker_weight_changes_the_effective_priority_in_place(make_lab) -> N
     def reload(weight: int) -> None:
         write(weight)
         for proc in procs:
-            applied = proc.output().count(APPLIED)
-            proc.signal(signal.SIGHUP)
-            deadline = time.monotonic() + 10
-            while proc.output().count(APPLIED) == applied:
-                assert time.monotonic() < deadline, proc.output()[-2000:]
-                time.sleep(0.02)
+            sighup_until_applied(proc)
 
     reload(-40)  # h1 110 > 100: in place, nothing moves
     inst = effective(h1, 110)
@@ -510,12 +521,7 @@ def test_hooks_preempt_and_garp_change_in_place_and_the_new_hook_runs(make_lab) 
     ran_before = len(out.read_text().splitlines())
     write("new", False, 2)
     for proc in procs.values():
-        applied = proc.output().count(APPLIED)
-        proc.signal(signal.SIGHUP)
-        deadline = time.monotonic() + 10
-        while proc.output().count(APPLIED) == applied:
-            assert time.monotonic() < deadline, proc.output()[-2000:]
-            time.sleep(0.02)
+        sighup_until_applied(proc)
         assert "applied: in place: web" in proc.output()
     time.sleep(1.0)
     assert moved(h1, A, t0) == [] and moved(h2, A, t0) == []

@@ -18,6 +18,7 @@ from reconciler.testing.clusters import (
     Vrrp,
     cluster_text,
     file_check,
+    healthz_dir,
     http_check,
     lab_nodes,
 )
@@ -54,9 +55,7 @@ WEB = [sys.executable, "-m", "http.server", "8080", "--bind", "127.0.0.1"]
 def test_dead_nginx_moves_the_vip_and_recovery_brings_it_back(make_lab) -> None:  # type: ignore[no-untyped-def]
     lab: Lab = make_lab(2)
     h1, h2 = lab.host(1), lab.host(2)
-    www = lab.tmpdir / "www"
-    www.mkdir()
-    (www / "healthz").write_text("ok\n")
+    www = healthz_dir(lab.tmpdir)
     flag = lab.tmpdir / "maintenance"
     config = lab.tmpdir / "c.yaml"
     config.write_text(_config(lab, flag))
@@ -122,9 +121,7 @@ def test_a_reload_keeps_a_dead_check_down_and_the_vip_where_it_is(make_lab) -> N
     the VIP taken by a node whose web server is dead): no VIP event on either node."""
     lab: Lab = make_lab(2)
     h1, h2 = lab.host(1), lab.host(2)
-    www = lab.tmpdir / "www"
-    www.mkdir()
-    (www / "healthz").write_text("ok\n")
+    www = healthz_dir(lab.tmpdir)
     config = lab.tmpdir / "c.yaml"
     config.write_text(_reload_config(lab, "150ms"))
     web = h2.spawn(WEB, cwd=www)  # nobody listens on h1's port 8080: nginx is down there
