@@ -43,22 +43,7 @@ def test_keepalived_v3_multicast_advert_passes_for_a_matching_instance() -> None
 
 
 def test_keepalived_ipv6_unicast_advert_has_hop_limit_64_and_is_accepted() -> None:
-    packet = _first("v3_ipv6_unicast_1s_1vip")
-    received = decode_ipv6(
-        bytes.fromhex(str(packet["vrrp_hex"])),
-        IPv6Address("2001:db8::11"),
-        IPv6Address("2001:db8::12"),
-        64,
-    )
-    unicast = InstanceParams(
-        "web6",
-        51,
-        150,
-        100,
-        (IPv6Address("2001:db8::100"),),
-        IPv6Address("2001:db8::12"),
-        unicast_peers=(IPv6Address("2001:db8::11"),),
-    )
+    unicast, received = _unicast_ipv6("2001:db8::11", 64)  # keepalived's source, hop limit
     assert validate_advert(unicast, received) is None
     multicast = InstanceParams("web6", 51, 150, 100, unicast.vips, IPv6Address("fe80::12"))
     assert validate_advert(multicast, received) is Refusal.BAD_TTL
