@@ -137,6 +137,12 @@ class Node:
         self.scheduler.replace(self.health.jobs())
         self.health.refresh()
 
+    async def start_below_quorum(self) -> None:
+        """Start with A and B failing: live weight 1 < quorum 2, the sorry server serves."""
+        self.probes.failing = {A, B}
+        self.start()
+        await self.settle({SORRY: 1})
+
     async def settle(self, want: Table, timeout_s: float = 5.0) -> None:
         await wait_for(lambda: self.table() == want, timeout_s)
 
@@ -229,9 +235,7 @@ def test_a_reload_that_changes_only_the_schedule_keeps_a_dead_server_out(change:
 
 def test_a_lost_quorum_stays_lost_over_a_schedule_only_reload() -> None:
     async def scenario(node: Node) -> None:
-        node.probes.failing = {A, B}
-        node.start()
-        await node.settle({SORRY: 1})
+        await node.start_below_quorum()
         node.tables.clear()
 
         node.reload(CONFIG.replace("interval: 20ms", "interval: 30ms"))
@@ -249,9 +253,7 @@ def test_a_lost_quorum_stays_lost_over_a_schedule_only_reload() -> None:
 
 def test_a_reload_that_adds_a_live_server_decides_the_quorum_at_once() -> None:
     async def scenario(node: Node) -> None:
-        node.probes.failing = {A, B}
-        node.start()
-        await node.settle({SORRY: 1})
+        await node.start_below_quorum()
         more = CONFIG + "      - {address: 198.51.100.5, port: 8080, check: false}\n"
         node.reload(more)
         assert node.table() == {B: 0, C: 1, "198.51.100.5:8080": 1}
@@ -262,9 +264,7 @@ def test_a_reload_that_adds_a_live_server_decides_the_quorum_at_once() -> None:
 
 def test_a_reload_that_drops_the_sorry_server_ends_its_quorum() -> None:
     async def scenario(node: Node) -> None:
-        node.probes.failing = {A, B}
-        node.start()
-        await node.settle({SORRY: 1})
+        await node.start_below_quorum()
         node.reload(CONFIG.replace("    sorry_server:", "    #"))
         assert node.table() == {B: 0, C: 1}  # no sorry server: the live servers serve
 
