@@ -56,6 +56,18 @@ def signers(tmp_path: Path) -> Iterator[Signers]:
     s.close()
 
 
+def trust_files(directory: Path, signer: SshKey, key: GpgKey) -> Path:
+    """`directory` with a source.yaml that verifies every commit of a range, signed by
+    `signer` (ssh) or `key` (OpenPGP)."""
+    directory.mkdir()
+    (directory / "allowed_signers").write_text(signer.allowed_signers_line())
+    (directory / "trusted.asc").write_text(key.armored)
+    (directory / "source.yaml").write_text(
+        "verify_commits: range\nallowed_signers: allowed_signers\ntrusted_keys: trusted.asc\n"
+    )
+    return directory
+
+
 def start_git_node(
     host: Host, repo: WorkRepo, state_dir: Path, *extra: str, interval: str = "200ms"
 ) -> LabProcess:
@@ -99,13 +111,7 @@ def test_two_nodes_follow_signed_commits_and_refuse_the_rest(
     alice = signers.ssh("alice")  # an allowed ssh signer
     ops = signers.gpg("ops")  # a trusted OpenPGP key
     stranger = signers.gpg("stranger")  # a key the nodes do not trust
-    node_files = tmp_path / "node"
-    node_files.mkdir()
-    (node_files / "allowed_signers").write_text(alice.allowed_signers_line())
-    (node_files / "trusted.asc").write_text(ops.armored)
-    (node_files / "source.yaml").write_text(
-        "verify_commits: range\nallowed_signers: allowed_signers\ntrusted_keys: trusted.asc\n"
-    )
+    node_files = trust_files(tmp_path / "node", alice, ops)
 
     repo = WorkRepo(tmp_path / "repo", signers)
 
@@ -339,13 +345,7 @@ def test_signed_commits_change_a_two_node_cluster_in_place_without_a_vip_flap(
     h1, h2 = lab.host(1), lab.host(2)
     alice = signers.ssh("alice")
     ops = signers.gpg("ops")
-    node_files = tmp_path / "node"
-    node_files.mkdir()
-    (node_files / "allowed_signers").write_text(alice.allowed_signers_line())
-    (node_files / "trusted.asc").write_text(ops.armored)
-    (node_files / "source.yaml").write_text(
-        "verify_commits: range\nallowed_signers: allowed_signers\ntrusted_keys: trusted.asc\n"
-    )
+    node_files = trust_files(tmp_path / "node", alice, ops)
     repo = WorkRepo(tmp_path / "repo", signers)
     web = Instance("web", 81, (VIP,), {"h1": 150, "h2": 100})
 
