@@ -23,6 +23,8 @@ from typing import Any, Protocol
 
 import yaml
 
+from reconciler.testing.vrrp_nodes import Instance
+
 Address = str | IPv4Address | IPv6Address | IPv4Interface | IPv6Interface
 
 
@@ -169,6 +171,40 @@ class Vrrp:
             out["track"] = [t.as_yaml() for t in self.track]
         out.update(self.options)
         return out
+
+
+def vip_pool(n: int) -> list[IPv4Interface]:
+    """`n` /32 VIPs, one per instance of a large cluster, from the documentation ranges:
+    away from the lab hosts' addresses (.11, .12, ...) and from the VIPs the lab tests
+    time (.100 up to .128 of 192.0.2.0/24)."""
+    pool = [f"203.0.113.{i}" for i in range(1, 255)]
+    pool += [f"198.51.100.{i}" for i in range(129, 255)]
+    pool += [f"192.0.2.{i}" for i in range(129, 255)]
+    if n > len(pool):
+        raise ValueError(f"at most {len(pool)} instances")
+    return [IPv4Interface(f"{a}/32") for a in pool[:n]]
+
+
+VRIDS_PER_SEGMENT = 250
+
+
+def many_instances(n: int, priorities: Mapping[str, int]) -> tuple[Instance, ...]:
+    """`n` instances of 1 s adverts, a /32 VIP each (vip_pool): VRIDs 1..250 on eth0
+    (VI_eth0_1, ...), then again on eth1, and so on; a lab needs a segment per 250."""
+    out = []
+    for k, vip in enumerate(vip_pool(n)):
+        seg, vrid = divmod(k, VRIDS_PER_SEGMENT)
+        out.append(
+            Instance(
+                f"VI_eth{seg}_{vrid + 1}",
+                vrid + 1,
+                (vip,),
+                dict(priorities),
+                advert_interval_s=1.0,
+                interface=f"eth{seg}",
+            )
+        )
+    return tuple(out)
 
 
 # Two lab nodes h1 (150) and h2 (100): h1 is master.
