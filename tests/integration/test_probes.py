@@ -30,6 +30,7 @@ from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 
 import pytest
+from helpers import marker_alive
 
 from reconciler.adapters.probes import ProbeError, Prober, digest_url, run_probe
 from reconciler.health.policy import ProbeResult
@@ -581,17 +582,6 @@ def test_script_dynamic_weight() -> None:
     )
     assert probe(sh("exit 0", dynamic=True)) == ProbeResult(ok=True, detail="exit status 0")
     assert probe(sh("exit 1", dynamic=True)) == ProbeResult(ok=False, detail="exit status 1")
-
-
-def marker_alive(marker: str) -> bool:
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                if marker.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
-                    return True
-            except OSError:
-                pass
-    return False
 
 
 @pytest.mark.parametrize(("trap", "how"), [("", "SIGTERM"), ("trap '' TERM; ", "SIGKILL")])

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Interface
 
-from builders import ME, PEER
-from builders import received_advert as _advert
-from builders import vrrp_params as _params
+from helpers import ME, PEER
+from helpers import received_advert as _advert
+from helpers import vrrp_params as _params
 
 from reconciler.health.priority import (
     TrackerKind,

@@ -2,7 +2,7 @@
 once per packet or per event (issue 13, item 1): advert sends, VIP adds and hook starts.
 
 The socket and netlink are the project's own seams (``VrrpSocket``, ``Netlink``), faked as
-in test_vrrp_batching.py (tests/builders.py); the errors are the kernel's (``OSError`` with
+in test_vrrp_batching.py (tests/helpers.py); the errors are the kernel's (``OSError`` with
 an errno, pyroute2's ``NetlinkError``); the hook really fails to start.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from builders import FakeAnnouncer, FakeSocket
+from helpers import FakeAnnouncer, FakeSocket
 from pyroute2.netlink.exceptions import NetlinkError
 
 from reconciler.adapters.error_tally import ErrorTally, error_kind

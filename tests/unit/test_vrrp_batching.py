@@ -13,7 +13,7 @@ from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 from types import SimpleNamespace
 
-from builders import FakeAnnouncer, FakeSocket
+from helpers import FakeAnnouncer, FakeSocket
 
 from reconciler.adapters.outcome import WriteOutcome
 from reconciler.adapters.vrrp_socket import Datagram

@@ -7,9 +7,9 @@ from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 import pytest
-from builders import ME, PEER, VIPS, started_backup, started_master
-from builders import received_advert as advert
-from builders import vrrp_params as params
+from helpers import ME, PEER, VIPS, started_backup, started_master
+from helpers import received_advert as advert
+from helpers import vrrp_params as params
 
 from reconciler.vrrp.actions import (
     AddVips,

@@ -12,8 +12,8 @@ from ipaddress import IPv4Address
 from typing import Any
 
 import pytest
-from builders import PEER, received_advert, started_backup, started_master
-from builders import vrrp_params as params
+from helpers import PEER, received_advert, started_backup, started_master
+from helpers import vrrp_params as params
 
 from reconciler.vrrp.actions import (
     SendAdvert,

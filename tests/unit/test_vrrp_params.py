@@ -8,7 +8,7 @@ from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 import pytest
-from builders import vrrp_params as _params
+from helpers import vrrp_params as _params
 
 from reconciler.vrrp.packet import AuthType, VrrpVersion
 from reconciler.vrrp.params import InstanceParams

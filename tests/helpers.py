@@ -1,15 +1,17 @@
-"""Builders shared by the unit tests: VRRP instance parameters, received adverts and
-started state machines, each valid as built, so that a test overrides only the field
-it is about; and fakes of the VRRP driver's socket and announcer seams.
+"""Helpers shared by the tests: VRRP instance parameters, received adverts and started
+state machines, each valid as built, so that a test overrides only the field it is
+about; fakes of the VRRP driver's socket and announcer seams; process look-ups.
 
-Imported as ``from builders import ...``: pytest puts tests/ on sys.path for the
+Imported as ``from helpers import ...``: pytest puts tests/ on sys.path for the
 conftest.py beside this file (the way tests/ipvs imports ipvs_helpers).
 """
 
 from __future__ import annotations
 
+import os
 import socket
 from ipaddress import IPv4Address, IPv6Address
+from pathlib import Path
 from typing import Any
 
 from reconciler.adapters.vrrp_socket import Datagram
@@ -119,3 +121,15 @@ class FakeAnnouncer:
 
     def announce(self, vips: object) -> None:
         pass
+
+
+def marker_alive(marker: str) -> bool:
+    """Whether a process whose command line holds `marker` runs (any namespace, any user)."""
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                if marker.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    return True
+            except OSError:
+                pass
+    return False
