@@ -91,6 +91,18 @@ def wait_status(
         time.sleep(0.1)
 
 
+def wait_refused(host: Host, commit: str, what: str) -> dict[str, Any]:
+    """Wait until `host` attempted `commit` and refused it (an error in its attempt)."""
+    return wait_status(
+        host,
+        lambda d: (
+            (d["revisions"]["attempted"] or {}).get("commit") == commit
+            and bool(d["revisions"]["attempted"]["error"])
+        ),
+        what,
+    )
+
+
 def applied(commit: str) -> Callable[[dict[str, Any]], bool]:
     return lambda doc: doc["commit"] == commit and not doc["revisions"]["pending"]
 
@@ -183,14 +195,7 @@ def test_two_nodes_follow_signed_commits_and_refuse_the_rest(
     t2 = time.monotonic()
     invalid = repo.commit({FILE: desired(VIP, VIP2, vrid=300)}, "bad vrid", sign=alice)
     for h in (h1, h2):
-        doc = wait_status(
-            h,
-            lambda d: (
-                (d["revisions"]["attempted"] or {}).get("commit") == invalid
-                and bool(d["revisions"]["attempted"]["error"])
-            ),
-            "invalid commit refused",
-        )
+        doc = wait_refused(h, invalid, "invalid commit refused")
         assert doc["commit"] == two
         assert "vrid: 300 is out of range" in doc["revisions"]["attempted"]["error"]
     time.sleep(0.5)
@@ -234,14 +239,7 @@ def test_an_unstartable_commit_is_refused_on_both_with_the_old_state_serving(
     t0 = time.monotonic()
     bad = repo.commit({FILE: cluster_yaml(lab.hosts, (web, api))}, "api on eth9", sign=ops)
     for h in (h1, h2):
-        doc = wait_status(
-            h,
-            lambda d: (
-                (d["revisions"]["attempted"] or {}).get("commit") == bad
-                and bool(d["revisions"]["attempted"]["error"])
-            ),
-            "unstartable commit refused",
-        )
+        doc = wait_refused(h, bad, "unstartable commit refused")
         assert "eth9" in doc["revisions"]["attempted"]["error"]
         assert doc["commit"] == good, "the last good revision keeps running"
         assert [i["name"] for i in doc["instances"]] == ["web"]
