@@ -71,7 +71,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reconciler.model.durations import parse_duration
-from reconciler.testing.clusters import Track, Vrrp, cluster_text, lab_nodes, script_check
+from reconciler.testing.clusters import (
+    Track,
+    Vrrp,
+    cluster_text,
+    git_sync_publish,
+    lab_nodes,
+    script_check,
+)
 from reconciler.testing.gitrepo import Signers, SshKey, WorkRepo
 from reconciler.testing.netlab import (
     CommandError,
@@ -193,16 +200,6 @@ def seen_after(poller: LabProcess, value: str, after: float, timeout: float = 5.
     raise TimeoutError(f"ip_forward never became {value}")
 
 
-def publish_git_sync(root: Path, n: int, text: str) -> None:
-    commit = f"{n:040x}"
-    worktree = root / ".worktrees" / commit
-    worktree.mkdir(parents=True)
-    (worktree / "cluster.yaml").write_text(text)
-    tmp = root / f".tmp-link-{n}"
-    tmp.symlink_to(Path(".worktrees") / commit)
-    os.rename(tmp, root / "current")
-
-
 def post_refresh(host: Host) -> None:
     """POST /hooks/refresh to the node, over a socket made in its namespace (no process
     start on the way)."""
@@ -262,7 +259,7 @@ def run_file(mode: str, repeats: int) -> list[LatencyRow]:
         host.sysctl("net.ipv4.ip_forward", 0)
         if mode == "git-sync":
             root = lab.tmpdir / "git"
-            publish_git_sync(root, 0, revision(lab, False))
+            git_sync_publish(root, "0" * 40, revision(lab, False))
             config = root / "current" / "cluster.yaml"
         else:
             config = lab.tmpdir / "cluster.yaml"
@@ -277,7 +274,7 @@ def run_file(mode: str, repeats: int) -> list[LatencyRow]:
             time.sleep(0.3)  # apart: each round is one revision, not a burst
             t0 = time.monotonic()
             if mode == "git-sync":
-                publish_git_sync(lab.tmpdir / "git", n, text)
+                git_sync_publish(lab.tmpdir / "git", f"{n:040x}", text)
             else:
                 with open(config, "w") as f:
                     f.write(text)

@@ -15,6 +15,7 @@ Only tests and bench/ import this module; production code never imports reconcil
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
@@ -224,6 +225,19 @@ def to_yaml(data: Mapping[str, Any]) -> str:
         dict(data), Dumper=_Dumper, sort_keys=False, default_flow_style=None, width=1000
     )
     return text
+
+
+def git_sync_publish(root: Path, commit: str, data: str | bytes, link: str = "current") -> Path:
+    """Publish `data` as cluster.yaml the way git-sync v4 publishes a commit, atomically: a
+    new worktree directory named by the commit, a new symlink to it, renamed over `link`
+    in `root`. Returns the worktree."""
+    worktree = root / ".worktrees" / commit
+    worktree.mkdir(parents=True)
+    (worktree / "cluster.yaml").write_bytes(data.encode() if isinstance(data, str) else data)
+    tmp = root / f".tmp-link-{commit}"
+    tmp.symlink_to(Path(".worktrees") / commit)
+    os.rename(tmp, root / link)
+    return worktree
 
 
 def cluster_head(node_list: Iterable[Node] = NODES_AB, *, name: str = "t") -> str:
