@@ -127,6 +127,18 @@ def run(loop: ReconcileLoop):  # type: ignore[no-untyped-def]
     return asyncio.run(loop.run_once())
 
 
+def remove_busy_server(
+    loop: ReconcileLoop, kernel: FakeIpvs, cfg: list[str], connections: int
+) -> tuple[ServiceKey, IPAddress, int]:
+    """198.51.100.3 gets `connections` active connections and leaves the file; one pass
+    runs. The server's key."""
+    key = next(k for k in kernel.dests if str(k[1]) == "198.51.100.3")
+    kernel.dests[key] = replace(kernel.dests[key], active_connections=connections)
+    cfg[0] = cfg[0].replace("      - {address: 198.51.100.3, port: 8080, weight: 3}\n", "")
+    run(loop)
+    return key
+
+
 def test_converges_then_does_nothing(tmp_path: Path) -> None:
     loop, kernel, _, _ = make(tmp_path)
     first = run(loop)
@@ -190,10 +202,7 @@ def test_clash_with_a_foreign_object_is_a_conflict_not_a_write(tmp_path: Path) -
 def test_removed_tcp_server_drains_before_it_is_deleted(tmp_path: Path) -> None:
     loop, kernel, clock, cfg = make(tmp_path)
     run(loop)
-    key = next(k for k in kernel.dests if str(k[1]) == "198.51.100.3")
-    kernel.dests[key] = replace(kernel.dests[key], active_connections=2)
-    cfg[0] = CONFIG.replace("      - {address: 198.51.100.3, port: 8080, weight: 3}\n", "")
-    run(loop)
+    key = remove_busy_server(loop, kernel, cfg, connections=2)
     assert kernel.dests[key].weight == 0  # quiesced, not deleted: its connection lives on
     clock.now += 5
     kernel.writes.clear()
@@ -207,10 +216,7 @@ def test_removed_tcp_server_drains_before_it_is_deleted(tmp_path: Path) -> None:
 def test_drain_timeout_deletes_a_busy_server(tmp_path: Path) -> None:
     loop, kernel, clock, cfg = make(tmp_path)
     run(loop)
-    key = next(k for k in kernel.dests if str(k[1]) == "198.51.100.3")
-    kernel.dests[key] = replace(kernel.dests[key], active_connections=1)
-    cfg[0] = CONFIG.replace("      - {address: 198.51.100.3, port: 8080, weight: 3}\n", "")
-    run(loop)
+    key = remove_busy_server(loop, kernel, cfg, connections=1)
     clock.now += 61
     run(loop)
     assert key not in kernel.dests
@@ -260,10 +266,7 @@ def test_udp_servers_go_at_once(tmp_path: Path, proto: str) -> None:
     text = CONFIG.replace("    scheduler: wrr", f"    scheduler: wrr\n    protocol: {proto}")
     loop, kernel, _, cfg = make(tmp_path, text)
     run(loop)
-    key = next(k for k in kernel.dests if str(k[1]) == "198.51.100.3")
-    kernel.dests[key] = replace(kernel.dests[key], active_connections=2)
-    cfg[0] = text.replace("      - {address: 198.51.100.3, port: 8080, weight: 3}\n", "")
-    run(loop)
+    key = remove_busy_server(loop, kernel, cfg, connections=2)
     assert key not in kernel.dests
 
 
