@@ -10,6 +10,9 @@ The text is rendered with PyYAML (block style, flow style for the innermost list
 mappings), so it configures exactly what the parameters say; a test that asserts a line
 or column in its file keeps its own text.
 
+Below the builders, the lab and bench helpers around such files: a /healthz web root,
+git-sync's atomic publish, and the VIPs and instances of a many-instance cluster.
+
 Only tests and bench/ import this module; production code never imports reconciler.testing.
 """
 
@@ -20,6 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import yaml
@@ -70,6 +74,9 @@ def lab_nodes(hosts: Iterable[HostLike], interface: str = "eth0") -> tuple[Node,
 # The two nodes most unit tests configure: `a` (192.0.2.11) and `b` (192.0.2.12) on eth0.
 NODES_AB = nodes(("a", "192.0.2.11"), ("b", "192.0.2.12"))
 
+# Two lab nodes h1 (150) and h2 (100): h1 is master.
+H1_MASTER: Mapping[str, int] = MappingProxyType({"h1": 150, "h2": 100})
+
 
 @dataclass(frozen=True)
 class Check:
@@ -109,15 +116,6 @@ def http_check(
     if status is not None:
         probe["status"] = status
     return Check(name, {"http": probe}, interval, timeout, rise, fall)
-
-
-def healthz_dir(parent: Path) -> Path:
-    """A new directory `www` under `parent` with a `healthz` file: `python -m http.server`
-    run in it answers an http_check of /healthz with 200."""
-    www = parent / "www"
-    www.mkdir()
-    (www / "healthz").write_text("ok\n")
-    return www
 
 
 def file_check(name: str, path: str | Path, *, interval: str | None = None) -> Check:
@@ -174,44 +172,6 @@ class Vrrp:
         return out
 
 
-def vip_pool(n: int) -> list[IPv4Interface]:
-    """`n` /32 VIPs, one per instance of a large cluster, from the documentation ranges:
-    away from the lab hosts' addresses (.11, .12, ...) and from the VIPs the lab tests
-    time (.100 up to .128 of 192.0.2.0/24)."""
-    pool = [f"203.0.113.{i}" for i in range(1, 255)]
-    pool += [f"198.51.100.{i}" for i in range(129, 255)]
-    pool += [f"192.0.2.{i}" for i in range(129, 255)]
-    if n > len(pool):
-        raise ValueError(f"at most {len(pool)} instances")
-    return [IPv4Interface(f"{a}/32") for a in pool[:n]]
-
-
-VRIDS_PER_SEGMENT = 250
-
-
-def many_instances(n: int, priorities: Mapping[str, int]) -> tuple[Instance, ...]:
-    """`n` instances of 1 s adverts, a /32 VIP each (vip_pool): VRIDs 1..250 on eth0
-    (VI_eth0_1, ...), then again on eth1, and so on; a lab needs a segment per 250."""
-    out = []
-    for k, vip in enumerate(vip_pool(n)):
-        seg, vrid = divmod(k, VRIDS_PER_SEGMENT)
-        out.append(
-            Instance(
-                f"VI_eth{seg}_{vrid + 1}",
-                vrid + 1,
-                (vip,),
-                dict(priorities),
-                advert_interval_s=1.0,
-                interface=f"eth{seg}",
-            )
-        )
-    return tuple(out)
-
-
-# Two lab nodes h1 (150) and h2 (100): h1 is master.
-H1_MASTER = {"h1": 150, "h2": 100}
-
-
 class _Dumper(yaml.SafeDumper):
     # One mapping used twice (a priority map shared by two instances) is written out
     # twice rather than as an anchor and an alias.
@@ -225,19 +185,6 @@ def to_yaml(data: Mapping[str, Any]) -> str:
         dict(data), Dumper=_Dumper, sort_keys=False, default_flow_style=None, width=1000
     )
     return text
-
-
-def git_sync_publish(root: Path, commit: str, data: str | bytes, link: str = "current") -> Path:
-    """Publish `data` as cluster.yaml the way git-sync v4 publishes a commit, atomically: a
-    new worktree directory named by the commit, a new symlink to it, renamed over `link`
-    in `root`. Returns the worktree."""
-    worktree = root / ".worktrees" / commit
-    worktree.mkdir(parents=True)
-    (worktree / "cluster.yaml").write_bytes(data.encode() if isinstance(data, str) else data)
-    tmp = root / f".tmp-link-{commit}"
-    tmp.symlink_to(Path(".worktrees") / commit)
-    os.rename(tmp, root / link)
-    return worktree
 
 
 def cluster_head(node_list: Iterable[Node] = NODES_AB, *, name: str = "t") -> str:
@@ -275,3 +222,62 @@ def cluster_text(
         doc["vrrp"] = vrrp_section
     doc.update(sections)
     return to_yaml(doc)
+
+
+# --------------------------------------------------------------- lab and bench helpers
+
+
+def healthz_dir(parent: Path) -> Path:
+    """A new directory `www` under `parent` with a `healthz` file: `python -m http.server`
+    run in it answers an http_check of /healthz with 200."""
+    www = parent / "www"
+    www.mkdir()
+    (www / "healthz").write_text("ok\n")
+    return www
+
+
+def git_sync_publish(root: Path, commit: str, data: str | bytes, link: str = "current") -> Path:
+    """Publish `data` as cluster.yaml the way git-sync v4 publishes a commit, atomically: a
+    new worktree directory named by the commit, a new symlink to it, renamed over `link`
+    in `root`. Returns the worktree."""
+    worktree = root / ".worktrees" / commit
+    worktree.mkdir(parents=True)
+    (worktree / "cluster.yaml").write_bytes(data.encode() if isinstance(data, str) else data)
+    tmp = root / f".tmp-link-{commit}"
+    tmp.symlink_to(Path(".worktrees") / commit)
+    os.rename(tmp, root / link)
+    return worktree
+
+
+def vip_pool(n: int) -> list[IPv4Interface]:
+    """`n` /32 VIPs, one per instance of a large cluster, from the documentation ranges:
+    away from the lab hosts' addresses (.11, .12, ...) and from the VIPs the lab tests
+    time (.100 up to .128 of 192.0.2.0/24)."""
+    pool = [f"203.0.113.{i}" for i in range(1, 255)]
+    pool += [f"198.51.100.{i}" for i in range(129, 255)]
+    pool += [f"192.0.2.{i}" for i in range(129, 255)]
+    if n > len(pool):
+        raise ValueError(f"at most {len(pool)} instances")
+    return [IPv4Interface(f"{a}/32") for a in pool[:n]]
+
+
+VRIDS_PER_SEGMENT = 250
+
+
+def many_instances(n: int, priorities: Mapping[str, int]) -> tuple[Instance, ...]:
+    """`n` instances of 1 s adverts, a /32 VIP each (vip_pool): VRIDs 1..250 on eth0
+    (VI_eth0_1, ...), then again on eth1, and so on; a lab needs a segment per 250."""
+    out = []
+    for k, vip in enumerate(vip_pool(n)):
+        seg, vrid = divmod(k, VRIDS_PER_SEGMENT)
+        out.append(
+            Instance(
+                f"VI_eth{seg}_{vrid + 1}",
+                vrid + 1,
+                (vip,),
+                dict(priorities),
+                advert_interval_s=1.0,
+                interface=f"eth{seg}",
+            )
+        )
+    return tuple(out)
