@@ -71,6 +71,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reconciler.model.durations import parse_duration
+from reconciler.testing.clusters import (
+    Track,
+    Vrrp,
+    cluster_text,
+    git_sync_publish,
+    lab_nodes,
+    script_check,
+)
 from reconciler.testing.gitrepo import Signers, SshKey, WorkRepo
 from reconciler.testing.netlab import (
     CommandError,
@@ -192,16 +200,6 @@ def seen_after(poller: LabProcess, value: str, after: float, timeout: float = 5.
     raise TimeoutError(f"ip_forward never became {value}")
 
 
-def publish_git_sync(root: Path, n: int, text: str) -> None:
-    commit = f"{n:040x}"
-    worktree = root / ".worktrees" / commit
-    worktree.mkdir(parents=True)
-    (worktree / "cluster.yaml").write_text(text)
-    tmp = root / f".tmp-link-{n}"
-    tmp.symlink_to(Path(".worktrees") / commit)
-    os.rename(tmp, root / "current")
-
-
 def post_refresh(host: Host) -> None:
     """POST /hooks/refresh to the node, over a socket made in its namespace (no process
     start on the way)."""
@@ -261,7 +259,7 @@ def run_file(mode: str, repeats: int) -> list[LatencyRow]:
         host.sysctl("net.ipv4.ip_forward", 0)
         if mode == "git-sync":
             root = lab.tmpdir / "git"
-            publish_git_sync(root, 0, revision(lab, False))
+            git_sync_publish(root, "0" * 40, revision(lab, False))
             config = root / "current" / "cluster.yaml"
         else:
             config = lab.tmpdir / "cluster.yaml"
@@ -276,7 +274,7 @@ def run_file(mode: str, repeats: int) -> list[LatencyRow]:
             time.sleep(0.3)  # apart: each round is one revision, not a burst
             t0 = time.monotonic()
             if mode == "git-sync":
-                publish_git_sync(lab.tmpdir / "git", n, text)
+                git_sync_publish(lab.tmpdir / "git", f"{n:040x}", text)
             else:
                 with open(config, "w") as f:
                     f.write(text)
@@ -367,35 +365,6 @@ def run_git(
 
 # --------------------------------------------------------------------------- changes
 
-CHANGES_TEMPLATE = """\
-apiVersion: reconciler/v1
-kind: Cluster
-name: lab
-nodes:
-  h1: {{address: {a1}, interface: eth0}}
-  h2: {{address: {a2}, interface: eth0}}
-checks:
-  alive:
-    script: {{command: ["/bin/true"]}}
-    interval: 500ms
-    timeout: {timeout_ms}ms
-    rise: 1
-    fall: 1
-vrrp:
-  instances:
-    web:
-      vrid: 81
-      advert_interval: {interval_ms}ms
-      priority: {{h1: {priority}, h2: 100}}
-      vips: [{vips}]
-      track:
-        # A check reset to down by a change would take h1 to {priority} - 60, at or
-        # below h2: the VIP would move, and be counted.
-        - {{check: alive, weight: -60}}
-      notify:
-        master: [["/bin/true", "{word}"]]
-"""
-
 
 @dataclass(frozen=True)
 class Desired:
@@ -406,16 +375,21 @@ class Desired:
     timeout_ms: int = 200
 
     def text(self, lab: Lab) -> str:
-        h1, h2 = lab.hosts
-        return CHANGES_TEMPLATE.format(
-            a1=h1.ipv4,
-            a2=h2.ipv4,
-            priority=self.priority,
-            vips=", ".join(f'"{v}"' for v in self.vips),
-            interval_ms=self.interval_ms,
-            word=self.word,
-            timeout_ms=self.timeout_ms,
+        alive = script_check(
+            "alive", ["/bin/true"], interval="500ms", timeout=f"{self.timeout_ms}ms", rise=1, fall=1
         )
+        web = Vrrp(
+            "web",
+            81,
+            self.vips,
+            {"h1": self.priority, "h2": 100},
+            f"{self.interval_ms}ms",
+            # A check reset to down by a change would take h1 to priority - 60, at or
+            # below h2: the VIP would move, and be counted.
+            track=[Track("alive", -60)],
+            options={"notify": {"master": [["/bin/true", self.word]]}},
+        )
+        return cluster_text(lab_nodes(lab.hosts), [web], checks=[alive])
 
 
 # One cycle of ten non-disruptive changes that ends where it started.

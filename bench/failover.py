@@ -86,6 +86,7 @@ from typing import Any, TypeVar
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from reconciler.adapters.repeat_filter import FilterUnavailable, enable_stats
+from reconciler.testing.clusters import many_instances
 from reconciler.testing.netlab import Host, Lab, LabProcess, netns_unavailable_reason
 from reconciler.testing.vrrp_nodes import (
     KEEPALIVED,
@@ -750,33 +751,8 @@ def _last(cell: TimingCell, metric: str) -> str:
 # --------------------------------------------------------------------------- resources
 
 
-def vip_pool(n: int) -> list[IPv4Interface]:
-    """/32 VIPs from the documentation ranges, away from the lab hosts (.11, .12) and
-    from the timing VIPs (.100 and up of 192.0.2.0/24)."""
-    pool = [f"203.0.113.{i}" for i in range(1, 255)]
-    pool += [f"198.51.100.{i}" for i in range(129, 255)]
-    pool += [f"192.0.2.{i}" for i in range(129, 255)]
-    if n > len(pool):
-        raise ValueError(f"at most {len(pool)} instances")
-    return [IPv4Interface(f"{a}/32") for a in pool[:n]]
-
-
 def resource_instances(n: int) -> tuple[Instance, ...]:
-    per_segment = 250
-    out = []
-    for k, vip in enumerate(vip_pool(n)):
-        seg, vrid = divmod(k, per_segment)
-        out.append(
-            Instance(
-                f"VI_eth{seg}_{vrid + 1}",
-                vrid + 1,
-                (vip,),
-                {"h1": HI_PRIO, "h2": LO_PRIO},
-                advert_interval_s=1.0,
-                interface=f"eth{seg}",
-            )
-        )
-    return tuple(out)
+    return many_instances(n, {"h1": HI_PRIO, "h2": LO_PRIO})
 
 
 def run_resource_cell(

@@ -43,17 +43,16 @@ import os
 import re
 import sys
 import time
-from ipaddress import IPv4Interface
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from reconciler.testing.clusters import VRIDS_PER_SEGMENT, many_instances
 from reconciler.testing.netlab import Lab, LabProcess, netns_unavailable_reason
 from reconciler.testing.vrrp_nodes import Instance, cluster_yaml, node_status, start_ours
 
 TARGET_MS = 5.0
-PER_SEGMENT = 250
 PORT = 9650
 # Runs inside the host's namespace: one /metrics and one /status per round, prints one
 # JSON line per round with the daemon's loop-seconds counters and what it got.
@@ -88,31 +87,8 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
-def vip_pool(n: int) -> list[IPv4Interface]:
-    """/32 VIPs from the documentation ranges, away from the lab host's own addresses."""
-    pool = [f"203.0.113.{i}" for i in range(1, 255)]
-    pool += [f"198.51.100.{i}" for i in range(129, 255)]
-    pool += [f"192.0.2.{i}" for i in range(129, 255)]
-    if n > len(pool):
-        raise ValueError(f"at most {len(pool)} instances")
-    return [IPv4Interface(f"{a}/32") for a in pool[:n]]
-
-
 def instances(n: int) -> tuple[Instance, ...]:
-    out = []
-    for k, vip in enumerate(vip_pool(n)):
-        seg, vrid = divmod(k, PER_SEGMENT)
-        out.append(
-            Instance(
-                f"VI_eth{seg}_{vrid + 1}",
-                vrid + 1,
-                (vip,),
-                {"h1": 150},
-                advert_interval_s=1.0,
-                interface=f"eth{seg}",
-            )
-        )
-    return tuple(out)
+    return many_instances(n, {"h1": 150})
 
 
 def wait_all_master(lab: Lab, daemon: LabProcess, n: int, timeout: float) -> float:
@@ -148,7 +124,7 @@ def costs(rows: list[dict[str, Any]], path: str, key: str = "response_loop") -> 
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    segments = math.ceil(args.instances / PER_SEGMENT)
+    segments = math.ceil(args.instances / VRIDS_PER_SEGMENT)
     with Lab(1, segments=segments) as lab, contextlib.chdir(args.code):
         host = lab.host(1)
         config = lab.tmpdir / "cluster.yaml"

@@ -4,12 +4,18 @@ Network labs: tests marked ``@pytest.mark.root`` are skipped (with the reason)
 where network namespaces cannot be made; ``make_lab`` builds labs that are
 closed after the test, ``lab`` is a ready two-host lab (parametrize it
 indirectly with a dict of :class:`~reconciler.testing.netlab.Lab` arguments).
+``clean_env`` is ``monkeypatch`` with no OTEL_* variable of the caller's environment;
+``open_tmp`` a directory other users (the nobody a hook runs as) may search.
 """
 
 from __future__ import annotations
 
 import functools
+import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -60,3 +66,23 @@ def lab(request: pytest.FixtureRequest, make_lab: Callable[..., Lab]) -> Lab:
     """A two-host lab, or ``Lab(**request.param)`` when parametrized indirectly."""
     params: dict[str, Any] = getattr(request, "param", None) or {}
     return make_lab(**params)
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """``monkeypatch``, with every OTEL_* variable of this process's environment removed."""
+    for name in list(os.environ):
+        if name.startswith("OTEL_"):
+            monkeypatch.delenv(name)
+    return monkeypatch
+
+
+@pytest.fixture
+def open_tmp() -> Iterator[Path]:
+    """A directory others may search (pytest's tmp_path is below a 0700 directory)."""
+    path = Path(tempfile.mkdtemp(prefix="rcfg-test-", dir="/tmp"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path)

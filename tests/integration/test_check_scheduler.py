@@ -11,9 +11,9 @@ import time
 from collections.abc import Iterator
 from datetime import timedelta
 from ipaddress import IPv4Address
-from pathlib import Path
 
 import pytest
+from helpers import marker_alive
 
 from reconciler.adapters.probes import Prober
 from reconciler.health.policy import CheckTransition, ProbeResult
@@ -335,17 +335,6 @@ def marker() -> Iterator[str]:
     yield f"{secrets.randbelow(10**6) + 10**6}.25"
 
 
-def alive(marker: str) -> bool:
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                if marker.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
-                    return True
-            except OSError:
-                pass
-    return False
-
-
 def test_stop_kills_a_running_script(marker: str) -> None:
     me = pwd.getpwuid(os.geteuid()).pw_name
     script = ScriptProbe(
@@ -360,11 +349,11 @@ def test_stop_kills_a_running_script(marker: str) -> None:
     async def scenario() -> None:
         sched = CheckScheduler(lambda t: None, prober=Prober(), spread=timedelta(0))
         sched.start([job])
-        await wait_for(lambda: alive(marker))
+        await wait_for(lambda: marker_alive(marker))
         await sched.stop()
 
     asyncio.run(scenario())
     deadline = time.monotonic() + 3
-    while alive(marker):
+    while marker_alive(marker):
         assert time.monotonic() < deadline, "the script outlived the scheduler"
         time.sleep(0.02)

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 import pytest
 import yaml
 
+from reconciler.testing.clusters import H1_MASTER, Track, Vrrp, cluster_text, file_check, lab_nodes
 from reconciler.testing.netlab import Host, Lab, LabProcess
 from reconciler.testing.vrrp_nodes import start_ours
 
@@ -270,27 +271,12 @@ def test_dashboard_promql_parses() -> None:
 # ------------------------------------------------------------------ a live cluster
 
 VIP = ipaddress.ip_interface("192.0.2.100/24")
-CONFIG = """\
-apiVersion: reconciler/v1
-kind: Cluster
-name: lab
-nodes:
-  h1: {{address: {a1}, interface: eth0}}
-  h2: {{address: {a2}, interface: eth0}}
-checks:
-  maintenance:
-    file: {{path: "{flag}"}}
-    interval: 200ms
-vrrp:
-  instances:
-    web:
-      vrid: 91
-      advert_interval: 100ms
-      priority: {{h1: 150, h2: 100}}
-      vips: [192.0.2.100/24]
-      track:
-        - {{check: maintenance, weight: -1}}
-"""
+
+
+def _config(lab: Lab, flag: Path) -> str:
+    maintenance = file_check("maintenance", flag, interval="200ms")
+    web = Vrrp("web", 91, [VIP], H1_MASTER, "100ms", track=[Track("maintenance", -1)])
+    return cluster_text(lab_nodes(lab.hosts), [web], checks=[maintenance])
 
 
 @dataclass
@@ -310,7 +296,7 @@ def cluster() -> Iterator[Cluster]:
         h1, h2 = lab.host(1), lab.host(2)
         flag = lab.tmpdir / "maintenance"
         config = lab.tmpdir / "cluster.yaml"
-        config.write_text(CONFIG.format(a1=h1.ipv4, a2=h2.ipv4, flag=flag))
+        config.write_text(_config(lab, flag))
         nodes = {
             "h1": start_ours(h1, config, lab.tmpdir / "h1"),
             "h2": h2.spawn(

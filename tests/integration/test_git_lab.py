@@ -56,6 +56,18 @@ def signers(tmp_path: Path) -> Iterator[Signers]:
     s.close()
 
 
+def trust_files(directory: Path, signer: SshKey, key: GpgKey) -> Path:
+    """`directory` with a source.yaml that verifies every commit of a range, signed by
+    `signer` (ssh) or `key` (OpenPGP)."""
+    directory.mkdir()
+    (directory / "allowed_signers").write_text(signer.allowed_signers_line())
+    (directory / "trusted.asc").write_text(key.armored)
+    (directory / "source.yaml").write_text(
+        "verify_commits: range\nallowed_signers: allowed_signers\ntrusted_keys: trusted.asc\n"
+    )
+    return directory
+
+
 def start_git_node(
     host: Host, repo: WorkRepo, state_dir: Path, *extra: str, interval: str = "200ms"
 ) -> LabProcess:
@@ -79,6 +91,18 @@ def wait_status(
         time.sleep(0.1)
 
 
+def wait_refused(host: Host, commit: str, what: str) -> dict[str, Any]:
+    """Wait until `host` attempted `commit` and refused it (an error in its attempt)."""
+    return wait_status(
+        host,
+        lambda d: (
+            (d["revisions"]["attempted"] or {}).get("commit") == commit
+            and bool(d["revisions"]["attempted"]["error"])
+        ),
+        what,
+    )
+
+
 def applied(commit: str) -> Callable[[dict[str, Any]], bool]:
     return lambda doc: doc["commit"] == commit and not doc["revisions"]["pending"]
 
@@ -99,13 +123,7 @@ def test_two_nodes_follow_signed_commits_and_refuse_the_rest(
     alice = signers.ssh("alice")  # an allowed ssh signer
     ops = signers.gpg("ops")  # a trusted OpenPGP key
     stranger = signers.gpg("stranger")  # a key the nodes do not trust
-    node_files = tmp_path / "node"
-    node_files.mkdir()
-    (node_files / "allowed_signers").write_text(alice.allowed_signers_line())
-    (node_files / "trusted.asc").write_text(ops.armored)
-    (node_files / "source.yaml").write_text(
-        "verify_commits: range\nallowed_signers: allowed_signers\ntrusted_keys: trusted.asc\n"
-    )
+    node_files = trust_files(tmp_path / "node", alice, ops)
 
     repo = WorkRepo(tmp_path / "repo", signers)
 
@@ -177,14 +195,7 @@ def test_two_nodes_follow_signed_commits_and_refuse_the_rest(
     t2 = time.monotonic()
     invalid = repo.commit({FILE: desired(VIP, VIP2, vrid=300)}, "bad vrid", sign=alice)
     for h in (h1, h2):
-        doc = wait_status(
-            h,
-            lambda d: (
-                (d["revisions"]["attempted"] or {}).get("commit") == invalid
-                and bool(d["revisions"]["attempted"]["error"])
-            ),
-            "invalid commit refused",
-        )
+        doc = wait_refused(h, invalid, "invalid commit refused")
         assert doc["commit"] == two
         assert "vrid: 300 is out of range" in doc["revisions"]["attempted"]["error"]
     time.sleep(0.5)
@@ -228,14 +239,7 @@ def test_an_unstartable_commit_is_refused_on_both_with_the_old_state_serving(
     t0 = time.monotonic()
     bad = repo.commit({FILE: cluster_yaml(lab.hosts, (web, api))}, "api on eth9", sign=ops)
     for h in (h1, h2):
-        doc = wait_status(
-            h,
-            lambda d: (
-                (d["revisions"]["attempted"] or {}).get("commit") == bad
-                and bool(d["revisions"]["attempted"]["error"])
-            ),
-            "unstartable commit refused",
-        )
+        doc = wait_refused(h, bad, "unstartable commit refused")
         assert "eth9" in doc["revisions"]["attempted"]["error"]
         assert doc["commit"] == good, "the last good revision keeps running"
         assert [i["name"] for i in doc["instances"]] == ["web"]
@@ -339,13 +343,7 @@ def test_signed_commits_change_a_two_node_cluster_in_place_without_a_vip_flap(
     h1, h2 = lab.host(1), lab.host(2)
     alice = signers.ssh("alice")
     ops = signers.gpg("ops")
-    node_files = tmp_path / "node"
-    node_files.mkdir()
-    (node_files / "allowed_signers").write_text(alice.allowed_signers_line())
-    (node_files / "trusted.asc").write_text(ops.armored)
-    (node_files / "source.yaml").write_text(
-        "verify_commits: range\nallowed_signers: allowed_signers\ntrusted_keys: trusted.asc\n"
-    )
+    node_files = trust_files(tmp_path / "node", alice, ops)
     repo = WorkRepo(tmp_path / "repo", signers)
     web = Instance("web", 81, (VIP,), {"h1": 150, "h2": 100})
 

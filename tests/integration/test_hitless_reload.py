@@ -20,9 +20,19 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
+from reconciler.testing.clusters import (
+    H1_MASTER,
+    Track,
+    Vrrp,
+    cluster_text,
+    healthz_dir,
+    http_check,
+    lab_nodes,
+)
 from reconciler.testing.hooks import hook_dirs, write_program
 from reconciler.testing.netlab import CommandError, Host, Lab, LabProcess
 from reconciler.testing.vrrp_nodes import Instance, cluster_yaml, node_status, start_ours
@@ -89,6 +99,16 @@ class Nodes:
     def stop(self) -> None:
         for proc in self.procs.values():
             proc.stop()
+
+
+def sighup_until_applied(proc: LabProcess) -> None:
+    """SIGHUP `proc` and wait until it logged one more applied revision."""
+    applied = proc.output().count(APPLIED)
+    proc.signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while proc.output().count(APPLIED) == applied:
+        assert time.monotonic() < deadline, proc.output()[-2000:]
+        time.sleep(0.02)
 
 
 def moved(
@@ -366,30 +386,12 @@ def test_a_revision_needing_nftables_where_there_is_none_changes_nothing(make_la
     proc.stop()
 
 
-TRACKED = """\
-apiVersion: reconciler/v1
-kind: Cluster
-name: lab
-nodes:
-  h1: {{address: {a1}, interface: eth0}}
-  h2: {{address: {a2}, interface: eth0}}
-checks:
-  web:
-    http: {{url: "http://127.0.0.1:9/healthz"}}
-    interval: 200ms
-    timeout: 100ms
-    rise: 1
-    fall: 1
-vrrp:
-  instances:
-    web:
-      vrid: 81
-      advert_interval: 100ms
-      priority: {{h1: 150, h2: 100}}
-      vips: [{vip}]
-      track:
-        - {{check: web, weight: {weight}}}
-"""
+def _tracked(lab: Lab, weight: int) -> str:
+    web = http_check(
+        "web", "http://127.0.0.1:9/healthz", interval="200ms", timeout="100ms", rise=1, fall=1
+    )
+    inst = Vrrp("web", 81, [A], H1_MASTER, "100ms", track=[Track("web", weight)])
+    return cluster_text(lab_nodes(lab.hosts), [inst], checks=[web])
 
 
 def test_a_tracker_weight_changes_the_effective_priority_in_place(make_lab) -> None:  # type: ignore[no-untyped-def]
@@ -398,14 +400,12 @@ def test_a_tracker_weight_changes_the_effective_priority_in_place(make_lab) -> N
     the VIP move, once, by the RFC 5798 election (h2 preempts)."""
     lab: Lab = make_lab(2)
     h1, h2 = lab.host(1), lab.host(2)
-    www = lab.tmpdir / "www"
-    www.mkdir()
-    (www / "healthz").write_text("ok\n")
+    www = healthz_dir(lab.tmpdir)
     h2.spawn([sys.executable, "-m", "http.server", "9", "--bind", "127.0.0.1"], cwd=www)
     config = lab.tmpdir / "c.yaml"
 
     def write(weight: int) -> None:
-        config.write_text(TRACKED.format(a1=h1.ipv4, a2=h2.ipv4, vip=A, weight=weight))
+        config.write_text(_tracked(lab, weight))
 
     def effective(host: Host, want: int) -> dict[str, object]:
         deadline = time.monotonic() + 10
@@ -428,12 +428,7 @@ def test_a_tracker_weight_changes_the_effective_priority_in_place(make_lab) -> N
     def reload(weight: int) -> None:
         write(weight)
         for proc in procs:
-            applied = proc.output().count(APPLIED)
-            proc.signal(signal.SIGHUP)
-            deadline = time.monotonic() + 10
-            while proc.output().count(APPLIED) == applied:
-                assert time.monotonic() < deadline, proc.output()[-2000:]
-                time.sleep(0.02)
+            sighup_until_applied(proc)
 
     reload(-40)  # h1 110 > 100: in place, nothing moves
     inst = effective(h1, 110)
@@ -487,25 +482,14 @@ def test_an_ipv6_vip_added_and_removed_in_place(make_lab) -> None:  # type: igno
         n.stop()
 
 
-HOOKED = """\
-apiVersion: reconciler/v1
-kind: Cluster
-name: lab
-nodes:
-  h1: {{address: {a1}, interface: eth0}}
-  h2: {{address: {a2}, interface: eth0}}
-vrrp:
-  instances:
-    web:
-      vrid: 81
-      advert_interval: 100ms
-      priority: {{h1: 150, h2: 100}}
-      vips: [{vip}]
-      preempt: {preempt}
-      garp: {{master_repeat: {repeat}}}
-      notify:
-        master: [["{hook}", "{word}"]]
-"""
+def _hooked(lab: Lab, hook: Path, word: str, preempt: bool, repeat: int) -> str:
+    options = {
+        "preempt": preempt,
+        "garp": {"master_repeat": repeat},
+        "notify": {"master": [[str(hook), word]]},
+    }
+    inst = Vrrp("web", 81, [A], H1_MASTER, "100ms", options=options)
+    return cluster_text(lab_nodes(lab.hosts), [inst])
 
 
 def test_hooks_preempt_and_garp_change_in_place_and_the_new_hook_runs(make_lab) -> None:  # type: ignore[no-untyped-def]
@@ -521,17 +505,7 @@ def test_hooks_preempt_and_garp_change_in_place_and_the_new_hook_runs(make_lab) 
     config = lab.tmpdir / "c.yaml"
 
     def write(word: str, preempt: bool, repeat: int) -> None:
-        config.write_text(
-            HOOKED.format(
-                a1=h1.ipv4,
-                a2=h2.ipv4,
-                vip=A,
-                hook=hook,
-                word=word,
-                preempt=str(preempt).lower(),
-                repeat=repeat,
-            )
-        )
+        config.write_text(_hooked(lab, hook, word, preempt, repeat))
 
     write("old", True, 5)
     procs = {
@@ -547,12 +521,7 @@ def test_hooks_preempt_and_garp_change_in_place_and_the_new_hook_runs(make_lab) 
     ran_before = len(out.read_text().splitlines())
     write("new", False, 2)
     for proc in procs.values():
-        applied = proc.output().count(APPLIED)
-        proc.signal(signal.SIGHUP)
-        deadline = time.monotonic() + 10
-        while proc.output().count(APPLIED) == applied:
-            assert time.monotonic() < deadline, proc.output()[-2000:]
-            time.sleep(0.02)
+        sighup_until_applied(proc)
         assert "applied: in place: web" in proc.output()
     time.sleep(1.0)
     assert moved(h1, A, t0) == [] and moved(h2, A, t0) == []

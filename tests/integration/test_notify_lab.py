@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.testing.clusters import H1_MASTER, Vrrp, cluster_text, lab_nodes
 from reconciler.testing.hooks import hook_dirs, write_program
 from reconciler.testing.netlab import Lab
 from reconciler.testing.vrrp_nodes import start_ours
@@ -19,29 +20,25 @@ pytestmark = pytest.mark.root
 
 VIP = ipaddress.ip_interface("192.0.2.100/24")
 
-CONFIG = """\
-apiVersion: reconciler/v1
-kind: Cluster
-name: hooks
-nodes:
-  h1: {{address: {a1}, interface: eth0}}
-  h2: {{address: {a2}, interface: eth0}}
-vrrp:
-  instances:
-    web:
-      vrid: 95
-      advert_interval: 100ms
-      priority: {{h1: 150, h2: 100}}
-      vips: [192.0.2.100/24]
-      notify:
-        master: [["{hook}", "master"]]
-        backup: [["{hook}", "backup"]]
-        stop: [["{hook}", "stop"]]
-        fault:
-          - {{command: ["{hook}", "fault-before", "0.5"], before_release: true, timeout: 3s}}
-          - ["{hook}", "fault"]
-        timeout: 5s
-"""
+
+def _config(lab: Lab, hook: Path) -> str:
+    notify = {
+        "master": [[str(hook), "master"]],
+        "backup": [[str(hook), "backup"]],
+        "stop": [[str(hook), "stop"]],
+        "fault": [
+            {
+                "command": [str(hook), "fault-before", "0.5"],
+                "before_release": True,
+                "timeout": "3s",
+            },
+            [str(hook), "fault"],
+        ],
+        "timeout": "5s",
+    }
+    web = Vrrp("web", 95, [VIP], H1_MASTER, "100ms", options={"notify": notify})
+    return cluster_text(lab_nodes(lab.hosts), [web], name="hooks")
+
 
 HOOK = """#!/bin/sh
 [ -n "$2" ] && sleep "$2"
@@ -65,7 +62,7 @@ def test_hooks_run_in_order_and_before_release_holds_the_vip(make_lab) -> None: 
     programs, out = hook_dirs(lab.tmpdir)  # the hooks run as nobody
     hook = write_program(programs / "hook.sh", HOOK.format(logdir=out))
     config = lab.tmpdir / "c.yaml"
-    config.write_text(CONFIG.format(a1=h1.ipv4, a2=h2.ipv4, hook=hook))
+    config.write_text(_config(lab, hook))
     # h1 first: at 100 ms adverts the two Master_Down_Intervals differ by 20 ms, less
     # than two Python start-ups can differ by on a busy machine.
     p1 = start_ours(h1, config, lab.tmpdir / "s1")
@@ -96,28 +93,20 @@ def test_hooks_run_in_order_and_before_release_holds_the_vip(make_lab) -> None: 
     p1.stop()
 
 
-ALONE = """\
-apiVersion: reconciler/v1
-kind: Cluster
-name: users
-nodes:
-  h1: {{address: {a1}, interface: eth0}}
-vrrp:
-  instances:
-    web:
-      vrid: 96
-      advert_interval: 100ms
-      priority: {{h1: 150}}
-      vips: [192.0.2.100/24]
-      notify:
-        backup: [["{open_hook}"]]
-        master:
-          - ["/usr/bin/id", "-u"]
-          - {{command: ["/usr/bin/id", "-u"], user: root}}
-          - ["/usr/bin/env"]
-          - ["{open_hook}"]
-          - ["{ok_hook}"]
-"""
+def _alone(lab: Lab, open_hook: Path, ok_hook: Path) -> str:
+    notify = {
+        "backup": [[str(open_hook)]],
+        "master": [
+            ["/usr/bin/id", "-u"],
+            {"command": ["/usr/bin/id", "-u"], "user": "root"},
+            ["/usr/bin/env"],
+            [str(open_hook)],
+            [str(ok_hook)],
+        ],
+    }
+    web = Vrrp("web", 96, [VIP], {"h1": 150}, "100ms", options={"notify": notify})
+    return cluster_text(lab_nodes(lab.hosts), [web], name="users")
+
 
 REFUSED = "refused: directory {d} is writable by others (mode 0777): someone else could change "
 MINIMAL_ENV = {"PATH", "HOME", "USER", "LOGNAME", "LANG"}
@@ -139,7 +128,7 @@ def test_hooks_run_as_nobody_or_root_when_stated_and_an_open_directory_is_refuse
     open_hook = write_program(open_dir / "hook", f"#!/bin/sh\ntouch {mark}\n")
     ok_hook = write_program(programs / "ok", f"#!/bin/sh\necho done > {out}/ok\n")
     config = lab.tmpdir / "c.yaml"
-    config.write_text(ALONE.format(a1=h1.ipv4, open_hook=open_hook, ok_hook=ok_hook))
+    config.write_text(_alone(lab, open_hook, ok_hook))
     proc = start_ours(h1, config, lab.tmpdir / "s1", env={"RCFG_DAEMON_SECRET": "x"})
     h1.watcher.wait_for(VIP, timeout=10)
     deadline = time.monotonic() + 5

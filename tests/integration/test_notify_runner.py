@@ -6,9 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -24,15 +21,10 @@ SECOND = timedelta(seconds=1)
 
 
 @pytest.fixture
-def top() -> Iterator[Path]:
+def top(open_tmp: Path) -> Path:
     if os.geteuid() != 0:
         pytest.skip("running hooks as nobody needs root")
-    path = Path(tempfile.mkdtemp(prefix="rcfg-notify-", dir="/tmp"))
-    path.chmod(0o755)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path)
+    return open_tmp
 
 
 def _run(notifier: Notifier, *hooks: Hook) -> None:

@@ -30,6 +30,7 @@ from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 
 import pytest
+from helpers import marker_alive
 
 from reconciler.adapters.probes import ProbeError, Prober, digest_url, run_probe
 from reconciler.health.policy import ProbeResult
@@ -413,8 +414,9 @@ def test_tcp_connect_pass_and_fail() -> None:
     assert not probe(TcpProbe(None, None)).ok
 
 
-def test_tcp_timeout() -> None:
-    # A listener whose backlog is full leaves new SYNs unanswered.
+@contextlib.contextmanager
+def unanswered_port() -> Iterator[int]:
+    """A local TCP port whose listener's backlog is full: new SYNs go unanswered."""
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(0)
@@ -428,10 +430,15 @@ def test_tcp_timeout() -> None:
                     s.connect(("127.0.0.1", port))
                 fillers.append(s)
             time.sleep(0.05)
-            result = probe(TcpProbe(LOCALHOST, port), timeout_s=0.3)
+            yield port
         finally:
             for s in fillers:
                 s.close()
+
+
+def test_tcp_timeout() -> None:
+    with unanswered_port() as port:
+        result = probe(TcpProbe(LOCALHOST, port), timeout_s=0.3)
     assert result == ProbeResult(ok=False, detail="timeout after 300ms")
 
 
@@ -581,17 +588,6 @@ def test_script_dynamic_weight() -> None:
     )
     assert probe(sh("exit 0", dynamic=True)) == ProbeResult(ok=True, detail="exit status 0")
     assert probe(sh("exit 1", dynamic=True)) == ProbeResult(ok=False, detail="exit status 1")
-
-
-def marker_alive(marker: str) -> bool:
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                if marker.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
-                    return True
-            except OSError:
-                pass
-    return False
 
 
 @pytest.mark.parametrize(("trap", "how"), [("", "SIGTERM"), ("trap '' TERM; ", "SIGKILL")])
@@ -825,54 +821,39 @@ def test_start_runs_tcp_on_callbacks_and_other_probes_in_tasks(web: Server) -> N
 
 def test_start_times_out_and_cancels() -> None:
     prober = Prober(max_concurrent=4)
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(0)
-        port = listener.getsockname()[1]
-        fillers = []
-        try:
-            for _ in range(8):  # fill the backlog: further SYNs go unanswered
-                s = socket.socket()
-                s.setblocking(False)
-                with contextlib.suppress(BlockingIOError):
-                    s.connect(("127.0.0.1", port))
-                fillers.append(s)
-            time.sleep(0.05)
+    with unanswered_port() as port:
 
-            async def scenario() -> None:
-                loop = asyncio.get_running_loop()
-                timed_out: asyncio.Future[ProbeResult] = loop.create_future()
-                started = loop.time()
-                prober.start(
-                    TcpProbe(LOCALHOST, port),
-                    None,
-                    None,
-                    timedelta(milliseconds=200),
-                    None,
-                    None,
-                    timed_out.set_result,
-                )
-                assert prober.in_flight == 1
-                result = await timed_out
-                # Deadlines are kept in 10 ms buckets: never early, at most 10 ms late.
-                assert 0.2 <= loop.time() - started < 0.4
-                assert result == ProbeResult(ok=False, detail="timeout after 200ms")
-                assert prober.in_flight == 0
+        async def scenario() -> None:
+            loop = asyncio.get_running_loop()
+            timed_out: asyncio.Future[ProbeResult] = loop.create_future()
+            started = loop.time()
+            prober.start(
+                TcpProbe(LOCALHOST, port),
+                None,
+                None,
+                timedelta(milliseconds=200),
+                None,
+                None,
+                timed_out.set_result,
+            )
+            assert prober.in_flight == 1
+            result = await timed_out
+            # Deadlines are kept in 10 ms buckets: never early, at most 10 ms late.
+            assert 0.2 <= loop.time() - started < 0.4
+            assert result == ProbeResult(ok=False, detail="timeout after 200ms")
+            assert prober.in_flight == 0
 
-                seen: list[ProbeResult] = []
-                attempt = prober.start(
-                    TcpProbe(LOCALHOST, port), None, None, timedelta(1), None, None, seen.append
-                )
-                assert prober.in_flight == 1
-                attempt.cancel()
-                assert prober.in_flight == 0 and attempt.done
-                await asyncio.sleep(0.05)
-                assert seen == []  # a cancelled attempt never reports
+            seen: list[ProbeResult] = []
+            attempt = prober.start(
+                TcpProbe(LOCALHOST, port), None, None, timedelta(1), None, None, seen.append
+            )
+            assert prober.in_flight == 1
+            attempt.cancel()
+            assert prober.in_flight == 0 and attempt.done
+            await asyncio.sleep(0.05)
+            assert seen == []  # a cancelled attempt never reports
 
-            asyncio.run(scenario())
-        finally:
-            for s in fillers:
-                s.close()
+        asyncio.run(scenario())
 
 
 def test_start_shares_the_concurrency_bound(web: Server) -> None:

@@ -11,7 +11,6 @@ running instance's VIP sees no event at all.
 from __future__ import annotations
 
 import ipaddress
-import os
 import signal
 import sys
 import time
@@ -20,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from reconciler.testing.clusters import git_sync_publish
 from reconciler.testing.netlab import Host, Lab, LabProcess
 from reconciler.testing.vrrp_nodes import (
     Instance,
@@ -36,9 +36,11 @@ VIP_DB = ipaddress.ip_interface("192.0.2.102/24")
 LIVE_WITHIN_S = 3.0  # the file watch, not the 10 s backstop
 
 
-def _instances(with_db: bool) -> tuple[Instance, ...]:
-    web = Instance("web", 81, (VIP,), {"h1": 150, "h2": 100})
-    db = Instance("db", 82, (VIP_DB,), {"h1": 150, "h2": 100})
+def _instances(with_db: bool, priority: dict[str, int] | None = None) -> tuple[Instance, ...]:
+    """web, and db when `with_db`; h1 150 and h2 100 unless `priority` says otherwise."""
+    prio = priority or {"h1": 150, "h2": 100}
+    web = Instance("web", 81, (VIP,), prio)
+    db = Instance("db", 82, (VIP_DB,), prio)
     return (web, db) if with_db else (web,)
 
 
@@ -138,28 +140,18 @@ def test_a_rewritten_file_goes_live_on_both_nodes_and_an_invalid_one_changes_not
     _stop(procs)
 
 
-def _publish(root: Path, commit: str, text: str) -> None:
-    """git-sync v4: new worktree named by the commit, new symlink, renamed over the link."""
-    worktree = root / ".worktrees" / commit
-    worktree.mkdir(parents=True)
-    (worktree / "cluster.yaml").write_text(text)
-    tmp = root / f".tmp-link-{commit[:8]}"
-    tmp.symlink_to(Path(".worktrees") / commit)
-    os.rename(tmp, root / "current")
-
-
 def test_a_git_sync_publish_goes_live_on_both_nodes_with_its_commit(make_lab) -> None:  # type: ignore[no-untyped-def]
     lab: Lab = make_lab(2)
     h1, h2 = lab.host(1), lab.host(2)
     root = lab.tmpdir / "git"
     c1, c2 = "c1" * 20, "c2" * 20
-    _publish(root, c1, cluster_yaml(lab.hosts, _instances(False)))
+    git_sync_publish(root, c1, cluster_yaml(lab.hosts, _instances(False)))
     procs = _start(lab, root / "current" / "cluster.yaml")
     for h in (h1, h2):
         assert _revisions(h)["applied"]["commit"] == c1
 
     t0 = time.monotonic()
-    _publish(root, c2, cluster_yaml(lab.hosts, _instances(True)))
+    git_sync_publish(root, c2, cluster_yaml(lab.hosts, _instances(True)))
     took = h1.watcher.wait_for(VIP_DB, timeout=LIVE_WITHIN_S, after=t0) - t0
     for h in (h1, h2):
         doc = _wait_status(h, lambda d: d["revisions"]["applied"]["commit"] == c2)
@@ -181,8 +173,7 @@ def _control(host: Host, state_dir: Path, *args: str, check: bool = True) -> str
 def test_suspended_parts_keep_running_as_they_are_until_resumed(make_lab) -> None:  # type: ignore[no-untyped-def]
     lab: Lab = make_lab(1)
     h1 = lab.host(1)
-    web = Instance("web", 81, (VIP,), {"h1": 150})
-    db = Instance("db", 82, (VIP_DB,), {"h1": 150})
+    web, db = _instances(True, {"h1": 150})
     config = lab.tmpdir / "cluster.yaml"
     config.write_text(cluster_yaml(lab.hosts, (web,)))
     state = lab.tmpdir / "state-h1"
@@ -241,8 +232,7 @@ def test_no_watch_waits_for_the_refresh_hook(make_lab) -> None:  # type: ignore[
     backstop); POST /hooks/refresh makes the node look at once."""
     lab: Lab = make_lab(1)
     h1 = lab.host(1)
-    web = Instance("web", 81, (VIP,), {"h1": 150})
-    db = Instance("db", 82, (VIP_DB,), {"h1": 150})
+    web, db = _instances(True, {"h1": 150})
     config = lab.tmpdir / "cluster.yaml"
     config.write_text(cluster_yaml(lab.hosts, (web,)))
     proc = start_ours(h1, config, lab.tmpdir / "state", extra_args=("--no-watch", "--refresh-hook"))

@@ -6,7 +6,6 @@ and decodes the protobuf body as an ExportTraceServiceRequest. No root needed.
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
@@ -87,14 +86,6 @@ def collector() -> Iterator[Collector]:
         c.server.shutdown()
         c.server.server_close()
         c.thread.join(5)
-
-
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    for name in list(os.environ):
-        if name.startswith("OTEL_"):
-            monkeypatch.delenv(name)
-    return monkeypatch
 
 
 def value(v: AnyValue) -> object:

@@ -7,9 +7,21 @@ import re
 import signal
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
+from reconciler.testing.clusters import (
+    H1_MASTER,
+    Check,
+    Track,
+    Vrrp,
+    cluster_text,
+    file_check,
+    healthz_dir,
+    http_check,
+    lab_nodes,
+)
 from reconciler.testing.netlab import Lab
 from reconciler.testing.vrrp_nodes import node_status, start_ours, wait_following
 
@@ -17,34 +29,25 @@ pytestmark = pytest.mark.root
 
 VIP = ipaddress.ip_interface("192.0.2.100/24")
 
-CONFIG = """\
-apiVersion: reconciler/v1
-kind: Cluster
-name: web-edge
-nodes:
-  h1: {{address: {a1}, interface: eth0}}
-  h2: {{address: {a2}, interface: eth0}}
-checks:
-  nginx:
-    http: {{url: "http://127.0.0.1:8080/healthz", status: "200-299"}}
-    interval: 200ms
-    timeout: 150ms
-    rise: 2
-    fall: 2
-  maintenance:
-    file: {{path: "{flag}"}}
-    interval: 200ms
-vrrp:
-  instances:
-    web:
-      vrid: 91
-      advert_interval: 100ms
-      priority: {{h1: 150, h2: 100}}
-      vips: [192.0.2.100/24]
-      track:
-        - {{check: nginx, weight: -60}}
-        - {{check: maintenance, weight: -1}}
-"""
+
+def _nginx(timeout: str) -> Check:
+    return http_check(
+        "nginx",
+        "http://127.0.0.1:8080/healthz",
+        status="200-299",
+        interval="200ms",
+        timeout=timeout,
+        rise=2,
+        fall=2,
+    )
+
+
+def _config(lab: Lab, flag: Path) -> str:
+    checks = [_nginx("150ms"), file_check("maintenance", flag, interval="200ms")]
+    track = [Track("nginx", -60), Track("maintenance", -1)]
+    web = Vrrp("web", 91, [VIP], H1_MASTER, "100ms", track=track)
+    return cluster_text(lab_nodes(lab.hosts), [web], name="web-edge", checks=checks)
+
 
 WEB = [sys.executable, "-m", "http.server", "8080", "--bind", "127.0.0.1"]
 
@@ -52,12 +55,10 @@ WEB = [sys.executable, "-m", "http.server", "8080", "--bind", "127.0.0.1"]
 def test_dead_nginx_moves_the_vip_and_recovery_brings_it_back(make_lab) -> None:  # type: ignore[no-untyped-def]
     lab: Lab = make_lab(2)
     h1, h2 = lab.host(1), lab.host(2)
-    www = lab.tmpdir / "www"
-    www.mkdir()
-    (www / "healthz").write_text("ok\n")
+    www = healthz_dir(lab.tmpdir)
     flag = lab.tmpdir / "maintenance"
     config = lab.tmpdir / "c.yaml"
-    config.write_text(CONFIG.format(a1=h1.ipv4, a2=h2.ipv4, flag=flag))
+    config.write_text(_config(lab, flag))
     webs = {h.name: h.spawn(WEB, cwd=www) for h in (h1, h2)}
     nodes = {h.name: start_ours(h, config, lab.tmpdir / h.name) for h in (h1, h2)}
     h1.watcher.wait_for(VIP, timeout=10)
@@ -109,30 +110,9 @@ def test_dead_nginx_moves_the_vip_and_recovery_brings_it_back(make_lab) -> None:
         p.stop()
 
 
-RELOAD_CONFIG = """\
-apiVersion: reconciler/v1
-kind: Cluster
-name: web-edge
-nodes:
-  h1: {{address: {a1}, interface: eth0}}
-  h2: {{address: {a2}, interface: eth0}}
-checks:
-  nginx:
-    http: {{url: "http://127.0.0.1:8080/healthz", status: "200-299"}}
-    interval: 200ms
-    timeout: {timeout}
-    rise: 2
-    fall: 2
-vrrp:
-  instances:
-    web:
-      vrid: 92
-      advert_interval: 100ms
-      priority: {{h1: 150, h2: 100}}
-      vips: [192.0.2.100/24]
-      track:
-        - {{check: nginx, weight: -60}}
-"""
+def _reload_config(lab: Lab, timeout: str) -> str:
+    web = Vrrp("web", 92, [VIP], H1_MASTER, "100ms", track=[Track("nginx", -60)])
+    return cluster_text(lab_nodes(lab.hosts), [web], name="web-edge", checks=[_nginx(timeout)])
 
 
 def test_a_reload_keeps_a_dead_check_down_and_the_vip_where_it_is(make_lab) -> None:  # type: ignore[no-untyped-def]
@@ -141,11 +121,9 @@ def test_a_reload_keeps_a_dead_check_down_and_the_vip_where_it_is(make_lab) -> N
     the VIP taken by a node whose web server is dead): no VIP event on either node."""
     lab: Lab = make_lab(2)
     h1, h2 = lab.host(1), lab.host(2)
-    www = lab.tmpdir / "www"
-    www.mkdir()
-    (www / "healthz").write_text("ok\n")
+    www = healthz_dir(lab.tmpdir)
     config = lab.tmpdir / "c.yaml"
-    config.write_text(RELOAD_CONFIG.format(a1=h1.ipv4, a2=h2.ipv4, timeout="150ms"))
+    config.write_text(_reload_config(lab, "150ms"))
     web = h2.spawn(WEB, cwd=www)  # nobody listens on h1's port 8080: nginx is down there
     nodes = {h.name: start_ours(h, config, lab.tmpdir / h.name) for h in (h1, h2)}
     h2.watcher.wait_for(VIP, timeout=10)
@@ -155,7 +133,7 @@ def test_a_reload_keeps_a_dead_check_down_and_the_vip_where_it_is(make_lab) -> N
     assert not h1.watcher.is_present(VIP)
 
     t0 = time.monotonic()
-    config.write_text(RELOAD_CONFIG.format(a1=h1.ipv4, a2=h2.ipv4, timeout="180ms"))
+    config.write_text(_reload_config(lab, "180ms"))
     for p in nodes.values():
         p.signal(signal.SIGHUP)
     for p in nodes.values():

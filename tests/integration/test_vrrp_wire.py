@@ -18,7 +18,7 @@ import pytest
 from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6NDOptDstLLAddr, IPv6
 from scapy.layers.l2 import ARP, Ether
 
-from reconciler.testing.netlab import Lab
+from reconciler.testing.netlab import Lab, LabProcess
 from reconciler.testing.vrrp_nodes import Instance, cluster_yaml, start_ours
 
 pytestmark = pytest.mark.root
@@ -57,21 +57,27 @@ def _captured(output: str) -> list[tuple[float, bytes]]:
     return out
 
 
-def test_master_sends_a_burst_of_gratuitous_arps(make_lab) -> None:  # type: ignore[no-untyped-def]
-    lab: Lab = make_lab(2)
+def _sniff_takeover(
+    lab: Lab, instance: Instance, what: str
+) -> tuple[list[tuple[float, bytes]], LabProcess]:
+    """h1 alone becomes master of `instance` while h2 sniffs `what` ("arp" or "na") for
+    3 s: the frames captured, and h1's daemon."""
     h1, h2 = lab.host(1), lab.host(2)
     config = lab.tmpdir / "c.yaml"
-    config.write_text(cluster_yaml(lab.hosts, (Instance("web", 61, (VIP4,), {"h1": 150}),)))
-    sniff = h2.spawn([sys.executable, "-c", SNIFFER, "arp", "3"])
+    config.write_text(cluster_yaml(lab.hosts, (instance,)))
+    sniff = h2.spawn([sys.executable, "-c", SNIFFER, what, "3"])
     sniff.wait_for_output("ready")
     proc = start_ours(h1, config, lab.tmpdir / "s")
-    h1.watcher.wait_for(VIP4, timeout=10)
+    h1.watcher.wait_for(instance.vips[0], timeout=10)
     sniff.wait(10)
-    garps = [
-        f
-        for _, f in _captured(sniff.output())
-        if ARP in Ether(f) and Ether(f)[ARP].psrc == "192.0.2.100"
-    ]
+    return _captured(sniff.output()), proc
+
+
+def test_master_sends_a_burst_of_gratuitous_arps(make_lab) -> None:  # type: ignore[no-untyped-def]
+    lab: Lab = make_lab(2)
+    h1 = lab.host(1)
+    captured, proc = _sniff_takeover(lab, Instance("web", 61, (VIP4,), {"h1": 150}), "arp")
+    garps = [f for _, f in captured if ARP in Ether(f) and Ether(f)[ARP].psrc == "192.0.2.100"]
     assert len(garps) == 5  # keepalived's vrrp_garp_master_repeat default
     for frame in garps:
         eth = Ether(frame)
@@ -83,16 +89,10 @@ def test_master_sends_a_burst_of_gratuitous_arps(make_lab) -> None:  # type: ign
 
 def test_master_sends_unsolicited_neighbour_advertisements(make_lab) -> None:  # type: ignore[no-untyped-def]
     lab: Lab = make_lab(2)
-    h1, h2 = lab.host(1), lab.host(2)
-    config = lab.tmpdir / "c.yaml"
-    config.write_text(cluster_yaml(lab.hosts, (Instance("web6", 62, (VIP6,), {"h1": 150}),)))
-    sniff = h2.spawn([sys.executable, "-c", SNIFFER, "na", "3"])
-    sniff.wait_for_output("ready")
-    proc = start_ours(h1, config, lab.tmpdir / "s")
-    h1.watcher.wait_for(VIP6, timeout=10)
-    sniff.wait(10)
+    h1 = lab.host(1)
+    captured, proc = _sniff_takeover(lab, Instance("web6", 62, (VIP6,), {"h1": 150}), "na")
     nas = []
-    for _, payload in _captured(sniff.output()):
+    for _, payload in captured:
         if payload[0] == 136:  # ICMPv6 raw sockets deliver the ICMPv6 message
             msg = ICMPv6ND_NA(payload)
             if msg.tgt == "2001:db8::100":

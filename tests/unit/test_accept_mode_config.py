@@ -10,14 +10,15 @@ import pytest
 from reconciler.adapters.accept_mode import AcceptModeFirewall, FirewallError, ruleset
 from reconciler.config.load import load_text
 from reconciler.plan.live import no_accept_vips
+from reconciler.testing.clusters import Node, cluster_head
 
-CLUSTER = """\
-apiVersion: reconciler/v1
-kind: Cluster
-name: t
-nodes:
-  lb1: {address: 192.0.2.100, address6: "2001:db8::11", interface: eth0}
-  lb2: {address: 192.0.2.12, address6: "2001:db8::12", interface: eth0}
+NODES = (
+    Node("lb1", "192.0.2.100", address6="2001:db8::11"),
+    Node("lb2", "192.0.2.12", address6="2001:db8::12"),
+)
+CLUSTER = (
+    cluster_head(NODES)
+    + """\
 vrrp:
   instances:
     owned:
@@ -37,6 +38,7 @@ vrrp:
       vrid: 4
       vips: [192.0.2.103/24]
 """
+)
 
 
 def test_the_owner_accepts_and_every_other_node_drops() -> None:

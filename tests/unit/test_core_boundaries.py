@@ -6,6 +6,10 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Interface
 
+from helpers import ME, PEER
+from helpers import received_advert as _advert
+from helpers import vrrp_params as _params
+
 from reconciler.health.priority import (
     TrackerKind,
     TrackerStatus,
@@ -18,15 +22,8 @@ from reconciler.model.kernel import LiveAddress, LiveService
 from reconciler.plan.diff import Action, diff
 from reconciler.vrrp.events import AdvertReceived, Startup, TimerExpired
 from reconciler.vrrp.fsm import VrrpInstance
-from reconciler.vrrp.packet import Advert, ChecksumVerdict, ReceivedAdvert, VrrpVersion
-from reconciler.vrrp.params import InstanceParams
+from reconciler.vrrp.packet import ChecksumVerdict
 from reconciler.vrrp.states import State, TimerKind, TransitionReason
-
-ME = IPv4Address("192.0.2.11")
-PEER = IPv4Address("192.0.2.12")
-VIPS = (IPv4Address("192.0.2.100"),)
-GROUP = IPv4Address("224.0.0.18")
-
 
 # --- plan order --------------------------------------------------------------------------
 
@@ -46,23 +43,6 @@ def test_conflicts_come_first_in_a_plan_so_the_reader_sees_them() -> None:
 
 
 # --- backup transition reasons -------------------------------------------------------------
-
-
-def _params(**kw: object) -> InstanceParams:
-    return InstanceParams("web", 51, 100, 100, VIPS, ME, **kw)  # type: ignore[arg-type]
-
-
-def _advert(
-    priority: int,
-    *,
-    destination: IPv4Address = GROUP,
-    checksum: ChecksumVerdict = ChecksumVerdict.VALID,
-) -> AdvertReceived:
-    return AdvertReceived(
-        ReceivedAdvert(
-            Advert(VrrpVersion.V3, 51, priority, 100, VIPS), PEER, destination, 255, checksum
-        )
-    )
 
 
 def _reason_of_takeover(*adverts: AdvertReceived) -> TransitionReason:

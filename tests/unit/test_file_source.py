@@ -16,6 +16,7 @@ import pytest
 
 from reconciler.model.revision import Artifact, Refusal
 from reconciler.source.file import FileSource
+from reconciler.testing.clusters import git_sync_publish
 
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 WAIT_S = 5.0
@@ -152,24 +153,12 @@ def test_a_missing_file_is_a_refusal_and_its_return_an_artifact(tmp_path: Path) 
     run(body)
 
 
-def _publish(root: Path, link: str, name: str, data: bytes) -> Path:
-    """git-sync v4's atomic publish: a new worktree directory named by the commit, a new
-    symlink to it, renamed over the link."""
-    worktree = root / ".worktrees" / name
-    worktree.mkdir(parents=True)
-    (worktree / "cluster.yaml").write_bytes(data)
-    tmp = root / f"tmp-link-{name[:8]}"
-    tmp.symlink_to(Path(".worktrees") / name)
-    os.rename(tmp, root / link)
-    return worktree
-
-
 C1, C2, C3 = "1" * 40, "2" * 40, "3" * 40
 
 
 def test_git_sync_link_swaps_are_seen_with_the_commit(tmp_path: Path) -> None:
     root = tmp_path / "git"
-    old = _publish(root, "current", C1, b"one\n")
+    old = git_sync_publish(root, C1, b"one\n")
 
     async def body() -> None:
         w = Watch(FileSource(root / "current" / "cluster.yaml", backstop_s=60))
@@ -177,13 +166,13 @@ def test_git_sync_link_swaps_are_seen_with_the_commit(tmp_path: Path) -> None:
         assert (first.data, first.provenance.commit) == (b"one\n", C1)
         assert first.provenance.author is None  # not a git work tree: unknown
         t0 = time.monotonic()
-        _publish(root, "current", C2, b"two\n")
+        git_sync_publish(root, C2, b"two\n")
         shutil.rmtree(old)  # git-sync removes the old worktree
         second = await w.artifact()
         assert (second.data, second.provenance.commit) == (b"two\n", C2)
         assert time.monotonic() - t0 < 1.0
         # A commit that does not touch the file: same bytes, new commit, handed on.
-        _publish(root, "current", C3, b"two\n")
+        git_sync_publish(root, C3, b"two\n")
         third = await w.artifact()
         assert (third.digest, third.provenance.commit) == (second.digest, C3)
         # ... and the watch followed the link to the newest worktree.

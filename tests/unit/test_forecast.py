@@ -16,16 +16,9 @@ from reconciler.plan.forecast import (
     forecast_instance,
 )
 from reconciler.plan.planner import plan_revision
+from reconciler.testing.clusters import cluster_head, nodes
 
-HEAD = """\
-apiVersion: reconciler/v1
-kind: Cluster
-name: t
-nodes:
-  a: {address: 192.0.2.1, interface: eth0}
-  b: {address: 192.0.2.2, interface: eth0}
-  c: {address: 192.0.2.3, interface: eth0}
-"""
+HEAD = cluster_head(nodes(("a", "192.0.2.1"), ("b", "192.0.2.2"), ("c", "192.0.2.3")))
 
 
 def cluster(body: str) -> Cluster:

@@ -9,16 +9,13 @@ from pathlib import Path
 from reconciler.config.load import load_file, load_text
 from reconciler.model.ipvs import Forwarding, Persistence
 from reconciler.model.vrrp import Garp, UnicastChecksum
+from reconciler.testing.clusters import cluster_head
 
 ROOT = Path(__file__).resolve().parents[2]
 
-MINIMAL = """
-apiVersion: reconciler/v1
-kind: Cluster
-name: t
-nodes:
-  a: {address: 192.0.2.11, interface: eth0}
-  b: {address: 192.0.2.12, interface: eth0}
+MINIMAL = (
+    cluster_head()
+    + """\
 vrrp:
   instances:
     web: {vrid: 1, vips: [192.0.2.100], unicast: true}
@@ -29,6 +26,7 @@ virtual_services:
     persistence: {}
     real_servers: [{address: 198.51.100.2}]
 """
+)
 
 
 def test_vrrp_defaults_are_keepalived_defaults() -> None:

@@ -15,6 +15,7 @@ from reconciler.config.load import load_text
 from reconciler.model.kernel import LiveAddress
 from reconciler.reconcile.loop import ReconcileLoop
 from reconciler.reconcile.ownership import FILE_NAME, OwnershipStore
+from reconciler.testing.clusters import cluster_head
 
 GOOD = {
     "version": 1,
@@ -75,17 +76,14 @@ def test_bytes_that_are_not_utf8_are_damage_too(tmp_path: Path) -> None:
     assert store.load() == set() and store.damaged is not None
 
 
-CONFIG = """
-apiVersion: reconciler/v1
-kind: Cluster
-name: t
-nodes:
-  a: {address: 192.0.2.11, interface: eth0}
-  b: {address: 192.0.2.12, interface: eth0}
+CONFIG = (
+    cluster_head()
+    + """\
 vrrp:
   instances:
     web: {vrid: 51, priority: {a: 150, b: 100}, vips: [192.0.2.100/24]}
 """
+)
 
 
 class Addresses:

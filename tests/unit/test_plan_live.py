@@ -17,14 +17,11 @@ from reconciler.model.common import Family
 from reconciler.model.ipvs import Forwarding, Protocol, ServiceKey
 from reconciler.model.kernel import LiveAddress, LiveDest, LiveService
 from reconciler.plan.live import project
+from reconciler.testing.clusters import cluster_head, nodes
 
-NODE = """\
-apiVersion: reconciler/v1
-kind: Cluster
-name: t
-nodes:
-  a: {address: 192.0.2.1, interface: eth0}
-  b: {address: 192.0.2.2, interface: eth0}
+NODE = (
+    cluster_head(nodes(("a", "192.0.2.1"), ("b", "192.0.2.2")))
+    + """\
 vrrp:
   instances:
     front:
@@ -61,6 +58,7 @@ virtual_services:
     sorry_server: {address: 198.51.100.251, port: 8080}
     real_servers: [{address: 198.51.100.13, port: 8443}]
 """
+)
 
 WEB4 = ServiceKey(Family.IPV4, Protocol.TCP, IPv4Address("192.0.2.100"), 80)
 WEB6 = ServiceKey(Family.IPV6, Protocol.TCP, IPv6Address("2001:db8::100"), 443)

@@ -18,6 +18,7 @@ from reconciler.model.common import Family
 from reconciler.model.ipvs import Protocol, RealServer, ServiceKey
 from reconciler.plan.diff import Action, FieldChange, Step, diff, field_changes, order
 from reconciler.plan.planner import plan_revision
+from reconciler.testing.clusters import Node, cluster_head
 
 VIP = IPv4Address("192.0.2.200")
 SERVICE = ServiceKey(Family.IPV4, Protocol.TCP, VIP, 80)
@@ -90,20 +91,11 @@ def test_a_foreign_object_equal_to_ours_is_reported_with_both_versions() -> None
 
 # ---------------------------------------------------------------- planner: node settings and checks
 
-HEAD = """\
-apiVersion: reconciler/v1
-kind: Cluster
-name: t
-nodes:
-  a: {address: A, address6: A6, interface: eth0}
-  b: {address: 192.0.2.2, interface: eth0}
-"""
-
 
 def _cluster(
     body: str = "", *, address: str = "192.0.2.1", address6: str = "2001:db8::1"
 ) -> Cluster:
-    head = HEAD.replace("A6", address6).replace("A,", f"{address},")
+    head = cluster_head((Node("a", address, address6=address6), Node("b", "192.0.2.2")))
     return load_text(head + textwrap.dedent(body), "t.yaml").cluster
 
 

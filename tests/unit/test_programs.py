@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -120,17 +117,6 @@ def test_a_program_owned_by_another_user_is_refused(tmp_path: Path) -> None:
     assert unsafe_reason(str(prog), ME) == (
         f"directory {tmp_path / 'bin'} is owned by uid {STRANGER.uid}, not root or {ME.name}"
     )
-
-
-@pytest.fixture
-def open_tmp() -> Iterator[Path]:
-    """A directory others may search (pytest's tmp_path is below a 0700 directory)."""
-    path = Path(tempfile.mkdtemp(prefix="rcfg-programs-", dir="/tmp"))
-    path.chmod(0o755)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path)
 
 
 def test_what_a_user_can_execute_follows_the_mode_bits(open_tmp: Path) -> None:

@@ -23,13 +23,13 @@ from reconciler.model.kernel import LiveDest
 from reconciler.plan.live import project
 from reconciler.runtime.checks import CheckJob, CheckScheduler
 from reconciler.runtime.real_servers import RealServerHealth, ServerEvent
+from reconciler.testing.clusters import cluster_head, nodes
 
-CONFIG = """
-apiVersion: reconciler/v1
-kind: Cluster
-name: t
-nodes:
-  a: {address: 192.0.2.11}
+# One node, no VRRP: a director with real servers only.
+HEAD = cluster_head(nodes(("a", "192.0.2.11"), interface=None))
+CONFIG = (
+    HEAD
+    + """\
 virtual_services:
   web:
     address: 192.0.2.100
@@ -42,12 +42,10 @@ virtual_services:
       - {address: 198.51.100.3, port: 8080, inhibit_on_failure: true}
       - {address: 198.51.100.4, port: 8080, check: false}
 """
-DYNAMIC = """
-apiVersion: reconciler/v1
-kind: Cluster
-name: t
-nodes:
-  a: {address: 192.0.2.11}
+)
+DYNAMIC = (
+    HEAD
+    + """\
 virtual_services:
   web:
     address: 192.0.2.100
@@ -59,12 +57,10 @@ virtual_services:
     real_servers:
       - {address: 198.51.100.2, port: 8080, weight: 1}
 """
-SHARED = """
-apiVersion: reconciler/v1
-kind: Cluster
-name: t
-nodes:
-  a: {address: 192.0.2.11}
+)
+SHARED = (
+    HEAD
+    + """\
 checks:
   port: {tcp: {}, interval: 20ms, timeout: 150ms}
 virtual_services:
@@ -79,6 +75,7 @@ virtual_services:
     real_servers:
       - {address: 198.51.100.2, port: 8080, check: port, weight: 3}
 """
+)
 A, B, C = "198.51.100.2:8080", "198.51.100.3:8080", "198.51.100.4:8080"
 SORRY = "198.51.100.250:8080"
 Table = dict[str, int]
@@ -140,6 +137,12 @@ class Node:
         self.health.set_config(self.cfg)
         self.scheduler.replace(self.health.jobs())
         self.health.refresh()
+
+    async def start_below_quorum(self) -> None:
+        """Start with A and B failing: live weight 1 < quorum 2, the sorry server serves."""
+        self.probes.failing = {A, B}
+        self.start()
+        await self.settle({SORRY: 1})
 
     async def settle(self, want: Table, timeout_s: float = 5.0) -> None:
         await wait_for(lambda: self.table() == want, timeout_s)
@@ -233,9 +236,7 @@ def test_a_reload_that_changes_only_the_schedule_keeps_a_dead_server_out(change:
 
 def test_a_lost_quorum_stays_lost_over_a_schedule_only_reload() -> None:
     async def scenario(node: Node) -> None:
-        node.probes.failing = {A, B}
-        node.start()
-        await node.settle({SORRY: 1})
+        await node.start_below_quorum()
         node.tables.clear()
 
         node.reload(CONFIG.replace("interval: 20ms", "interval: 30ms"))
@@ -253,9 +254,7 @@ def test_a_lost_quorum_stays_lost_over_a_schedule_only_reload() -> None:
 
 def test_a_reload_that_adds_a_live_server_decides_the_quorum_at_once() -> None:
     async def scenario(node: Node) -> None:
-        node.probes.failing = {A, B}
-        node.start()
-        await node.settle({SORRY: 1})
+        await node.start_below_quorum()
         more = CONFIG + "      - {address: 198.51.100.5, port: 8080, check: false}\n"
         node.reload(more)
         assert node.table() == {B: 0, C: 1, "198.51.100.5:8080": 1}
@@ -266,9 +265,7 @@ def test_a_reload_that_adds_a_live_server_decides_the_quorum_at_once() -> None:
 
 def test_a_reload_that_drops_the_sorry_server_ends_its_quorum() -> None:
     async def scenario(node: Node) -> None:
-        node.probes.failing = {A, B}
-        node.start()
-        await node.settle({SORRY: 1})
+        await node.start_below_quorum()
         node.reload(CONFIG.replace("    sorry_server:", "    #"))
         assert node.table() == {B: 0, C: 1}  # no sorry server: the live servers serve
 

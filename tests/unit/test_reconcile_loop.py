@@ -21,13 +21,11 @@ from reconciler.model.ipvs import ServiceKey
 from reconciler.model.kernel import LiveAddress, LiveDest, LiveService
 from reconciler.reconcile.loop import Outcome, ReconcileLoop
 from reconciler.reconcile.ownership import OwnershipStore
+from reconciler.testing.clusters import NODES_AB, cluster_head
 
-CONFIG = """
-apiVersion: reconciler/v1
-kind: Cluster
-name: t
-nodes:
-  a: {address: 192.0.2.11, interface: eth0}
+CONFIG = (
+    cluster_head(NODES_AB[:1])
+    + """\
 virtual_services:
   web:
     address: 192.0.2.100
@@ -37,6 +35,7 @@ virtual_services:
       - {address: 198.51.100.2, port: 8080, weight: 1}
       - {address: 198.51.100.3, port: 8080, weight: 3}
 """
+)
 
 
 class FakeError(Exception):
@@ -128,6 +127,18 @@ def run(loop: ReconcileLoop):  # type: ignore[no-untyped-def]
     return asyncio.run(loop.run_once())
 
 
+def remove_busy_server(
+    loop: ReconcileLoop, kernel: FakeIpvs, cfg: list[str], connections: int
+) -> tuple[ServiceKey, IPAddress, int]:
+    """198.51.100.3 gets `connections` active connections and leaves the file; one pass
+    runs. The server's key."""
+    key = next(k for k in kernel.dests if str(k[1]) == "198.51.100.3")
+    kernel.dests[key] = replace(kernel.dests[key], active_connections=connections)
+    cfg[0] = cfg[0].replace("      - {address: 198.51.100.3, port: 8080, weight: 3}\n", "")
+    run(loop)
+    return key
+
+
 def test_converges_then_does_nothing(tmp_path: Path) -> None:
     loop, kernel, _, _ = make(tmp_path)
     first = run(loop)
@@ -191,10 +202,7 @@ def test_clash_with_a_foreign_object_is_a_conflict_not_a_write(tmp_path: Path) -
 def test_removed_tcp_server_drains_before_it_is_deleted(tmp_path: Path) -> None:
     loop, kernel, clock, cfg = make(tmp_path)
     run(loop)
-    key = next(k for k in kernel.dests if str(k[1]) == "198.51.100.3")
-    kernel.dests[key] = replace(kernel.dests[key], active_connections=2)
-    cfg[0] = CONFIG.replace("      - {address: 198.51.100.3, port: 8080, weight: 3}\n", "")
-    run(loop)
+    key = remove_busy_server(loop, kernel, cfg, connections=2)
     assert kernel.dests[key].weight == 0  # quiesced, not deleted: its connection lives on
     clock.now += 5
     kernel.writes.clear()
@@ -208,10 +216,7 @@ def test_removed_tcp_server_drains_before_it_is_deleted(tmp_path: Path) -> None:
 def test_drain_timeout_deletes_a_busy_server(tmp_path: Path) -> None:
     loop, kernel, clock, cfg = make(tmp_path)
     run(loop)
-    key = next(k for k in kernel.dests if str(k[1]) == "198.51.100.3")
-    kernel.dests[key] = replace(kernel.dests[key], active_connections=1)
-    cfg[0] = CONFIG.replace("      - {address: 198.51.100.3, port: 8080, weight: 3}\n", "")
-    run(loop)
+    key = remove_busy_server(loop, kernel, cfg, connections=1)
     clock.now += 61
     run(loop)
     assert key not in kernel.dests
@@ -261,10 +266,7 @@ def test_udp_servers_go_at_once(tmp_path: Path, proto: str) -> None:
     text = CONFIG.replace("    scheduler: wrr", f"    scheduler: wrr\n    protocol: {proto}")
     loop, kernel, _, cfg = make(tmp_path, text)
     run(loop)
-    key = next(k for k in kernel.dests if str(k[1]) == "198.51.100.3")
-    kernel.dests[key] = replace(kernel.dests[key], active_connections=2)
-    cfg[0] = text.replace("      - {address: 198.51.100.3, port: 8080, weight: 3}\n", "")
-    run(loop)
+    key = remove_busy_server(loop, kernel, cfg, connections=2)
     assert key not in kernel.dests
 
 
@@ -284,16 +286,14 @@ def test_pending_takeover_vips_are_written_down_and_survive_a_restart(tmp_path: 
     assert third.pending == frozenset()
 
 
-VRRP_CONFIG = """
-apiVersion: reconciler/v1
-kind: Cluster
-name: t
-nodes:
-  a: {address: 192.0.2.11, interface: eth0}
+VRRP_CONFIG = (
+    cluster_head(NODES_AB[:1])
+    + """\
 vrrp:
   instances:
     web: {vrid: 51, priority: {a: 150}, vips: [192.0.2.100/24]}
 """
+)
 
 
 def test_a_vip_a_driver_added_during_the_pass_stays_ours(tmp_path: Path) -> None:

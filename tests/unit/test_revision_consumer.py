@@ -51,6 +51,23 @@ def prepare(a: Artifact, held: frozenset[str]) -> Cluster:
     return load_bytes(a.data, a.provenance.location).cluster
 
 
+async def started(
+    src: Scripted, first: Artifact, store: RevisionStore | None = None
+) -> RevisionConsumer[Cluster]:
+    """A consumer of `src` that took `first` as its first revision and was started."""
+    consumer: RevisionConsumer[Cluster] = RevisionConsumer(src, prepare, store=store)
+    await src.queue.put(first)
+    await consumer.first()
+    consumer.started()
+    return consumer
+
+
+async def cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
 async def settle(consumer: RevisionConsumer[Cluster], attempts: int) -> None:
     for _ in range(200):
         if consumer.attempts_done >= attempts and consumer.gate.in_flight is None:
@@ -90,9 +107,7 @@ def test_first_revision_and_a_burst_that_gives_one_apply() -> None:
         st = consumer.status()
         assert st.applied is not None and st.applied.digest == artifact(v3).digest
         assert st.applies == 3 and st.failures == 0
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        await cancelled(task)
 
     asyncio.run(body())
 
@@ -100,10 +115,7 @@ def test_first_revision_and_a_burst_that_gives_one_apply() -> None:
 def test_invalid_bytes_are_not_applied_and_status_says_where() -> None:
     async def body() -> None:
         src = Scripted()
-        consumer: RevisionConsumer[Cluster] = RevisionConsumer(src, prepare)
-        await src.queue.put(artifact(GOOD))
-        await consumer.first()
-        consumer.started()
+        consumer = await started(src, artifact(GOOD))
         applied: list[Cluster] = []
 
         async def apply(c: Cluster) -> Applied:
@@ -121,9 +133,7 @@ def test_invalid_bytes_are_not_applied_and_status_says_where() -> None:
         assert "300" in st.attempted.error
         stalled = {c.type: c for c in st.conditions}["Stalled"]
         assert stalled.status and stalled.reason == "ValidationFailed"
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        await cancelled(task)
 
     asyncio.run(body())
 
@@ -131,10 +141,7 @@ def test_invalid_bytes_are_not_applied_and_status_says_where() -> None:
 def test_an_apply_failure_changes_the_gate_not_the_applied_revision() -> None:
     async def body() -> None:
         src = Scripted()
-        consumer: RevisionConsumer[Cluster] = RevisionConsumer(src, prepare)
-        await src.queue.put(artifact(GOOD))
-        await consumer.first()
-        consumer.started()
+        consumer = await started(src, artifact(GOOD))
 
         async def apply(c: Cluster) -> Applied:
             raise OSError("eth9 does not exist")
@@ -148,9 +155,7 @@ def test_an_apply_failure_changes_the_gate_not_the_applied_revision() -> None:
         assert st.verified is not None and st.verified.digest == artifact(v2).digest
         assert st.attempted is not None and st.attempted.error == "eth9 does not exist"
         assert st.refused == {"apply-failed": 1}
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        await cancelled(task)
 
     asyncio.run(body())
 
@@ -184,22 +189,13 @@ def test_a_suspended_node_restarts_from_the_revision_it_ran(tmp_path: Path) -> N
 
     async def first_life() -> None:
         src = Scripted()
-        consumer: RevisionConsumer[Cluster] = RevisionConsumer(
-            src, prepare, store=RevisionStore(tmp_path)
-        )
-        await src.queue.put(artifact(GOOD, commit="a" * 40))
-        await consumer.first()
-        consumer.started()
+        consumer = await started(src, artifact(GOOD, commit="a" * 40), RevisionStore(tmp_path))
         consumer.suspend()
 
     async def second_life() -> None:
         src = Scripted()
-        consumer: RevisionConsumer[Cluster] = RevisionConsumer(
-            src, prepare, store=RevisionStore(tmp_path)
-        )
-        await src.queue.put(artifact(v2))  # what the file says now
-        await consumer.first()
-        consumer.started()
+        v2_now = artifact(v2)  # what the file says now
+        consumer = await started(src, v2_now, RevisionStore(tmp_path))
         st = consumer.status()
         assert st.applied is not None and st.applied.digest == artifact(GOOD).digest
         assert st.applied.commit == "a" * 40
@@ -223,12 +219,7 @@ def test_a_suspended_node_restarts_from_the_revision_it_ran(tmp_path: Path) -> N
 
     async def third_life() -> None:  # resumed and applied: it starts from the source
         src = Scripted()
-        consumer: RevisionConsumer[Cluster] = RevisionConsumer(
-            src, prepare, store=RevisionStore(tmp_path)
-        )
-        await src.queue.put(artifact(GOOD))
-        await consumer.first()
-        consumer.started()
+        consumer = await started(src, artifact(GOOD), RevisionStore(tmp_path))
         st = consumer.status()
         assert st.applied is not None and st.applied.digest == artifact(GOOD).digest
         assert not st.suspended

@@ -2,8 +2,8 @@
 once per packet or per event (issue 13, item 1): advert sends, VIP adds and hook starts.
 
 The socket and netlink are the project's own seams (``VrrpSocket``, ``Netlink``), faked as
-in test_vrrp_batching.py; the errors are the kernel's (``OSError`` with an errno, pyroute2's
-``NetlinkError``); the hook really fails to start.
+in test_vrrp_batching.py (tests/helpers.py); the errors are the kernel's (``OSError`` with
+an errno, pyroute2's ``NetlinkError``); the hook really fails to start.
 """
 
 from __future__ import annotations
@@ -11,17 +11,16 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-import socket
 from datetime import timedelta
 from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from helpers import FakeAnnouncer, FakeSocket
 from pyroute2.netlink.exceptions import NetlinkError
 
 from reconciler.adapters.error_tally import ErrorTally, error_kind
-from reconciler.adapters.vrrp_socket import Datagram
 from reconciler.config.load import load_text
 from reconciler.model.kernel import LiveAddress
 from reconciler.model.vrrp import Hook
@@ -32,32 +31,6 @@ from reconciler.testing.vrrp_nodes import Instance, cluster_yaml
 from reconciler.vrrp.states import State
 
 ME = IPv4Address("192.0.2.11")
-
-
-class FakeSocket:
-    interface = "eth0"
-    family = 4
-
-    def __init__(self) -> None:
-        self._fd_owner = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # never readable
-        self.sent: list[bytes] = []
-
-    def fileno(self) -> int:
-        return self._fd_owner.fileno()
-
-    def receive(self, limit: int = 256) -> list[Datagram]:
-        return []
-
-    def send(self, payload: bytes, source: object, destination: object) -> None:
-        self.sent.append(payload)
-
-    def close(self) -> None:
-        self._fd_owner.close()
-
-
-class FakeAnnouncer:
-    def announce(self, vips: object) -> None:
-        pass
 
 
 class RefusingSocket(FakeSocket):

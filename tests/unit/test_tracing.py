@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -363,14 +362,6 @@ def test_shutdown_is_bounded(caplog: pytest.LogCaptureFixture) -> None:
 
 
 # ---------------------------------------------------------- environment
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    for name in list(os.environ):
-        if name.startswith("OTEL_"):
-            monkeypatch.delenv(name)
-    return monkeypatch
-
-
 def _exporter_of(provider: TracerProvider) -> OTLPSpanExporter:
     processors = provider._active_span_processor._span_processors
     assert len(processors) == 1

@@ -8,11 +8,12 @@ Master_Down_Timer must read them before it fires: an advert waiting there restar
 from __future__ import annotations
 
 import asyncio
-import socket
 import struct
 from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 from types import SimpleNamespace
+
+from helpers import FakeAnnouncer, FakeSocket
 
 from reconciler.adapters.outcome import WriteOutcome
 from reconciler.adapters.vrrp_socket import Datagram
@@ -30,29 +31,6 @@ GROUP = multicast_group(MASTER)
 MDI_100 = 0.3 + 0.3 * 156 / 256  # Master_Down_Interval at priority 100, 100 ms adverts
 
 
-class FakeSocket:
-    interface = "eth0"
-    family = 4
-
-    def __init__(self) -> None:
-        self._fd_owner = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # never readable
-        self.waiting: list[Datagram] = []
-        self.sent: list[bytes] = []
-
-    def fileno(self) -> int:
-        return self._fd_owner.fileno()
-
-    def receive(self, limit: int = 256) -> list[Datagram]:
-        batch, self.waiting = self.waiting[:limit], self.waiting[limit:]
-        return batch
-
-    def send(self, payload: bytes, source: object, destination: object) -> None:
-        self.sent.append(payload)
-
-    def close(self) -> None:
-        self._fd_owner.close()
-
-
 class FakeNetlink:
     def begin_add(self, a: LiveAddress) -> None:
         return None  # no fast path: add_address is used
@@ -62,11 +40,6 @@ class FakeNetlink:
 
     async def delete_address(self, a: LiveAddress) -> WriteOutcome:
         return WriteOutcome.DELETED
-
-
-class FakeAnnouncer:
-    def announce(self, vips: object) -> None:
-        pass
 
 
 def _ip_packet(payload: bytes) -> bytes:

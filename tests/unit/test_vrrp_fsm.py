@@ -7,6 +7,9 @@ from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 import pytest
+from helpers import ME, PEER, VIPS, started_backup, started_master
+from helpers import received_advert as advert
+from helpers import vrrp_params as params
 
 from reconciler.vrrp.actions import (
     AddVips,
@@ -33,12 +36,9 @@ from reconciler.vrrp.events import (
 )
 from reconciler.vrrp.fsm import VrrpInstance
 from reconciler.vrrp.packet import (
-    VRRP_MULTICAST_IPV4,
     VRRP_MULTICAST_IPV6,
-    Advert,
     AuthType,
     ChecksumVerdict,
-    ReceivedAdvert,
     VrrpVersion,
 )
 from reconciler.vrrp.params import InstanceParams, UnicastChecksum
@@ -46,54 +46,13 @@ from reconciler.vrrp.receive import Refusal
 from reconciler.vrrp.states import State, TimerKind, TransitionReason
 from reconciler.vrrp.timers import master_down_interval
 
-ME = IPv4Address("192.0.2.11")
-PEER = IPv4Address("192.0.2.12")  # higher address than ME
 LOW_PEER = IPv4Address("192.0.2.10")  # lower address than ME
-VIPS = (IPv4Address("192.0.2.100"),)
 MD, ADV = TimerKind.MASTER_DOWN, TimerKind.ADVER
 
 # RFC 5798 §6.1 at a 1 s interval (exact binary fractions, so float equality is exact)
 MDI_100 = 3.609375
 MDI_150 = 3.4140625
 SKEW_100 = 0.609375
-
-
-def params(**overrides: Any) -> InstanceParams:
-    base: dict[str, Any] = {
-        "name": "web",
-        "vrid": 51,
-        "priority": 100,
-        "advert_interval_cs": 100,
-        "vips": VIPS,
-        "primary_address": ME,
-    }
-    base.update(overrides)
-    return InstanceParams(**base)
-
-
-def advert(
-    priority: int,
-    source: IPv4Address | IPv6Address = PEER,
-    *,
-    interval_cs: int = 100,
-    vips: tuple[IPv4Address, ...] | tuple[IPv6Address, ...] = VIPS,
-    hop_limit: int = 255,
-    destination: IPv4Address | IPv6Address = VRRP_MULTICAST_IPV4,
-    vrid: int = 51,
-    version: VrrpVersion = VrrpVersion.V3,
-    auth_type: AuthType = AuthType.NONE,
-    auth_data: bytes = b"",
-    checksum: ChecksumVerdict = ChecksumVerdict.VALID,
-) -> AdvertReceived:
-    return AdvertReceived(
-        ReceivedAdvert(
-            Advert(version, vrid, priority, interval_cs, vips, auth_type, auth_data),
-            source,
-            destination,
-            hop_limit,
-            checksum,
-        )
-    )
 
 
 def sent(p: InstanceParams, priority: int, *, old: bool = False) -> SendAdvert:
@@ -108,20 +67,6 @@ def become_master(p: InstanceParams, reason: TransitionReason, from_state: State
         SendGratuitous(p.vips),
         StartTimer(ADV, p.advert_interval_cs / 100),
     ]
-
-
-def started_backup(p: InstanceParams | None = None, now: float = 0.0) -> VrrpInstance:
-    fsm = VrrpInstance(p or params())
-    fsm.handle(Startup(), now)
-    assert fsm.state is State.BACKUP
-    return fsm
-
-
-def started_master(p: InstanceParams | None = None) -> VrrpInstance:
-    fsm = started_backup(p)
-    fsm.handle(TimerExpired(MD), 10.0)
-    assert fsm.state is State.MASTER
-    return fsm
 
 
 # --- startup, master down ------------------------------------------------------------

@@ -12,6 +12,8 @@ from ipaddress import IPv4Address
 from typing import Any
 
 import pytest
+from helpers import PEER, received_advert, started_backup, started_master
+from helpers import vrrp_params as params
 
 from reconciler.vrrp.actions import (
     SendAdvert,
@@ -27,16 +29,12 @@ from reconciler.vrrp.events import (
     PriorityChanged,
     Reconfigure,
     Shutdown,
-    Startup,
     TimerExpired,
 )
 from reconciler.vrrp.fsm import VrrpInstance
 from reconciler.vrrp.packet import (
     VRRP_MULTICAST_IPV4,
-    Advert,
     AuthType,
-    ChecksumVerdict,
-    ReceivedAdvert,
     VrrpVersion,
 )
 from reconciler.vrrp.params import InstanceParams, UnicastChecksum
@@ -44,27 +42,11 @@ from reconciler.vrrp.receive import Refusal
 from reconciler.vrrp.states import State, TimerKind, TransitionReason
 from reconciler.vrrp.timers import master_down_interval
 
-ME = IPv4Address("192.0.2.11")
-PEER = IPv4Address("192.0.2.12")
 OTHER_PEER = IPv4Address("192.0.2.13")
-VIPS = (IPv4Address("192.0.2.100"),)
 MD, ADV = TimerKind.MASTER_DOWN, TimerKind.ADVER
 
 MDI_100 = 3.609375  # RFC 5798 §6.1 at priority 100 and a 1 s interval
 MDI_150 = 3.4140625  # ... at priority 150
-
-
-def params(**overrides: Any) -> InstanceParams:
-    base: dict[str, Any] = {
-        "name": "web",
-        "vrid": 51,
-        "priority": 100,
-        "advert_interval_cs": 100,
-        "vips": VIPS,
-        "primary_address": ME,
-    }
-    base.update(overrides)
-    return InstanceParams(**base)
 
 
 def advert(
@@ -77,30 +59,16 @@ def advert(
     destination: IPv4Address = VRRP_MULTICAST_IPV4,
     hop_limit: int = 255,
 ) -> AdvertReceived:
-    auth_type = AuthType.SIMPLE_TEXT if auth else AuthType.NONE
-    return AdvertReceived(
-        ReceivedAdvert(
-            Advert(version, 51, priority, interval_cs, VIPS, auth_type, auth),
-            source,
-            destination,
-            hop_limit,
-            ChecksumVerdict.VALID,
-        )
+    return received_advert(
+        priority,
+        source,
+        interval_cs=interval_cs,
+        version=version,
+        auth_type=AuthType.SIMPLE_TEXT if auth else AuthType.NONE,
+        auth_data=auth,
+        destination=destination,
+        hop_limit=hop_limit,
     )
-
-
-def started_backup(p: InstanceParams | None = None, now: float = 0.0) -> VrrpInstance:
-    fsm = VrrpInstance(p or params())
-    fsm.handle(Startup(), now)
-    assert fsm.state is State.BACKUP
-    return fsm
-
-
-def started_master(p: InstanceParams | None = None) -> VrrpInstance:
-    fsm = started_backup(p)
-    fsm.handle(TimerExpired(MD), 10.0)
-    assert fsm.state is State.MASTER
-    return fsm
 
 
 def transition_of(actions: list[Any]) -> Transitioned:

@@ -8,6 +8,7 @@ from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 import pytest
+from helpers import vrrp_params as _params
 
 from reconciler.vrrp.packet import AuthType, VrrpVersion
 from reconciler.vrrp.params import InstanceParams
@@ -15,19 +16,6 @@ from reconciler.vrrp.timers import master_down_interval, skew_time
 
 V4 = IPv4Address("192.0.2.11")
 VIP = IPv4Address("192.0.2.100")
-
-
-def _params(**kw: Any) -> InstanceParams:
-    base: dict[str, Any] = {
-        "name": "web",
-        "vrid": 51,
-        "priority": 100,
-        "advert_interval_cs": 100,
-        "vips": (VIP,),
-        "primary_address": V4,
-    }
-    base.update(kw)
-    return InstanceParams(**base)
 
 
 def _refused(message: str, **kw: Any) -> None:

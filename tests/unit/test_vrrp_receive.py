@@ -43,22 +43,7 @@ def test_keepalived_v3_multicast_advert_passes_for_a_matching_instance() -> None
 
 
 def test_keepalived_ipv6_unicast_advert_has_hop_limit_64_and_is_accepted() -> None:
-    packet = _first("v3_ipv6_unicast_1s_1vip")
-    received = decode_ipv6(
-        bytes.fromhex(str(packet["vrrp_hex"])),
-        IPv6Address("2001:db8::11"),
-        IPv6Address("2001:db8::12"),
-        64,
-    )
-    unicast = InstanceParams(
-        "web6",
-        51,
-        150,
-        100,
-        (IPv6Address("2001:db8::100"),),
-        IPv6Address("2001:db8::12"),
-        unicast_peers=(IPv6Address("2001:db8::11"),),
-    )
+    unicast, received = _unicast_ipv6("2001:db8::11", 64)  # keepalived's source, hop limit
     assert validate_advert(unicast, received) is None
     multicast = InstanceParams("web6", 51, 150, 100, unicast.vips, IPv6Address("fe80::12"))
     assert validate_advert(multicast, received) is Refusal.BAD_TTL
@@ -138,20 +123,18 @@ def test_unicast_min_ttl_refuses_adverts_from_further_away() -> None:
 def test_the_model_checks_unicast_sources_by_default() -> None:
     from reconciler.config.load import load_text  # noqa: PLC0415
     from reconciler.runtime.vrrp_driver import instance_params  # noqa: PLC0415
+    from reconciler.testing.clusters import cluster_head  # noqa: PLC0415
 
-    text = """
-apiVersion: reconciler/v1
-kind: Cluster
-name: t
-nodes:
-  a: {address: 192.0.2.11, interface: eth0}
-  b: {address: 192.0.2.12, interface: eth0}
+    text = (
+        cluster_head()
+        + """\
 vrrp:
   instances:
     web: {vrid: 51, vips: [192.0.2.100/24], unicast: true}
     ttl: {vrid: 52, vips: [192.0.2.101/24], unicast: true, unicast_min_ttl: 255,
           unicast_source_check: false}
 """
+    )
     cfg = load_text(text, "t.yaml").cluster.for_node("a")
     web = instance_params(cfg.instance("web"), IPv4Address("192.0.2.11"))
     assert web.check_unicast_source and web.unicast_min_ttl == 0
