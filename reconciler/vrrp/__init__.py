@@ -5,7 +5,7 @@
 - ``params``: ``InstanceParams``, one instance's configuration.
 - ``receive``: ``validate_advert``, the RFC 5798 §7.1 receive checks.
 - ``events`` / ``actions`` / ``states``: what goes into and comes out of the machine.
-- ``fsm``: ``VrrpInstance.handle(event, now) -> list[Action]``.
+- ``fsm``: ``VirtualRouter.handle(event, now) -> list[Action]``.
 
 Nothing here does I/O or reads a clock: the driver in ``runtime/`` owns sockets and timers.
 """

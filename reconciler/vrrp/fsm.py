@@ -1,11 +1,11 @@
-"""The VRRP state machine of one instance, RFC 5798 §6.4, sans-I/O.
+"""The VRRP state machine of one virtual router, RFC 5798 §6.4, sans-I/O.
 
-``VrrpInstance.handle(event, now)`` returns the actions the driver must perform, in order.
+``VirtualRouter.handle(event, now)`` returns the actions the driver must perform, in order.
 Time is an argument (monotonic seconds); timers are ``StartTimer``/``CancelTimer`` actions
 that the driver turns into real timers and feeds back as ``TimerExpired``.
 
 Shape: one state enum (:class:`~reconciler.vrrp.states.State`), one handler table keyed
-by (state, event type), and one choke point, :meth:`VrrpInstance._transition`, that runs
+by (state, event type), and one choke point, :meth:`VirtualRouter._transition`, that runs
 the old state's exit actions, emits ``Transitioned``, counts it, and runs the new state's
 entry actions. Handlers only decide; entry/exit bookkeeping lives in one place.
 
@@ -72,11 +72,12 @@ class InstanceCounters:
     transitions: Counter[tuple[State, State, TransitionReason]] = field(default_factory=Counter)
 
 
-_Handler = Callable[["VrrpInstance", Event, float], None]
+_Handler = Callable[["VirtualRouter", Event, float], None]
 
 
-class VrrpInstance:
-    """One VRRP instance's state machine. Not thread-safe; one driver calls it."""
+class VirtualRouter:
+    """The state machine of one virtual router (RFC 5798's term; one configured VRRP
+    instance on one interface). Not thread-safe; one driver calls it."""
 
     def __init__(self, params: InstanceParams) -> None:
         self.params = params
@@ -532,42 +533,42 @@ class VrrpInstance:
 
 
 _HANDLERS: dict[tuple[State, type], _Handler] = {
-    (State.BACKUP, SyncGroupMaster): VrrpInstance._sync_to_master,
-    (State.MASTER, SyncGroupBackup): VrrpInstance._sync_to_backup,
-    (State.INITIALIZE, Startup): VrrpInstance._on_startup,
-    (State.INITIALIZE, LinkDown): VrrpInstance._on_fault_event,
-    (State.INITIALIZE, LinkUp): VrrpInstance._on_fault_event,
-    (State.INITIALIZE, FaultSet): VrrpInstance._on_fault_event,
-    (State.INITIALIZE, FaultCleared): VrrpInstance._on_fault_event,
-    (State.INITIALIZE, PriorityChanged): VrrpInstance._on_priority_changed,
-    (State.INITIALIZE, TimerExpired): VrrpInstance._on_stale_timer,
-    (State.BACKUP, AdvertReceived): VrrpInstance._backup_advert,
-    (State.BACKUP, TimerExpired): VrrpInstance._backup_timer,
-    (State.BACKUP, Shutdown): VrrpInstance._on_shutdown,
-    (State.BACKUP, LinkDown): VrrpInstance._on_fault_event,
-    (State.BACKUP, LinkUp): VrrpInstance._on_fault_event,
-    (State.BACKUP, FaultSet): VrrpInstance._on_fault_event,
-    (State.BACKUP, FaultCleared): VrrpInstance._on_fault_event,
-    (State.BACKUP, PriorityChanged): VrrpInstance._on_priority_changed,
-    (State.MASTER, AdvertReceived): VrrpInstance._master_advert,
-    (State.MASTER, TimerExpired): VrrpInstance._master_timer,
-    (State.MASTER, Shutdown): VrrpInstance._on_shutdown,
-    (State.MASTER, LinkDown): VrrpInstance._on_fault_event,
-    (State.MASTER, LinkUp): VrrpInstance._on_fault_event,
-    (State.MASTER, FaultSet): VrrpInstance._on_fault_event,
-    (State.MASTER, FaultCleared): VrrpInstance._on_fault_event,
-    (State.MASTER, PriorityChanged): VrrpInstance._on_priority_changed,
-    (State.FAULT, Shutdown): VrrpInstance._on_shutdown,
-    (State.FAULT, LinkDown): VrrpInstance._on_fault_event,
-    (State.FAULT, LinkUp): VrrpInstance._on_fault_event,
-    (State.FAULT, FaultSet): VrrpInstance._on_fault_event,
-    (State.FAULT, FaultCleared): VrrpInstance._on_fault_event,
-    (State.FAULT, PriorityChanged): VrrpInstance._on_priority_changed,
-    (State.FAULT, TimerExpired): VrrpInstance._on_stale_timer,
-    (State.INITIALIZE, Reconfigure): VrrpInstance._on_reconfigure,
-    (State.BACKUP, Reconfigure): VrrpInstance._on_reconfigure,
-    (State.MASTER, Reconfigure): VrrpInstance._on_reconfigure,
-    (State.FAULT, Reconfigure): VrrpInstance._on_reconfigure,
+    (State.BACKUP, SyncGroupMaster): VirtualRouter._sync_to_master,
+    (State.MASTER, SyncGroupBackup): VirtualRouter._sync_to_backup,
+    (State.INITIALIZE, Startup): VirtualRouter._on_startup,
+    (State.INITIALIZE, LinkDown): VirtualRouter._on_fault_event,
+    (State.INITIALIZE, LinkUp): VirtualRouter._on_fault_event,
+    (State.INITIALIZE, FaultSet): VirtualRouter._on_fault_event,
+    (State.INITIALIZE, FaultCleared): VirtualRouter._on_fault_event,
+    (State.INITIALIZE, PriorityChanged): VirtualRouter._on_priority_changed,
+    (State.INITIALIZE, TimerExpired): VirtualRouter._on_stale_timer,
+    (State.BACKUP, AdvertReceived): VirtualRouter._backup_advert,
+    (State.BACKUP, TimerExpired): VirtualRouter._backup_timer,
+    (State.BACKUP, Shutdown): VirtualRouter._on_shutdown,
+    (State.BACKUP, LinkDown): VirtualRouter._on_fault_event,
+    (State.BACKUP, LinkUp): VirtualRouter._on_fault_event,
+    (State.BACKUP, FaultSet): VirtualRouter._on_fault_event,
+    (State.BACKUP, FaultCleared): VirtualRouter._on_fault_event,
+    (State.BACKUP, PriorityChanged): VirtualRouter._on_priority_changed,
+    (State.MASTER, AdvertReceived): VirtualRouter._master_advert,
+    (State.MASTER, TimerExpired): VirtualRouter._master_timer,
+    (State.MASTER, Shutdown): VirtualRouter._on_shutdown,
+    (State.MASTER, LinkDown): VirtualRouter._on_fault_event,
+    (State.MASTER, LinkUp): VirtualRouter._on_fault_event,
+    (State.MASTER, FaultSet): VirtualRouter._on_fault_event,
+    (State.MASTER, FaultCleared): VirtualRouter._on_fault_event,
+    (State.MASTER, PriorityChanged): VirtualRouter._on_priority_changed,
+    (State.FAULT, Shutdown): VirtualRouter._on_shutdown,
+    (State.FAULT, LinkDown): VirtualRouter._on_fault_event,
+    (State.FAULT, LinkUp): VirtualRouter._on_fault_event,
+    (State.FAULT, FaultSet): VirtualRouter._on_fault_event,
+    (State.FAULT, FaultCleared): VirtualRouter._on_fault_event,
+    (State.FAULT, PriorityChanged): VirtualRouter._on_priority_changed,
+    (State.FAULT, TimerExpired): VirtualRouter._on_stale_timer,
+    (State.INITIALIZE, Reconfigure): VirtualRouter._on_reconfigure,
+    (State.BACKUP, Reconfigure): VirtualRouter._on_reconfigure,
+    (State.MASTER, Reconfigure): VirtualRouter._on_reconfigure,
+    (State.FAULT, Reconfigure): VirtualRouter._on_reconfigure,
 }
 """Every (state, event) the machine reacts to. Anything else is ignored: Startup while
 running, adverts in INITIALIZE or FAULT (not listening), Shutdown when not running."""

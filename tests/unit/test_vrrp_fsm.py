@@ -31,7 +31,7 @@ from reconciler.vrrp.events import (
     SyncGroupMaster,
     TimerExpired,
 )
-from reconciler.vrrp.fsm import VrrpInstance
+from reconciler.vrrp.fsm import VirtualRouter
 from reconciler.vrrp.packet import (
     VRRP_MULTICAST_IPV4,
     VRRP_MULTICAST_IPV6,
@@ -110,14 +110,14 @@ def become_master(p: InstanceParams, reason: TransitionReason, from_state: State
     ]
 
 
-def started_backup(p: InstanceParams | None = None, now: float = 0.0) -> VrrpInstance:
-    fsm = VrrpInstance(p or params())
+def started_backup(p: InstanceParams | None = None, now: float = 0.0) -> VirtualRouter:
+    fsm = VirtualRouter(p or params())
     fsm.handle(Startup(), now)
     assert fsm.state is State.BACKUP
     return fsm
 
 
-def started_master(p: InstanceParams | None = None) -> VrrpInstance:
+def started_master(p: InstanceParams | None = None) -> VirtualRouter:
     fsm = started_backup(p)
     fsm.handle(TimerExpired(MD), 10.0)
     assert fsm.state is State.MASTER
@@ -129,7 +129,7 @@ def started_master(p: InstanceParams | None = None) -> VrrpInstance:
 
 def test_startup_enters_backup_and_arms_master_down_interval() -> None:
     p = params()
-    fsm = VrrpInstance(p)
+    fsm = VirtualRouter(p)
     assert fsm.handle(Startup(), 0.0) == [
         RemoveVips(VIPS),
         Transitioned(State.INITIALIZE, State.BACKUP, TransitionReason.STARTUP),
@@ -253,7 +253,7 @@ def test_preempt_return_of_higher_priority_node() -> None:
     """The 150 node restarts while a 100 node is master: it discards the lower adverts
     and takes over after its own Master_Down_Interval."""
     p = params(priority=150)
-    fsm = VrrpInstance(p)
+    fsm = VirtualRouter(p)
     assert fsm.handle(Startup(), 0.0)[-1] == StartTimer(MD, MDI_150)
     for t in (0.5, 1.5, 2.5):
         assert fsm.handle(advert(100), t) == []  # discarded: the timer keeps running
@@ -339,7 +339,7 @@ def test_equal_priority_ipv6_compares_link_local_addresses() -> None:
 
 def test_address_owner_becomes_master_at_once() -> None:
     p = params(priority=255)
-    fsm = VrrpInstance(p)
+    fsm = VirtualRouter(p)
     assert fsm.handle(Startup(), 0.0) == become_master(
         p, TransitionReason.ADDRESS_OWNER, State.INITIALIZE
     )
@@ -380,7 +380,7 @@ def test_interval_learning_can_be_disabled() -> None:
 
 def test_sub_second_interval_timers() -> None:
     p = params(advert_interval_cs=10)
-    fsm = VrrpInstance(p)
+    fsm = VirtualRouter(p)
     assert fsm.handle(Startup(), 0.0)[-1] == StartTimer(MD, 0.3609375)
     assert fsm.handle(advert(150, interval_cs=10), 0.1) == [StartTimer(MD, 0.3609375)]
     assert fsm.handle(advert(0, interval_cs=10), 0.2) == [StartTimer(MD, 0.0609375)]
@@ -432,7 +432,7 @@ def test_fault_is_left_only_when_every_cause_clears() -> None:
 
 
 def test_startup_while_link_down_enters_fault() -> None:
-    fsm = VrrpInstance(params())
+    fsm = VirtualRouter(params())
     assert fsm.handle(LinkDown(), 0.0) == []
     assert fsm.handle(Startup(), 0.1) == [
         RemoveVips(VIPS),
@@ -445,7 +445,7 @@ def test_startup_while_link_down_enters_fault() -> None:
 
 def test_owner_leaving_fault_goes_straight_to_master() -> None:
     p = params(priority=255)
-    fsm = VrrpInstance(p)
+    fsm = VirtualRouter(p)
     fsm.handle(Startup(), 0.0)
     fsm.handle(FaultSet("uplink"), 1.0)
     assert fsm.state is State.FAULT
@@ -594,7 +594,7 @@ def test_v2_instance_playbook() -> None:
 
 
 def test_v2_skew_is_independent_of_the_interval() -> None:
-    fsm = VrrpInstance(v2_params(advert_interval_cs=300))
+    fsm = VirtualRouter(v2_params(advert_interval_cs=300))
     assert fsm.handle(Startup(), 0.0)[-1] == StartTimer(MD, 9 + SKEW_100)
 
 
@@ -856,7 +856,7 @@ def test_reconfigure_with_nothing_the_wire_sees_sends_nothing() -> None:
 
 def test_reconfigure_in_fault_and_initialize_is_kept_for_the_start() -> None:
     p = params()
-    fsm = VrrpInstance(p)
+    fsm = VirtualRouter(p)
     q = replace(p, priority=255)
     assert fsm.handle(Reconfigure(q, 255), 0.0) == []
     assert fsm.handle(Startup(), 0.0)[0] == Transitioned(

@@ -30,7 +30,7 @@ from reconciler.vrrp.events import (
     Startup,
     TimerExpired,
 )
-from reconciler.vrrp.fsm import VrrpInstance
+from reconciler.vrrp.fsm import VirtualRouter
 from reconciler.vrrp.packet import (
     VRRP_MULTICAST_IPV4,
     Advert,
@@ -89,14 +89,14 @@ def advert(
     )
 
 
-def started_backup(p: InstanceParams | None = None, now: float = 0.0) -> VrrpInstance:
-    fsm = VrrpInstance(p or params())
+def started_backup(p: InstanceParams | None = None, now: float = 0.0) -> VirtualRouter:
+    fsm = VirtualRouter(p or params())
     fsm.handle(Startup(), now)
     assert fsm.state is State.BACKUP
     return fsm
 
 
-def started_master(p: InstanceParams | None = None) -> VrrpInstance:
+def started_master(p: InstanceParams | None = None) -> VirtualRouter:
     fsm = started_backup(p)
     fsm.handle(TimerExpired(MD), 10.0)
     assert fsm.state is State.MASTER
@@ -114,7 +114,7 @@ def transition_of(actions: list[Any]) -> Transitioned:
 def test_an_instance_not_started_has_no_master_and_no_transition_yet() -> None:
     """§6.4.1: in Initialize nothing is elected; the status reports no master, no
     transition time, and the configured Master_Adver_Interval (§6.1)."""
-    fsm = VrrpInstance(params(advert_interval_cs=50))
+    fsm = VirtualRouter(params(advert_interval_cs=50))
     assert fsm.state is State.INITIALIZE
     assert fsm.master_address is None
     assert fsm.last_transition_s is None
@@ -416,7 +416,7 @@ def test_stale_timers_are_counted_each_time_in_backup_and_master() -> None:
 
 def test_stale_timers_are_counted_each_time_when_not_running() -> None:
     """§6.4.1: Initialize runs no timer; a late one is ignored and counted each time."""
-    fsm = VrrpInstance(params())
+    fsm = VirtualRouter(params())
     fsm.handle(TimerExpired(MD), 1.0)
     fsm.handle(TimerExpired(ADV), 2.0)
     assert fsm.counters.stale_timer_events == 2
