@@ -9,6 +9,11 @@ by (state, event type), and one choke point, :meth:`VirtualRouter._transition`, 
 the old state's exit actions, emits ``Transitioned``, counts it, and runs the new state's
 entry actions. Handlers only decide; entry/exit bookkeeping lives in one place.
 
+What needs none of the machine's state lives beside it: ``acceptance`` (the §7.1 checks,
+memoized, and their counts), ``election`` (§6.4.2 follow or preempt, §6.4.3 yield),
+``reconfigure`` (a revision in place), ``outbox`` (building the actions, the running
+timers, the adverts we send) and ``counters``.
+
 keepalived compatibility beyond the RFC (reference: keepalived-wire-and-timing.md):
 FAULT state; a master answers lower-priority adverts (``answer_lower_priority``); a master
 leaving for FAULT sends a priority-0 advert as on shutdown; ``preempt_delay``; the v3
@@ -21,15 +26,7 @@ from collections.abc import Callable
 from ipaddress import IPv4Address, IPv6Address
 
 from reconciler.vrrp.acceptance import Acceptance
-from reconciler.vrrp.actions import (
-    Action,
-    AddVips,
-    CancelTimer,
-    RemoveVips,
-    SendAdvert,
-    SendGratuitous,
-    Transitioned,
-)
+from reconciler.vrrp.actions import Action
 from reconciler.vrrp.counters import InstanceCounters
 from reconciler.vrrp.election import backup_follows, master_yields
 from reconciler.vrrp.events import (
@@ -47,7 +44,8 @@ from reconciler.vrrp.events import (
     SyncGroupMaster,
     TimerExpired,
 )
-from reconciler.vrrp.packet import Advert, VrrpVersion
+from reconciler.vrrp.outbox import Outbox
+from reconciler.vrrp.packet import VrrpVersion
 from reconciler.vrrp.params import (
     PRIORITY_OWNER,
     PRIORITY_STOP,
@@ -56,7 +54,6 @@ from reconciler.vrrp.params import (
 )
 from reconciler.vrrp.reconfigure import MasterUpdate, check_reconfigure
 from reconciler.vrrp.states import State, TimerKind, TransitionReason
-from reconciler.vrrp.timers import Timers, interval_seconds
 
 __all__ = ["InstanceCounters", "VirtualRouter"]
 
@@ -78,13 +75,11 @@ class VirtualRouter:
         self.faults: set[str] = set()  # trackers at weight 0 currently failing
         self.counters = InstanceCounters()
         self.last_transition_s: float | None = None
-        self._timers = Timers(params.version)
+        self._out = Outbox(params, self.counters)  # the actions of the event being handled
+        self._timers = self._out.timers
         self._deadlines = self._timers.deadlines  # running timers: kind -> deadline (s)
         self._down_reason = TransitionReason.MASTER_NO_RESPONSE
         self._preempt_deadline_s: float | None = None
-        self._now = 0.0
-        self._out: list[Action] = []
-        self._adverts: dict[int, Advert] = {}  # what we send, by priority (until Reconfigure)
         self._acceptance = Acceptance()  # the §7.1 checks of the last valid advert
         # The advert this BACKUP last followed (see ``follow_repeat``) and the
         # Master_Down_Interval it restarted; cleared by any other event.
@@ -97,13 +92,12 @@ class VirtualRouter:
 
     def handle(self, event: Event, now: float) -> list[Action]:
         """Feed one event at monotonic time ``now`` (seconds); return the actions."""
-        self._now = now
-        self._out = []
+        self._out.begin(now)
         self._followed = None
         handler = _HANDLERS.get((self.state, type(event)))
         if handler is not None:
             handler(self, event, now)
-        return self._out
+        return self._out.actions
 
     def follow_repeat(self, event: AdvertReceived, now: float) -> float | None:
         """The fast path of ``handle`` for the advert a BACKUP receives most: the very
@@ -172,34 +166,6 @@ class VirtualRouter:
         """When the running timer ``kind`` fires (seconds), or None."""
         return self._deadlines.get(kind)
 
-    # --- timers and sending -------------------------------------------------------------
-
-    def _start_timer(self, kind: TimerKind, delay_s: float) -> None:
-        self._out.append(self._timers.start(kind, self._now, delay_s))
-
-    def _cancel_timer(self, kind: TimerKind) -> None:
-        if self._timers.stop(kind):
-            self._out.append(CancelTimer(kind))
-
-    def _send_advert(self, priority: int) -> None:
-        advert = self._adverts.get(priority)
-        if advert is None:
-            advert = self._adverts[priority] = self.params.advert(priority)
-        self._out.append(
-            SendAdvert(advert, old_unicast_checksum=self.params.sends_old_unicast_checksum)
-        )
-        self.counters.adverts_sent += 1
-        if priority == PRIORITY_STOP:
-            self.counters.priority_zero_sent += 1
-
-    def _advert_interval(self) -> float:
-        return float(interval_seconds(self.params.advert_interval_cs))
-
-    def _advertise(self) -> None:
-        """A master's round, §6.4.3: send our advert and restart the Adver_Timer."""
-        self._send_advert(self.priority)
-        self._start_timer(TimerKind.ADVER, self._advert_interval())
-
     def _master_down_interval(self) -> float:
         """Master_Down_Interval in seconds, at our priority and the master's interval."""
         return self._timers.master_down_s(self.priority, self.master_adver_interval_cs)
@@ -210,26 +176,26 @@ class VirtualRouter:
         """Exit the current state, record and announce the change, enter ``to``."""
         old = self.state
         vips = self.params.vips
+        out = self._out
         # exit actions
         if old is State.BACKUP:
-            self._cancel_timer(TimerKind.MASTER_DOWN)
+            out.cancel_timer(TimerKind.MASTER_DOWN)
             self._preempt_deadline_s = None
         elif old is State.MASTER:
-            self._cancel_timer(TimerKind.ADVER)
+            out.cancel_timer(TimerKind.ADVER)
             if to is not State.BACKUP:
                 # §6.4.3 Shutdown: priority 0 so a backup takes over after Skew_Time, not
                 # Master_Down_Interval. keepalived does the same when entering FAULT.
-                self._send_advert(PRIORITY_STOP)
-            self._out.append(RemoveVips(vips))
+                out.send_advert(PRIORITY_STOP)
+            out.remove_vips(vips)
         elif old is State.INITIALIZE and to is not State.MASTER:
             # Starting up not as master: make sure no VIP is left over from a crash of a
             # previous run (keepalived "removing VIPs" at start-up; reference quirks 3, 13).
-            self._out.append(RemoveVips(vips))
+            out.remove_vips(vips)
 
         self.state = to
-        self.last_transition_s = self._now
-        self.counters.transitions[(old, to, reason)] += 1
-        self._out.append(Transitioned(old, to, reason))
+        self.last_transition_s = out.now
+        out.transitioned(old, to, reason)
 
         # entry actions
         if to is State.BACKUP:
@@ -237,16 +203,15 @@ class VirtualRouter:
             # master_adver_interval_cs (configured on startup, learned when preempted).
             self.master_address = None
             self._down_reason = TransitionReason.MASTER_NO_RESPONSE
-            self._start_timer(TimerKind.MASTER_DOWN, self._master_down_interval())
+            out.start_timer(TimerKind.MASTER_DOWN, self._master_down_interval())
         elif to is State.MASTER:
             # §6.4.1 / §6.4.2: send an advert, announce the VIPs, start the Adver_Timer.
             # A master advertises its configured interval (reverting any learned one).
             self.master_adver_interval_cs = self.params.advert_interval_cs
             self.master_address = None
-            self._send_advert(self.priority)
-            self._out.append(AddVips(vips))
-            self._out.append(SendGratuitous(vips))
-            self._start_timer(TimerKind.ADVER, self._advert_interval())
+            out.send_advert(self.priority)
+            out.add_vips(vips)
+            out.start_adver_timer()
 
     def _start(self, reason: TransitionReason) -> None:
         """§6.4.1 Startup (also leaving FAULT): owner to Master, others to Backup."""
@@ -295,7 +260,7 @@ class VirtualRouter:
         if changed and self.state is State.MASTER:
             # Tell the backups at once rather than at the next Adver_Timer, so a backup
             # that now outranks us can preempt (or stop waiting) without delay.
-            self._advertise()
+            self._out.advertise(self.priority)
         # In BACKUP the new priority takes effect with the next advert (§6.4.2 compares
         # and recomputes Skew_Time/Master_Down_Interval on receipt).
 
@@ -308,7 +273,7 @@ class VirtualRouter:
         self.params = new
         self.priority = event.priority
         self.counters.reconfigured += 1
-        self._adverts.clear()
+        self._out.reconfigure(new)
         self._acceptance.forget()  # the receive checks depend on the params
         if new.preempt_delay_s != old.preempt_delay_s or not new.preempt:
             self._preempt_deadline_s = None  # a wait starts again with the next lower advert
@@ -326,12 +291,11 @@ class VirtualRouter:
         self.master_adver_interval_cs = new.advert_interval_cs
         update = MasterUpdate.between(old, old_priority, new, self.priority)
         if update.readvertise:
-            self._advertise()
+            self._out.advertise(self.priority)
         if update.added:
-            self._out.append(AddVips(update.added))
-            self._out.append(SendGratuitous(update.added))
+            self._out.add_vips(update.added)
         if update.removed:
-            self._out.append(RemoveVips(update.removed))
+            self._out.remove_vips(update.removed)
 
     def _on_stale_timer(self, event: Event, now: float) -> None:
         self.counters.stale_timer_events += 1
@@ -367,7 +331,7 @@ class VirtualRouter:
             # §6.4.2: the master is leaving; take over after Skew_Time.
             self._down_reason = TransitionReason.MASTER_RELEASED
             skew_s = self._timers.skew_s(self.priority, self.master_adver_interval_cs)
-            self._start_timer(TimerKind.MASTER_DOWN, skew_s)
+            self._out.start_timer(TimerKind.MASTER_DOWN, skew_s)
             return
         if backup_follows(params, advert.priority, self.priority, self._preempt_deadline_s, now):
             # §6.4.2: accept: follow this master and restart the Master_Down_Timer.
@@ -375,7 +339,7 @@ class VirtualRouter:
             self.master_address = received.source
             self._down_reason = TransitionReason.MASTER_NO_RESPONSE
             down_s = self._master_down_interval()
-            self._start_timer(TimerKind.MASTER_DOWN, down_s)
+            self._out.start_timer(TimerKind.MASTER_DOWN, down_s)
             if params.preempt_delay_s == 0:
                 # Without a preempt delay, the same advert again would do the same again.
                 self._followed = event
@@ -396,7 +360,7 @@ class VirtualRouter:
 
     def _master_timer(self, event: Event, now: float) -> None:
         if self._timer_fired(event) is TimerKind.ADVER:
-            self._advertise()
+            self._out.advertise(self.priority)
 
     def _master_advert(self, event: Event, now: float) -> None:
         assert isinstance(event, AdvertReceived)
@@ -406,7 +370,7 @@ class VirtualRouter:
         advert = received.advert
         if advert.priority == PRIORITY_STOP:
             # §6.4.3: another master is leaving; assert ourselves at once.
-            self._advertise()
+            self._out.advertise(self.priority)
             return
         reason = master_yields(
             advert.priority, received.source, self.priority, self.params.primary_address
@@ -419,7 +383,7 @@ class VirtualRouter:
         elif self.params.answer_lower_priority:
             # keepalived: "forcing new election" -- answer at once, restart our timer, so a
             # backup that took over spuriously (lost adverts) yields within one round trip.
-            self._advertise()
+            self._out.advertise(self.priority)
         # else: RFC 5798 §6.4.3, discard.
 
     # --- sync groups (keepalived vrrp_sync_group) -----------------------------------------
