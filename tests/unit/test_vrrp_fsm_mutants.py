@@ -244,6 +244,19 @@ def test_turning_preempt_off_and_on_again_restarts_the_wait() -> None:
     assert fsm.handle(advert(100), 11.5) == []
 
 
+def test_a_backup_entered_again_waits_the_whole_preempt_delay() -> None:
+    """keepalived preempt_delay: leaving Backup drops a running wait, so a lower master
+    heard once the machine is back in Backup is waited for the whole delay again."""
+    fsm = started_backup(params(priority=150, preempt_delay_s=5.0))
+    fsm.handle(advert(100), 1.0)  # waits until 6.0
+    fsm.handle(LinkDown(), 2.0)
+    fsm.handle(LinkUp(), 3.0)
+    assert fsm.state is State.BACKUP
+    assert fsm.handle(advert(100), 6.5) == [StartTimer(MD, MDI_150)]  # waits until 11.5
+    assert fsm.handle(advert(100), 11.4) == [StartTimer(MD, MDI_150)]
+    assert fsm.handle(advert(100), 11.5) == []
+
+
 # --- effective priority bounds (§5.2.4: 1..254 elect, 255 owns, 0 is a release) --------
 
 
