@@ -16,7 +16,7 @@ from typing import Any
 
 from reconciler.adapters.vrrp_socket import Datagram
 from reconciler.vrrp.events import AdvertReceived, Startup, TimerExpired
-from reconciler.vrrp.fsm import VrrpInstance
+from reconciler.vrrp.fsm import VirtualRouter
 from reconciler.vrrp.packet import (
     VRRP_MULTICAST_IPV4,
     Advert,
@@ -74,15 +74,15 @@ def received_advert(
     )
 
 
-def started_backup(p: InstanceParams | None = None, now: float = 0.0) -> VrrpInstance:
+def started_backup(p: InstanceParams | None = None, now: float = 0.0) -> VirtualRouter:
     """A state machine started at `now`: Backup, its Master_Down timer running."""
-    fsm = VrrpInstance(p or vrrp_params())
+    fsm = VirtualRouter(p or vrrp_params())
     fsm.handle(Startup(), now)
     assert fsm.state is State.BACKUP
     return fsm
 
 
-def started_master(p: InstanceParams | None = None) -> VrrpInstance:
+def started_master(p: InstanceParams | None = None) -> VirtualRouter:
     """A state machine that became Master when its Master_Down timer expired."""
     fsm = started_backup(p)
     fsm.handle(TimerExpired(TimerKind.MASTER_DOWN), 10.0)

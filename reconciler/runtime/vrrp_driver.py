@@ -78,7 +78,7 @@ from reconciler.vrrp.events import (
     Startup,
     TimerExpired,
 )
-from reconciler.vrrp.fsm import VrrpInstance as Machine
+from reconciler.vrrp.fsm import VirtualRouter as Machine
 from reconciler.vrrp.packet import (
     Advert,
     AuthType,

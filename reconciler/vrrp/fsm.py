@@ -1,13 +1,18 @@
-"""The VRRP state machine of one instance, RFC 5798 §6.4, sans-I/O.
+"""The VRRP state machine of one virtual router, RFC 5798 §6.4, sans-I/O.
 
-``VrrpInstance.handle(event, now)`` returns the actions the driver must perform, in order.
+``VirtualRouter.handle(event, now)`` returns the actions the driver must perform, in order.
 Time is an argument (monotonic seconds); timers are ``StartTimer``/``CancelTimer`` actions
 that the driver turns into real timers and feeds back as ``TimerExpired``.
 
 Shape: one state enum (:class:`~reconciler.vrrp.states.State`), one handler table keyed
-by (state, event type), and one choke point, :meth:`VrrpInstance._transition`, that runs
+by (state, event type), and one choke point, :meth:`VirtualRouter._transition`, that runs
 the old state's exit actions, emits ``Transitioned``, counts it, and runs the new state's
 entry actions. Handlers only decide; entry/exit bookkeeping lives in one place.
+
+What needs none of the machine's state lives beside it: ``acceptance`` (the §7.1 checks,
+memoized, and their counts), ``election`` (§6.4.2 follow or preempt, §6.4.3 yield),
+``reconfigure`` (a revision in place), ``outbox`` (building the actions, the running
+timers, the adverts we send) and ``counters``.
 
 keepalived compatibility beyond the RFC (reference: keepalived-wire-and-timing.md):
 FAULT state; a master answers lower-priority adverts (``answer_lower_priority``); a master
@@ -17,21 +22,13 @@ unicast "old checksum" modes; no TTL check for unicast.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 
-from reconciler.vrrp.actions import (
-    Action,
-    AddVips,
-    CancelTimer,
-    RemoveVips,
-    SendAdvert,
-    SendGratuitous,
-    StartTimer,
-    Transitioned,
-)
+from reconciler.vrrp.acceptance import Acceptance
+from reconciler.vrrp.actions import Action
+from reconciler.vrrp.counters import InstanceCounters
+from reconciler.vrrp.election import backup_follows, master_yields
 from reconciler.vrrp.events import (
     AdvertReceived,
     Event,
@@ -47,36 +44,25 @@ from reconciler.vrrp.events import (
     SyncGroupMaster,
     TimerExpired,
 )
-from reconciler.vrrp.packet import Advert, ChecksumVerdict, ReceivedAdvert, VrrpVersion
-from reconciler.vrrp.params import PRIORITY_OWNER, PRIORITY_STOP, InstanceParams, UnicastChecksum
-from reconciler.vrrp.receive import Refusal, addresses_differ, validate_advert
+from reconciler.vrrp.outbox import Outbox
+from reconciler.vrrp.packet import VrrpVersion
+from reconciler.vrrp.params import (
+    PRIORITY_OWNER,
+    PRIORITY_STOP,
+    InstanceParams,
+    check_effective_priority,
+)
+from reconciler.vrrp.reconfigure import MasterUpdate, check_reconfigure
 from reconciler.vrrp.states import State, TimerKind, TransitionReason
-from reconciler.vrrp.timers import interval_seconds, master_down_interval, skew_time
+
+__all__ = ["InstanceCounters", "VirtualRouter"]
+
+_Handler = Callable[["VirtualRouter", Event, float], None]
 
 
-@dataclass(slots=True)
-class InstanceCounters:
-    """Plain counters; ``observability/`` reads them at scrape time."""
-
-    adverts_received: int = 0  # every advert handed to the machine while running
-    adverts_sent: int = 0
-    priority_zero_received: int = 0
-    priority_zero_sent: int = 0
-    old_unicast_checksum_received: int = 0  # accepted adverts with keepalived's old checksum
-    # Accepted adverts whose address list differs from ours but shares an address: a peer
-    # that has not (or has already) taken a VIP change (receive.py, RFC 5798 §7.1 MAY).
-    address_mismatch_received: int = 0
-    reconfigured: int = 0  # Reconfigure events applied in place
-    stale_timer_events: int = 0  # TimerExpired for a timer not running (a race; ignored)
-    refused: Counter[Refusal] = field(default_factory=Counter)
-    transitions: Counter[tuple[State, State, TransitionReason]] = field(default_factory=Counter)
-
-
-_Handler = Callable[["VrrpInstance", Event, float], None]
-
-
-class VrrpInstance:
-    """One VRRP instance's state machine. Not thread-safe; one driver calls it."""
+class VirtualRouter:
+    """The state machine of one virtual router (RFC 5798's term; one configured VRRP
+    instance on one interface). Not thread-safe; one driver calls it."""
 
     def __init__(self, params: InstanceParams) -> None:
         self.params = params
@@ -89,26 +75,12 @@ class VrrpInstance:
         self.faults: set[str] = set()  # trackers at weight 0 currently failing
         self.counters = InstanceCounters()
         self.last_transition_s: float | None = None
-        self._timers: dict[TimerKind, float] = {}  # running timers: kind -> deadline (s)
+        self._out = Outbox(params, self.counters)  # the actions of the event being handled
+        self._timers = self._out.timers
+        self._deadlines = self._timers.deadlines  # running timers: kind -> deadline (s)
         self._down_reason = TransitionReason.MASTER_NO_RESPONSE
         self._preempt_deadline_s: float | None = None
-        self._now = 0.0
-        self._out: list[Action] = []
-        self._adverts: dict[int, Advert] = {}  # what we send, by priority (until Reconfigure)
-        # Timer lengths by (priority, Master_Adver_Interval) and the StartTimer actions by
-        # (kind, seconds): a backup restarts the same timer with every advert, and both
-        # the Fraction arithmetic and building the action cost more than the rest of it.
-        self._down_s: dict[tuple[int, int], float] = {}
-        self._skew_s: dict[tuple[int, int], float] = {}
-        self._start_actions: dict[tuple[TimerKind, float], StartTimer] = {}
-        # The last advert that passed the §7.1 checks. The driver hands the same object
-        # again for byte-identical adverts (a master repeats itself), and the checks are a
-        # pure function of the advert and our params, so they need not run again (until a
-        # Reconfigure changes the params).
-        self._last_valid: ReceivedAdvert | None = None
-        self._last_valid_mismatch = False  # its address list differs from ours
-        # It is counted by more than adverts_received (old checksum, address mismatch).
-        self._last_valid_special = False
+        self._acceptance = Acceptance()  # the §7.1 checks of the last valid advert
         # The advert this BACKUP last followed (see ``follow_repeat``) and the
         # Master_Down_Interval it restarted; cleared by any other event.
         self._followed: AdvertReceived | None = None
@@ -120,13 +92,12 @@ class VrrpInstance:
 
     def handle(self, event: Event, now: float) -> list[Action]:
         """Feed one event at monotonic time ``now`` (seconds); return the actions."""
-        self._now = now
-        self._out = []
+        self._out.begin(now)
         self._followed = None
         handler = _HANDLERS.get((self.state, type(event)))
         if handler is not None:
             handler(self, event, now)
-        return self._out
+        return self._out.actions
 
     def follow_repeat(self, event: AdvertReceived, now: float) -> float | None:
         """The fast path of ``handle`` for the advert a BACKUP receives most: the very
@@ -143,9 +114,9 @@ class VrrpInstance:
         counters = self.counters
         counters.adverts_received += 1
         if self._followed_special:
-            self._count_special(event, 1)
+            self._acceptance.count_special(event.received, counters, 1)
         deadline = now + self._followed_down_s
-        self._timers[TimerKind.MASTER_DOWN] = deadline
+        self._deadlines[TimerKind.MASTER_DOWN] = deadline
         return deadline
 
     def follow_repeats(self, event: AdvertReceived, count: int, last_s: float) -> float | None:
@@ -161,10 +132,10 @@ class VrrpInstance:
         counters = self.counters
         counters.adverts_received += count
         if self._followed_special:
-            self._count_special(event, count)
+            self._acceptance.count_special(event.received, counters, count)
         deadline = last_s + self._followed_down_s
-        deadline = max(deadline, self._timers.get(TimerKind.MASTER_DOWN, deadline))
-        self._timers[TimerKind.MASTER_DOWN] = deadline
+        deadline = max(deadline, self._deadlines.get(TimerKind.MASTER_DOWN, deadline))
+        self._deadlines[TimerKind.MASTER_DOWN] = deadline
         return deadline
 
     def refollow(self, event: AdvertReceived, now: float) -> list[Action]:
@@ -177,25 +148,10 @@ class VrrpInstance:
         interval, follow the master, restart the Master_Down_Timer from ``now``), so it
         undoes whatever the advert handled in between did to those.
         """
-        counters = self.counters
-        counted = (
-            counters.adverts_received,
-            counters.old_unicast_checksum_received,
-            counters.address_mismatch_received,
-        )
+        counted = self.counters.received_counts()
         actions = self.handle(event, now)
-        (
-            counters.adverts_received,
-            counters.old_unicast_checksum_received,
-            counters.address_mismatch_received,
-        ) = counted
+        self.counters.restore_received(counted)
         return actions
-
-    def _count_special(self, event: AdvertReceived, count: int) -> None:
-        if event.received.checksum is ChecksumVerdict.VALID_OLD_UNICAST:
-            self.counters.old_unicast_checksum_received += count
-        if self._last_valid_mismatch:
-            self.counters.address_mismatch_received += count
 
     @property
     def followed(self) -> AdvertReceived | None:
@@ -208,57 +164,11 @@ class VrrpInstance:
 
     def timer_deadline(self, kind: TimerKind) -> float | None:
         """When the running timer ``kind`` fires (seconds), or None."""
-        return self._timers.get(kind)
-
-    # --- timers and sending -------------------------------------------------------------
-
-    def _start_timer(self, kind: TimerKind, delay_s: float) -> None:
-        self._timers[kind] = self._now + delay_s
-        action = self._start_actions.get((kind, delay_s))
-        if action is None:
-            action = self._start_actions[(kind, delay_s)] = StartTimer(kind, delay_s)
-        self._out.append(action)
-
-    def _cancel_timer(self, kind: TimerKind) -> None:
-        if self._timers.pop(kind, None) is not None:
-            self._out.append(CancelTimer(kind))
-
-    def _send_advert(self, priority: int) -> None:
-        params = self.params
-        advert = self._adverts.get(priority)
-        if advert is None:
-            advert = self._adverts[priority] = params.advert(priority)
-        self._out.append(
-            SendAdvert(
-                advert,
-                old_unicast_checksum=(
-                    params.unicast
-                    and params.version is VrrpVersion.V3
-                    and params.unicast_checksum is UnicastChecksum.OLD
-                ),
-            )
-        )
-        self.counters.adverts_sent += 1
-        if priority == PRIORITY_STOP:
-            self.counters.priority_zero_sent += 1
+        return self._deadlines.get(kind)
 
     def _master_down_interval(self) -> float:
         """Master_Down_Interval in seconds, at our priority and the master's interval."""
-        key = (self.priority, self.master_adver_interval_cs)
-        seconds = self._down_s.get(key)
-        if seconds is None:
-            seconds = self._down_s[key] = float(master_down_interval(*key, self.params.version))
-        return seconds
-
-    def _skew_time(self) -> float:
-        key = (self.priority, self.master_adver_interval_cs)
-        seconds = self._skew_s.get(key)
-        if seconds is None:
-            seconds = self._skew_s[key] = float(skew_time(*key, self.params.version))
-        return seconds
-
-    def _advert_interval(self) -> float:
-        return float(interval_seconds(self.params.advert_interval_cs))
+        return self._timers.master_down_s(self.priority, self.master_adver_interval_cs)
 
     # --- the choke point ----------------------------------------------------------------
 
@@ -266,26 +176,26 @@ class VrrpInstance:
         """Exit the current state, record and announce the change, enter ``to``."""
         old = self.state
         vips = self.params.vips
+        out = self._out
         # exit actions
         if old is State.BACKUP:
-            self._cancel_timer(TimerKind.MASTER_DOWN)
+            out.cancel_timer(TimerKind.MASTER_DOWN)
             self._preempt_deadline_s = None
         elif old is State.MASTER:
-            self._cancel_timer(TimerKind.ADVER)
+            out.cancel_timer(TimerKind.ADVER)
             if to is not State.BACKUP:
                 # §6.4.3 Shutdown: priority 0 so a backup takes over after Skew_Time, not
                 # Master_Down_Interval. keepalived does the same when entering FAULT.
-                self._send_advert(PRIORITY_STOP)
-            self._out.append(RemoveVips(vips))
+                out.send_advert(PRIORITY_STOP)
+            out.remove_vips(vips)
         elif old is State.INITIALIZE and to is not State.MASTER:
             # Starting up not as master: make sure no VIP is left over from a crash of a
             # previous run (keepalived "removing VIPs" at start-up; reference quirks 3, 13).
-            self._out.append(RemoveVips(vips))
+            out.remove_vips(vips)
 
         self.state = to
-        self.last_transition_s = self._now
-        self.counters.transitions[(old, to, reason)] += 1
-        self._out.append(Transitioned(old, to, reason))
+        self.last_transition_s = out.now
+        out.transitioned(old, to, reason)
 
         # entry actions
         if to is State.BACKUP:
@@ -293,16 +203,15 @@ class VrrpInstance:
             # master_adver_interval_cs (configured on startup, learned when preempted).
             self.master_address = None
             self._down_reason = TransitionReason.MASTER_NO_RESPONSE
-            self._start_timer(TimerKind.MASTER_DOWN, self._master_down_interval())
+            out.start_timer(TimerKind.MASTER_DOWN, self._master_down_interval())
         elif to is State.MASTER:
             # §6.4.1 / §6.4.2: send an advert, announce the VIPs, start the Adver_Timer.
             # A master advertises its configured interval (reverting any learned one).
             self.master_adver_interval_cs = self.params.advert_interval_cs
             self.master_address = None
-            self._send_advert(self.priority)
-            self._out.append(AddVips(vips))
-            self._out.append(SendGratuitous(vips))
-            self._start_timer(TimerKind.ADVER, self._advert_interval())
+            out.send_advert(self.priority)
+            out.add_vips(vips)
+            out.start_adver_timer()
 
     def _start(self, reason: TransitionReason) -> None:
         """§6.4.1 Startup (also leaving FAULT): owner to Master, others to Backup."""
@@ -345,32 +254,27 @@ class VrrpInstance:
 
     def _on_priority_changed(self, event: Event, now: float) -> None:
         assert isinstance(event, PriorityChanged)
-        if not 1 <= event.priority <= PRIORITY_OWNER:
-            raise ValueError(f"effective priority {event.priority} outside 1..255")
+        check_effective_priority(event.priority)
         changed = event.priority != self.priority
         self.priority = event.priority
         if changed and self.state is State.MASTER:
             # Tell the backups at once rather than at the next Adver_Timer, so a backup
             # that now outranks us can preempt (or stop waiting) without delay.
-            self._send_advert(self.priority)
-            self._start_timer(TimerKind.ADVER, self._advert_interval())
+            self._out.advertise(self.priority)
         # In BACKUP the new priority takes effect with the next advert (§6.4.2 compares
         # and recomputes Skew_Time/Master_Down_Interval on receipt).
 
     def _on_reconfigure(self, event: Event, now: float) -> None:
-        """A new revision of this instance, in place (see ``Reconfigure``)."""
+        """A new revision of this virtual router, in place (see ``Reconfigure``)."""
         assert isinstance(event, Reconfigure)
         old, new = self.params, event.params
-        if (new.vrid, new.version, new.family) != (old.vrid, old.version, old.family):
-            raise ValueError(f"{old.name}: VRID, version or family changed: restart instead")
-        if not 1 <= event.priority <= PRIORITY_OWNER:
-            raise ValueError(f"effective priority {event.priority} outside 1..255")
+        check_reconfigure(old, new, event.priority)
         old_priority = self.priority
         self.params = new
         self.priority = event.priority
         self.counters.reconfigured += 1
-        self._adverts.clear()
-        self._last_valid = None  # the receive checks depend on the params
+        self._out.reconfigure(new)
+        self._acceptance.forget()  # the receive checks depend on the params
         if new.preempt_delay_s != old.preempt_delay_s or not new.preempt:
             self._preempt_deadline_s = None  # a wait starts again with the next lower advert
         if not (new.version is VrrpVersion.V3 and new.learn_master_adver_interval):
@@ -381,52 +285,28 @@ class VrrpInstance:
             # the next advert, so the new values take effect then (as PriorityChanged).
             # INITIALIZE and FAULT hold nothing and elect nothing until they start.
             return
-        # MASTER, §6.4.3: it keeps the VIPs that stay. The new advert goes out at once
-        # (its priority, interval and address list), the Adver_Timer restarts with the
-        # new interval, new VIPs are added and announced, and only the VIPs that went
-        # are released. A lower priority is settled by the RFC's election: a backup
-        # with preempt discards our adverts and takes over after Master_Down_Interval.
+        # MASTER, §6.4.3 (see MasterUpdate). A lower priority is settled by the RFC's
+        # election: a backup with preempt discards our adverts and takes over after
+        # Master_Down_Interval.
         self.master_adver_interval_cs = new.advert_interval_cs
-        added = tuple(a for a in new.vips if a not in old.vips)
-        removed = tuple(a for a in old.vips if a not in new.vips)
-        if (
-            new.advert(self.priority) != old.advert(old_priority)
-            or new.primary_address != old.primary_address
-            or new.unicast_peers != old.unicast_peers
-            or new.unicast_checksum is not old.unicast_checksum
-        ):
-            self._send_advert(self.priority)
-            self._start_timer(TimerKind.ADVER, self._advert_interval())
-        if added:
-            self._out.append(AddVips(added))  # type: ignore[arg-type]
-            self._out.append(SendGratuitous(added))  # type: ignore[arg-type]
-        if removed:
-            self._out.append(RemoveVips(removed))  # type: ignore[arg-type]
+        update = MasterUpdate.between(old, old_priority, new, self.priority)
+        if update.readvertise:
+            self._out.advertise(self.priority)
+        if update.added:
+            self._out.add_vips(update.added)
+        if update.removed:
+            self._out.remove_vips(update.removed)
 
     def _on_stale_timer(self, event: Event, now: float) -> None:
         self.counters.stale_timer_events += 1
 
-    def _accept(self, event: Event) -> AdvertReceived | None:
-        """Count and validate; the advert if it may be processed, else None."""
-        assert isinstance(event, AdvertReceived)
-        counters = self.counters
-        counters.adverts_received += 1
-        if event.received is not self._last_valid:
-            refusal = validate_advert(self.params, event.received)
-            if refusal is not None:
-                counters.refused[refusal] += 1
-                return None
-            self._last_valid = event.received
-            self._last_valid_mismatch = addresses_differ(self.params, event.received)
-            self._last_valid_special = (
-                self._last_valid_mismatch
-                or event.received.checksum is ChecksumVerdict.VALID_OLD_UNICAST
-            )
-        if self._last_valid_special:
-            self._count_special(event, 1)
-        if event.received.advert.priority == PRIORITY_STOP:
-            counters.priority_zero_received += 1
-        return event
+    def _timer_fired(self, event: Event) -> TimerKind | None:
+        """The timer that fired, or None for a stale ``TimerExpired`` (counted)."""
+        assert isinstance(event, TimerExpired)
+        if not self._timers.stop(event.kind):
+            self.counters.stale_timer_events += 1
+            return None
+        return event.kind
 
     def _learn_interval(self, advert_interval_cs: int) -> None:
         # §6.4.2: "Set Master_Adver_Interval to Adver Interval contained in the
@@ -437,40 +317,34 @@ class VrrpInstance:
     # --- BACKUP (§6.4.2) ----------------------------------------------------------------
 
     def _backup_timer(self, event: Event, now: float) -> None:
-        assert isinstance(event, TimerExpired)
-        if self._timers.pop(event.kind, None) is None:
-            self.counters.stale_timer_events += 1
-            return
-        if event.kind is TimerKind.MASTER_DOWN:
+        if self._timer_fired(event) is TimerKind.MASTER_DOWN:
             self._transition(State.MASTER, self._down_reason)
 
     def _backup_advert(self, event: Event, now: float) -> None:
-        accepted = self._accept(event)
-        if accepted is None:
-            return
-        advert = accepted.received.advert
+        assert isinstance(event, AdvertReceived)
+        received = event.received
         params = self.params
+        if not self._acceptance.accept(params, received, self.counters):
+            return
+        advert = received.advert
         if advert.priority == PRIORITY_STOP:
             # §6.4.2: the master is leaving; take over after Skew_Time.
             self._down_reason = TransitionReason.MASTER_RELEASED
-            self._start_timer(TimerKind.MASTER_DOWN, self._skew_time())
+            skew_s = self._timers.skew_s(self.priority, self.master_adver_interval_cs)
+            self._out.start_timer(TimerKind.MASTER_DOWN, skew_s)
             return
-        waiting = params.preempt_delay_s > 0 and (
-            self._preempt_deadline_s is None or now < self._preempt_deadline_s
-        )
-        if not params.preempt or advert.priority >= self.priority or waiting:
+        if backup_follows(params, advert.priority, self.priority, self._preempt_deadline_s, now):
             # §6.4.2: accept: follow this master and restart the Master_Down_Timer.
             self._learn_interval(advert.advert_interval_cs)
-            self.master_address = accepted.received.source
+            self.master_address = received.source
             self._down_reason = TransitionReason.MASTER_NO_RESPONSE
             down_s = self._master_down_interval()
-            self._start_timer(TimerKind.MASTER_DOWN, down_s)
+            self._out.start_timer(TimerKind.MASTER_DOWN, down_s)
             if params.preempt_delay_s == 0:
                 # Without a preempt delay, the same advert again would do the same again.
-                assert isinstance(event, AdvertReceived)
                 self._followed = event
                 self._followed_down_s = down_s
-                self._followed_special = self._last_valid_special
+                self._followed_special = self._acceptance.special
             elif advert.priority >= self.priority:
                 self._preempt_deadline_s = None
             elif self._preempt_deadline_s is None:
@@ -479,47 +353,37 @@ class VrrpInstance:
         else:
             # §6.4.2: preempt and a lower priority: discard, so the Master_Down_Timer runs
             # out and we take over.
-            self.master_address = accepted.received.source
+            self.master_address = received.source
             self._down_reason = TransitionReason.PREEMPTED
 
     # --- MASTER (§6.4.3) ----------------------------------------------------------------
 
     def _master_timer(self, event: Event, now: float) -> None:
-        assert isinstance(event, TimerExpired)
-        if self._timers.pop(event.kind, None) is None:
-            self.counters.stale_timer_events += 1
-            return
-        if event.kind is TimerKind.ADVER:
-            self._send_advert(self.priority)
-            self._start_timer(TimerKind.ADVER, self._advert_interval())
+        if self._timer_fired(event) is TimerKind.ADVER:
+            self._out.advertise(self.priority)
 
     def _master_advert(self, event: Event, now: float) -> None:
-        accepted = self._accept(event)
-        if accepted is None:
+        assert isinstance(event, AdvertReceived)
+        received = event.received
+        if not self._acceptance.accept(self.params, received, self.counters):
             return
-        advert = accepted.received.advert
+        advert = received.advert
         if advert.priority == PRIORITY_STOP:
             # §6.4.3: another master is leaving; assert ourselves at once.
-            self._send_advert(self.priority)
-            self._start_timer(TimerKind.ADVER, self._advert_interval())
+            self._out.advertise(self.priority)
             return
-        theirs = int(accepted.received.source)
-        ours = int(self.params.primary_address)
-        if advert.priority > self.priority or (advert.priority == self.priority and theirs > ours):
+        reason = master_yields(
+            advert.priority, received.source, self.priority, self.params.primary_address
+        )
+        if reason is not None:
             # §6.4.3: yield to the higher priority (or the higher primary address).
-            reason = (
-                TransitionReason.HIGHER_PRIORITY
-                if advert.priority > self.priority
-                else TransitionReason.HIGHER_ADDRESS
-            )
             self._learn_interval(advert.advert_interval_cs)
             self._transition(State.BACKUP, reason)
-            self.master_address = accepted.received.source
+            self.master_address = received.source
         elif self.params.answer_lower_priority:
             # keepalived: "forcing new election" -- answer at once, restart our timer, so a
             # backup that took over spuriously (lost adverts) yields within one round trip.
-            self._send_advert(self.priority)
-            self._start_timer(TimerKind.ADVER, self._advert_interval())
+            self._out.advertise(self.priority)
         # else: RFC 5798 §6.4.3, discard.
 
     # --- sync groups (keepalived vrrp_sync_group) -----------------------------------------
@@ -532,42 +396,42 @@ class VrrpInstance:
 
 
 _HANDLERS: dict[tuple[State, type], _Handler] = {
-    (State.BACKUP, SyncGroupMaster): VrrpInstance._sync_to_master,
-    (State.MASTER, SyncGroupBackup): VrrpInstance._sync_to_backup,
-    (State.INITIALIZE, Startup): VrrpInstance._on_startup,
-    (State.INITIALIZE, LinkDown): VrrpInstance._on_fault_event,
-    (State.INITIALIZE, LinkUp): VrrpInstance._on_fault_event,
-    (State.INITIALIZE, FaultSet): VrrpInstance._on_fault_event,
-    (State.INITIALIZE, FaultCleared): VrrpInstance._on_fault_event,
-    (State.INITIALIZE, PriorityChanged): VrrpInstance._on_priority_changed,
-    (State.INITIALIZE, TimerExpired): VrrpInstance._on_stale_timer,
-    (State.BACKUP, AdvertReceived): VrrpInstance._backup_advert,
-    (State.BACKUP, TimerExpired): VrrpInstance._backup_timer,
-    (State.BACKUP, Shutdown): VrrpInstance._on_shutdown,
-    (State.BACKUP, LinkDown): VrrpInstance._on_fault_event,
-    (State.BACKUP, LinkUp): VrrpInstance._on_fault_event,
-    (State.BACKUP, FaultSet): VrrpInstance._on_fault_event,
-    (State.BACKUP, FaultCleared): VrrpInstance._on_fault_event,
-    (State.BACKUP, PriorityChanged): VrrpInstance._on_priority_changed,
-    (State.MASTER, AdvertReceived): VrrpInstance._master_advert,
-    (State.MASTER, TimerExpired): VrrpInstance._master_timer,
-    (State.MASTER, Shutdown): VrrpInstance._on_shutdown,
-    (State.MASTER, LinkDown): VrrpInstance._on_fault_event,
-    (State.MASTER, LinkUp): VrrpInstance._on_fault_event,
-    (State.MASTER, FaultSet): VrrpInstance._on_fault_event,
-    (State.MASTER, FaultCleared): VrrpInstance._on_fault_event,
-    (State.MASTER, PriorityChanged): VrrpInstance._on_priority_changed,
-    (State.FAULT, Shutdown): VrrpInstance._on_shutdown,
-    (State.FAULT, LinkDown): VrrpInstance._on_fault_event,
-    (State.FAULT, LinkUp): VrrpInstance._on_fault_event,
-    (State.FAULT, FaultSet): VrrpInstance._on_fault_event,
-    (State.FAULT, FaultCleared): VrrpInstance._on_fault_event,
-    (State.FAULT, PriorityChanged): VrrpInstance._on_priority_changed,
-    (State.FAULT, TimerExpired): VrrpInstance._on_stale_timer,
-    (State.INITIALIZE, Reconfigure): VrrpInstance._on_reconfigure,
-    (State.BACKUP, Reconfigure): VrrpInstance._on_reconfigure,
-    (State.MASTER, Reconfigure): VrrpInstance._on_reconfigure,
-    (State.FAULT, Reconfigure): VrrpInstance._on_reconfigure,
+    (State.BACKUP, SyncGroupMaster): VirtualRouter._sync_to_master,
+    (State.MASTER, SyncGroupBackup): VirtualRouter._sync_to_backup,
+    (State.INITIALIZE, Startup): VirtualRouter._on_startup,
+    (State.INITIALIZE, LinkDown): VirtualRouter._on_fault_event,
+    (State.INITIALIZE, LinkUp): VirtualRouter._on_fault_event,
+    (State.INITIALIZE, FaultSet): VirtualRouter._on_fault_event,
+    (State.INITIALIZE, FaultCleared): VirtualRouter._on_fault_event,
+    (State.INITIALIZE, PriorityChanged): VirtualRouter._on_priority_changed,
+    (State.INITIALIZE, TimerExpired): VirtualRouter._on_stale_timer,
+    (State.BACKUP, AdvertReceived): VirtualRouter._backup_advert,
+    (State.BACKUP, TimerExpired): VirtualRouter._backup_timer,
+    (State.BACKUP, Shutdown): VirtualRouter._on_shutdown,
+    (State.BACKUP, LinkDown): VirtualRouter._on_fault_event,
+    (State.BACKUP, LinkUp): VirtualRouter._on_fault_event,
+    (State.BACKUP, FaultSet): VirtualRouter._on_fault_event,
+    (State.BACKUP, FaultCleared): VirtualRouter._on_fault_event,
+    (State.BACKUP, PriorityChanged): VirtualRouter._on_priority_changed,
+    (State.MASTER, AdvertReceived): VirtualRouter._master_advert,
+    (State.MASTER, TimerExpired): VirtualRouter._master_timer,
+    (State.MASTER, Shutdown): VirtualRouter._on_shutdown,
+    (State.MASTER, LinkDown): VirtualRouter._on_fault_event,
+    (State.MASTER, LinkUp): VirtualRouter._on_fault_event,
+    (State.MASTER, FaultSet): VirtualRouter._on_fault_event,
+    (State.MASTER, FaultCleared): VirtualRouter._on_fault_event,
+    (State.MASTER, PriorityChanged): VirtualRouter._on_priority_changed,
+    (State.FAULT, Shutdown): VirtualRouter._on_shutdown,
+    (State.FAULT, LinkDown): VirtualRouter._on_fault_event,
+    (State.FAULT, LinkUp): VirtualRouter._on_fault_event,
+    (State.FAULT, FaultSet): VirtualRouter._on_fault_event,
+    (State.FAULT, FaultCleared): VirtualRouter._on_fault_event,
+    (State.FAULT, PriorityChanged): VirtualRouter._on_priority_changed,
+    (State.FAULT, TimerExpired): VirtualRouter._on_stale_timer,
+    (State.INITIALIZE, Reconfigure): VirtualRouter._on_reconfigure,
+    (State.BACKUP, Reconfigure): VirtualRouter._on_reconfigure,
+    (State.MASTER, Reconfigure): VirtualRouter._on_reconfigure,
+    (State.FAULT, Reconfigure): VirtualRouter._on_reconfigure,
 }
 """Every (state, event) the machine reacts to. Anything else is ignored: Startup while
 running, adverts in INITIALIZE or FAULT (not listening), Shutdown when not running."""

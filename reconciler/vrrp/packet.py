@@ -1,5 +1,9 @@
 """VRRP advertisement codec: bytes <-> :class:`Advert` (RFC 5798 v3, RFC 3768 v2).
 
+Over 500 lines on purpose: the wire formats, their types and both directions of the codec
+are read together (the decode hot path fills ``Advert``'s slots directly, past its checks),
+and the RFCs' diagrams below take 50 of the lines.
+
 Pure and struct-based. Decoding happens once, at the edge: the result is a frozen dataclass
 with typed, host-order fields, and every way a packet can be wrong surfaces as a single
 exception type, :class:`MalformedAdvert`, whose ``reason`` comes from a bounded enum (safe

@@ -110,6 +110,15 @@ class InstanceParams:
     def unicast(self) -> bool:
         return bool(self.unicast_peers)
 
+    @property
+    def sends_old_unicast_checksum(self) -> bool:
+        """Whether our adverts carry keepalived's old v3 unicast checksum."""
+        return (
+            self.unicast
+            and self.version is VrrpVersion.V3
+            and self.unicast_checksum is UnicastChecksum.OLD
+        )
+
     def advert(self, priority: int) -> Advert:
         """The advert this instance sends at ``priority`` (interval: the configured one)."""
         return Advert(
@@ -121,3 +130,9 @@ class InstanceParams:
             auth_type=self.auth_type,
             auth_data=self.auth_data,
         )
+
+
+def check_effective_priority(priority: int) -> None:
+    """A running priority (``PriorityChanged``, ``Reconfigure``) must be 1..255."""
+    if not 1 <= priority <= PRIORITY_OWNER:
+        raise ValueError(f"effective priority {priority} outside 1..255")

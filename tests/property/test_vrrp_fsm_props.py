@@ -30,7 +30,7 @@ from reconciler.vrrp.events import (
     Startup,
     TimerExpired,
 )
-from reconciler.vrrp.fsm import VrrpInstance
+from reconciler.vrrp.fsm import VirtualRouter
 from reconciler.vrrp.packet import (
     VRRP_MULTICAST_IPV4,
     Advert,
@@ -116,7 +116,7 @@ instances = st.builds(
     st.lists(st.tuples(events, st.floats(0, 5), st.booleans()), max_size=60),
 )
 def test_invariants(params: InstanceParams, steps: list[tuple[Event, float, bool]]) -> None:
-    fsm = VrrpInstance(params)
+    fsm = VirtualRouter(params)
     now = 0.0
     steps = [(Startup(), 0.0, False), *steps]
     held: set[IPv4Address] = set()
@@ -233,7 +233,7 @@ def test_follow_repeat_is_handle(
     params: InstanceParams, steps: list[tuple[Event, float, int]]
 ) -> None:
     """The fast path does exactly what the full ``handle`` does for the same events."""
-    full, fast = VrrpInstance(params), VrrpInstance(params)
+    full, fast = VirtualRouter(params), VirtualRouter(params)
     now = 0.0
     used = 0
     sequence = [(Startup(), 0.0)] + [(e, step) for e, step, n in steps for _ in range(n)]
@@ -275,7 +275,7 @@ def test_follow_repeats_is_handle_for_each(
 ) -> None:
     """Repeats the kernel dropped, folded in at once before the next other event (as the
     driver does), leave the machine as handling each of them would have."""
-    full, batched = VrrpInstance(params), VrrpInstance(params)
+    full, batched = VirtualRouter(params), VirtualRouter(params)
     now = 0.0
     offloaded: AdvertReceived | None = None
     pending, last = 0, 0.0
@@ -315,7 +315,7 @@ def test_follow_repeats_of_an_advert_no_longer_followed_counts_nothing() -> None
         vips=VIPS,
         primary_address=ME,
     )
-    fsm = VrrpInstance(params)
+    fsm = VirtualRouter(params)
     fsm.handle(Startup(), 0.0)
     advert, other = _ADVERT_POOL[4], _ADVERT_POOL[8]  # priority 100, then 150
     fsm.handle(advert, 1.0)

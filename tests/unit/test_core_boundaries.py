@@ -21,7 +21,7 @@ from reconciler.model.ipvs import Protocol, ServiceKey
 from reconciler.model.kernel import LiveAddress, LiveService
 from reconciler.plan.diff import Action, diff
 from reconciler.vrrp.events import AdvertReceived, Startup, TimerExpired
-from reconciler.vrrp.fsm import VrrpInstance
+from reconciler.vrrp.fsm import VirtualRouter
 from reconciler.vrrp.packet import ChecksumVerdict
 from reconciler.vrrp.states import State, TimerKind, TransitionReason
 
@@ -46,7 +46,7 @@ def test_conflicts_come_first_in_a_plan_so_the_reader_sees_them() -> None:
 
 
 def _reason_of_takeover(*adverts: AdvertReceived) -> TransitionReason:
-    fsm = VrrpInstance(_params())
+    fsm = VirtualRouter(_params())
     fsm.handle(Startup(), 0.0)
     now = 0.0
     for a in adverts:
@@ -82,7 +82,7 @@ def test_a_release_then_a_new_master_that_goes_silent_is_master_no_response() ->
 def test_repeats_of_an_old_checksum_advert_count_on_every_path() -> None:
     """keepalived's pre-1.3.6 unicast checksum is counted per advert whether the advert is
     handled in full, on the fast path, or as repeats the kernel dropped."""
-    fsm = VrrpInstance(_params(unicast_peers=(PEER,)))
+    fsm = VirtualRouter(_params(unicast_peers=(PEER,)))
     fsm.handle(Startup(), 0.0)
     first = _advert(200, destination=ME, checksum=ChecksumVerdict.VALID_OLD_UNICAST)
     fsm.handle(first, 1.0)
@@ -92,7 +92,7 @@ def test_repeats_of_an_old_checksum_advert_count_on_every_path() -> None:
     assert fsm.follow_repeats(first, 5, 3.0) is not None
     assert fsm.counters.old_unicast_checksum_received == 7
     assert fsm.counters.adverts_received == 7
-    plain = VrrpInstance(_params(unicast_peers=(PEER,)))
+    plain = VirtualRouter(_params(unicast_peers=(PEER,)))
     plain.handle(Startup(), 0.0)
     rfc = _advert(200, destination=ME)
     plain.handle(rfc, 1.0)

@@ -34,7 +34,7 @@ from reconciler.vrrp.events import (
     SyncGroupMaster,
     TimerExpired,
 )
-from reconciler.vrrp.fsm import VrrpInstance
+from reconciler.vrrp.fsm import VirtualRouter
 from reconciler.vrrp.packet import (
     VRRP_MULTICAST_IPV6,
     AuthType,
@@ -74,7 +74,7 @@ def become_master(p: InstanceParams, reason: TransitionReason, from_state: State
 
 def test_startup_enters_backup_and_arms_master_down_interval() -> None:
     p = params()
-    fsm = VrrpInstance(p)
+    fsm = VirtualRouter(p)
     assert fsm.handle(Startup(), 0.0) == [
         RemoveVips(VIPS),
         Transitioned(State.INITIALIZE, State.BACKUP, TransitionReason.STARTUP),
@@ -198,7 +198,7 @@ def test_preempt_return_of_higher_priority_node() -> None:
     """The 150 node restarts while a 100 node is master: it discards the lower adverts
     and takes over after its own Master_Down_Interval."""
     p = params(priority=150)
-    fsm = VrrpInstance(p)
+    fsm = VirtualRouter(p)
     assert fsm.handle(Startup(), 0.0)[-1] == StartTimer(MD, MDI_150)
     for t in (0.5, 1.5, 2.5):
         assert fsm.handle(advert(100), t) == []  # discarded: the timer keeps running
@@ -284,7 +284,7 @@ def test_equal_priority_ipv6_compares_link_local_addresses() -> None:
 
 def test_address_owner_becomes_master_at_once() -> None:
     p = params(priority=255)
-    fsm = VrrpInstance(p)
+    fsm = VirtualRouter(p)
     assert fsm.handle(Startup(), 0.0) == become_master(
         p, TransitionReason.ADDRESS_OWNER, State.INITIALIZE
     )
@@ -325,7 +325,7 @@ def test_interval_learning_can_be_disabled() -> None:
 
 def test_sub_second_interval_timers() -> None:
     p = params(advert_interval_cs=10)
-    fsm = VrrpInstance(p)
+    fsm = VirtualRouter(p)
     assert fsm.handle(Startup(), 0.0)[-1] == StartTimer(MD, 0.3609375)
     assert fsm.handle(advert(150, interval_cs=10), 0.1) == [StartTimer(MD, 0.3609375)]
     assert fsm.handle(advert(0, interval_cs=10), 0.2) == [StartTimer(MD, 0.0609375)]
@@ -377,7 +377,7 @@ def test_fault_is_left_only_when_every_cause_clears() -> None:
 
 
 def test_startup_while_link_down_enters_fault() -> None:
-    fsm = VrrpInstance(params())
+    fsm = VirtualRouter(params())
     assert fsm.handle(LinkDown(), 0.0) == []
     assert fsm.handle(Startup(), 0.1) == [
         RemoveVips(VIPS),
@@ -390,7 +390,7 @@ def test_startup_while_link_down_enters_fault() -> None:
 
 def test_owner_leaving_fault_goes_straight_to_master() -> None:
     p = params(priority=255)
-    fsm = VrrpInstance(p)
+    fsm = VirtualRouter(p)
     fsm.handle(Startup(), 0.0)
     fsm.handle(FaultSet("uplink"), 1.0)
     assert fsm.state is State.FAULT
@@ -539,7 +539,7 @@ def test_v2_instance_playbook() -> None:
 
 
 def test_v2_skew_is_independent_of_the_interval() -> None:
-    fsm = VrrpInstance(v2_params(advert_interval_cs=300))
+    fsm = VirtualRouter(v2_params(advert_interval_cs=300))
     assert fsm.handle(Startup(), 0.0)[-1] == StartTimer(MD, 9 + SKEW_100)
 
 
@@ -801,7 +801,7 @@ def test_reconfigure_with_nothing_the_wire_sees_sends_nothing() -> None:
 
 def test_reconfigure_in_fault_and_initialize_is_kept_for_the_start() -> None:
     p = params()
-    fsm = VrrpInstance(p)
+    fsm = VirtualRouter(p)
     q = replace(p, priority=255)
     assert fsm.handle(Reconfigure(q, 255), 0.0) == []
     assert fsm.handle(Startup(), 0.0)[0] == Transitioned(

@@ -31,7 +31,7 @@ from reconciler.vrrp.events import (
     Shutdown,
     TimerExpired,
 )
-from reconciler.vrrp.fsm import VrrpInstance
+from reconciler.vrrp.fsm import VirtualRouter
 from reconciler.vrrp.packet import (
     VRRP_MULTICAST_IPV4,
     AuthType,
@@ -82,7 +82,7 @@ def transition_of(actions: list[Any]) -> Transitioned:
 def test_an_instance_not_started_has_no_master_and_no_transition_yet() -> None:
     """§6.4.1: in Initialize nothing is elected; the status reports no master, no
     transition time, and the configured Master_Adver_Interval (§6.1)."""
-    fsm = VrrpInstance(params(advert_interval_cs=50))
+    fsm = VirtualRouter(params(advert_interval_cs=50))
     assert fsm.state is State.INITIALIZE
     assert fsm.master_address is None
     assert fsm.last_transition_s is None
@@ -209,6 +209,19 @@ def test_turning_preempt_off_and_on_again_restarts_the_wait() -> None:
     fsm.handle(Reconfigure(replace(p, preempt=False), 150), 2.0)
     fsm.handle(Reconfigure(p, 150), 3.0)
     assert fsm.handle(advert(100), 6.5) == [StartTimer(MD, MDI_150)]  # waits until 11.5
+    assert fsm.handle(advert(100), 11.5) == []
+
+
+def test_a_backup_entered_again_waits_the_whole_preempt_delay() -> None:
+    """keepalived preempt_delay: leaving Backup drops a running wait, so a lower master
+    heard once the machine is back in Backup is waited for the whole delay again."""
+    fsm = started_backup(params(priority=150, preempt_delay_s=5.0))
+    fsm.handle(advert(100), 1.0)  # waits until 6.0
+    fsm.handle(LinkDown(), 2.0)
+    fsm.handle(LinkUp(), 3.0)
+    assert fsm.state is State.BACKUP
+    assert fsm.handle(advert(100), 6.5) == [StartTimer(MD, MDI_150)]  # waits until 11.5
+    assert fsm.handle(advert(100), 11.4) == [StartTimer(MD, MDI_150)]
     assert fsm.handle(advert(100), 11.5) == []
 
 
@@ -384,7 +397,7 @@ def test_stale_timers_are_counted_each_time_in_backup_and_master() -> None:
 
 def test_stale_timers_are_counted_each_time_when_not_running() -> None:
     """§6.4.1: Initialize runs no timer; a late one is ignored and counted each time."""
-    fsm = VrrpInstance(params())
+    fsm = VirtualRouter(params())
     fsm.handle(TimerExpired(MD), 1.0)
     fsm.handle(TimerExpired(ADV), 2.0)
     assert fsm.counters.stale_timer_events == 2
