@@ -14,7 +14,7 @@ asked for (`fwd_method=3`, i.e. DR, on every dest; scheduler `wlc`; a flags
 mask) and their "update" verb sends a DELETE. Building the attribute list
 ourselves puts every field that reaches the kernel in this file.
 
-One module on purpose: the encoding, the decoding and the requests are the two
+One piece on purpose: the encoding, the decoding and the requests are the two
 directions of one wire format, checked against each other field by field (a dump
 right after a write must compare equal to what was written); split, a reader would
 hold both halves open to check one field.

@@ -1,6 +1,6 @@
 """VRRP advertisement codec: bytes <-> :class:`Advert` (RFC 5798 v3, RFC 3768 v2).
 
-Over 500 lines on purpose: the wire formats, their types and both directions of the codec
+One piece on purpose: the wire formats, their types and both directions of the codec
 are read together (the decode hot path fills ``Advert``'s slots directly, past its checks),
 and the RFCs' diagrams below take 50 of the lines.
 
