@@ -28,6 +28,8 @@ EPOLL_SLACK = 0.002
 # wait three intervals plus Skew_Time.
 ADVER_GRID_S = 0.01
 
+# Module constants: an enum member read through its class costs a lookup per use.
+_ADVER = TimerKind.ADVER
 _MASTER_DOWN = TimerKind.MASTER_DOWN
 
 
@@ -58,7 +60,7 @@ class InstanceTimers:
 
     def start(self, kind: TimerKind, delay_s: float, now: float) -> None:
         deadline = now + delay_s
-        if kind is TimerKind.ADVER:
+        if kind is _ADVER:
             deadline = math.floor(deadline / ADVER_GRID_S + 1e-6) * ADVER_GRID_S
         self._arm(kind, deadline, now)
 
