@@ -2,7 +2,7 @@
 
 One `InstanceDriver` per VRRP instance feeds its machine the events (adverts from the
 socket's `SocketMux`, timers, link and priority changes) and carries out the machine's
-actions through its parts: `InstanceTimers` (``loop.call_at`` deadlines),
+actions through its parts: `InstanceTimers` (on the socket's `DeadlineQueue`),
 `AdvertSender`, and a `VipWorker` that runs address changes, hooks (`InstanceHooks`)
 and announcements (`Announcements`) in order, so a VIP is configured before it is
 announced, without holding up adverts. Time is the event loop's clock (monotonic), and
