@@ -37,7 +37,7 @@ from reconciler.adapters.repeat_filter import PATTERN_MAX, Seen, normalize
 from reconciler.adapters.vrrp_socket import Datagram
 from reconciler.config.load import load_text
 from reconciler.model.kernel import LiveAddress
-from reconciler.runtime import vrrp_driver
+from reconciler.runtime import vrrp_timers
 from reconciler.runtime.vrrp_driver import InstanceDriver, SocketMux, instance_params
 from reconciler.testing.vrrp_nodes import Instance, cluster_yaml
 from reconciler.vrrp import actions as act
@@ -366,8 +366,8 @@ def simulate(scenario: Scenario, with_filter: bool) -> Outcome:
     # The Master_Down_Timer wakes exactly at its deadline here: the early wake-up and the
     # busy wait for the last milliseconds are for a real clock's slack.
     with (
-        mock.patch.object(vrrp_driver, "PRECISE_WAKE_S", 0.0),
-        mock.patch.object(vrrp_driver, "EPOLL_SLACK", 0.0),
+        mock.patch.object(vrrp_timers, "PRECISE_WAKE_S", 0.0),
+        mock.patch.object(vrrp_timers, "EPOLL_SLACK", 0.0),
     ):
         try:
             return loop.run_until_complete(_run(scenario, with_filter))
