@@ -171,6 +171,34 @@ def test_port_0_is_accepted_with_persistence() -> None:
     ]
 
 
+SORRY = """virtual_services:
+  w:
+    address: 192.0.2.100
+    port: 80
+    forwarding: {SERVICE}
+    sorry_server: {SORRY}
+    real_servers: [{address: 198.51.100.1}]
+"""
+
+
+def test_a_sorry_server_of_the_other_family_needs_tunnel_forwarding_of_its_own() -> None:
+    # IPVS mixes families only for a tunnel destination; the sorry server's forwarding
+    # is its own if written, else the service's.
+    def sorry(service: str, endpoint: str) -> str:
+        return SORRY.replace("{SERVICE}", service).replace("{SORRY}", endpoint)
+
+    for service, endpoint in (
+        ("tunnel", "{address: '2001:db8::9'}"),
+        ("nat", "{address: '2001:db8::9', forwarding: tunnel}"),
+    ):
+        (svc,) = _load(sorry(service, endpoint)).cluster.for_node("a").services
+        assert svc.sorry_server is not None
+    assert _errors(sorry("tunnel", "{address: '2001:db8::9', forwarding: nat}")) == [
+        "t.yaml:12:29: virtual_services.w.sorry_server.address: 2001:db8::9 is ipv6 but the "
+        "service is ipv4; only tunnel forwarding can mix families"
+    ]
+
+
 def test_a_lower_threshold_alone_is_accepted() -> None:
     # lower_threshold is compared only with an upper_threshold that is set (0: no limit).
     body = """virtual_services:
