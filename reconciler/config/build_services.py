@@ -225,7 +225,8 @@ class _Service:
             s.get("port", self.key.port),
             Forwarding(s.get("forwarding", forwarding.value)),
         )
-        self._same_family((*self.path, "sorry_server", "address"), sorry.address, forwarding)
+        # The kernel checks the family against the destination's own forwarding.
+        self._same_family((*self.path, "sorry_server", "address"), sorry.address, sorry.forwarding)
         return sorry
 
     def _real_server(
