@@ -72,9 +72,11 @@ class Garp:
 
 
 class UnicastChecksum(enum.Enum):
-    AUTO = "auto"
-    RFC = "rfc"
-    OLD = "old"
+    """VRRPv3 unicast checksum modes, as keepalived's ``old_unicast_checksum``."""
+
+    AUTO = "auto"  # send RFC checksums; accept RFC and old ones (keepalived's default)
+    RFC = "rfc"  # send and accept RFC checksums only
+    OLD = "old"  # send old checksums (multicast group in the pseudo-header); accept only old
 
 
 @dataclass(frozen=True)

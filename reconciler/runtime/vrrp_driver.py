@@ -57,7 +57,7 @@ from reconciler.vrrp.events import (
 )
 from reconciler.vrrp.fsm import VirtualRouter
 from reconciler.vrrp.packet import AuthType, VrrpVersion
-from reconciler.vrrp.params import InstanceParams, UnicastChecksum
+from reconciler.vrrp.params import InstanceParams
 from reconciler.vrrp.states import State, TransitionReason
 from reconciler.vrrp.timers import skew_time
 
@@ -97,11 +97,7 @@ def instance_params(spec: model.VrrpInstance, primary: IPAddr) -> InstanceParams
         auth_type=AuthType.SIMPLE_TEXT if spec.auth_password else AuthType.NONE,
         auth_data=(spec.auth_password or "").encode(),
         unicast_peers=spec.unicast_peers,  # type: ignore[arg-type]
-        unicast_checksum={
-            model.UnicastChecksum.AUTO: UnicastChecksum.AUTO,
-            model.UnicastChecksum.OLD: UnicastChecksum.OLD,
-            model.UnicastChecksum.RFC: UnicastChecksum.NEVER,
-        }[spec.unicast_checksum],
+        unicast_checksum=spec.unicast_checksum,
         check_unicast_source=spec.unicast_source_check,
         unicast_min_ttl=spec.unicast_min_ttl or 0,
     )

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
+from reconciler.model.vrrp import UnicastChecksum
 from reconciler.vrrp.packet import (
     V2_AUTH_DATA_LEN,
     V2_MAX_ADVERT_INTERVAL_S,
@@ -17,14 +17,6 @@ from reconciler.vrrp.packet import (
 
 PRIORITY_OWNER = 255  # RFC 5798 §6.1: the address owner
 PRIORITY_STOP = 0  # RFC 5798 §6.1: "stop participating", sent on graceful shutdown
-
-
-class UnicastChecksum(enum.Enum):
-    """VRRPv3 unicast checksum modes, as keepalived's ``old_unicast_checksum`` (ref. §3c)."""
-
-    AUTO = "auto"  # send RFC checksums; accept RFC and old ones (keepalived's default)
-    OLD = "old"  # send old checksums (multicast group in the pseudo-header); accept only old
-    NEVER = "never"  # send and accept RFC checksums only
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,8 +19,9 @@ from __future__ import annotations
 import enum
 import hmac
 
+from reconciler.model.vrrp import UnicastChecksum
 from reconciler.vrrp.packet import VRRP_TTL, AuthType, ChecksumVerdict, ReceivedAdvert, VrrpVersion
-from reconciler.vrrp.params import PRIORITY_OWNER, InstanceParams, UnicastChecksum
+from reconciler.vrrp.params import PRIORITY_OWNER, InstanceParams
 
 
 class Refusal(enum.Enum):
@@ -70,7 +71,7 @@ def validate_advert(params: InstanceParams, received: ReceivedAdvert) -> Refusal
         if received.destination.is_multicast:
             return Refusal.UNEXPECTED_DESTINATION
         old = received.checksum is ChecksumVerdict.VALID_OLD_UNICAST
-        if (old and params.unicast_checksum is UnicastChecksum.NEVER) or (
+        if (old and params.unicast_checksum is UnicastChecksum.RFC) or (
             received.checksum is ChecksumVerdict.VALID
             and params.unicast_checksum is UnicastChecksum.OLD
             and advert.version is VrrpVersion.V3

@@ -11,6 +11,7 @@ from helpers import ME, PEER, VIPS, started_backup, started_master
 from helpers import received_advert as advert
 from helpers import vrrp_params as params
 
+from reconciler.model.vrrp import UnicastChecksum
 from reconciler.vrrp.actions import (
     AddVips,
     CancelTimer,
@@ -41,7 +42,7 @@ from reconciler.vrrp.packet import (
     ChecksumVerdict,
     VrrpVersion,
 )
-from reconciler.vrrp.params import InstanceParams, UnicastChecksum
+from reconciler.vrrp.params import InstanceParams
 from reconciler.vrrp.receive import Refusal
 from reconciler.vrrp.states import State, TimerKind, TransitionReason
 from reconciler.vrrp.timers import master_down_interval
@@ -568,8 +569,8 @@ def unicast_params(mode: UnicastChecksum, **overrides: Any) -> InstanceParams:
         (UnicastChecksum.AUTO, ChecksumVerdict.VALID_OLD_UNICAST, False),
         (UnicastChecksum.OLD, ChecksumVerdict.VALID, True),
         (UnicastChecksum.OLD, ChecksumVerdict.VALID_OLD_UNICAST, False),
-        (UnicastChecksum.NEVER, ChecksumVerdict.VALID, False),
-        (UnicastChecksum.NEVER, ChecksumVerdict.VALID_OLD_UNICAST, True),
+        (UnicastChecksum.RFC, ChecksumVerdict.VALID, False),
+        (UnicastChecksum.RFC, ChecksumVerdict.VALID_OLD_UNICAST, True),
     ],
 )
 def test_unicast_checksum_modes(

@@ -15,6 +15,7 @@ import pytest
 from helpers import PEER, received_advert, started_backup, started_master
 from helpers import vrrp_params as params
 
+from reconciler.model.vrrp import UnicastChecksum
 from reconciler.vrrp.actions import (
     SendAdvert,
     StartTimer,
@@ -37,7 +38,7 @@ from reconciler.vrrp.packet import (
     AuthType,
     VrrpVersion,
 )
-from reconciler.vrrp.params import InstanceParams, UnicastChecksum
+from reconciler.vrrp.params import InstanceParams
 from reconciler.vrrp.receive import Refusal
 from reconciler.vrrp.states import State, TimerKind, TransitionReason
 from reconciler.vrrp.timers import master_down_interval

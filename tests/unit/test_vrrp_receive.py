@@ -7,8 +7,9 @@ import json
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 
+from reconciler.model.vrrp import UnicastChecksum
 from reconciler.vrrp.packet import VRRP_MULTICAST_IPV4, decode_ipv4, decode_ipv6
-from reconciler.vrrp.params import InstanceParams, UnicastChecksum
+from reconciler.vrrp.params import InstanceParams
 from reconciler.vrrp.receive import Refusal, addresses_differ, validate_advert
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "vrrp"
@@ -68,7 +69,7 @@ def test_keepalived_old_checksum_advert_per_mode() -> None:
 
     assert validate_advert(instance(UnicastChecksum.AUTO), received) is None
     assert validate_advert(instance(UnicastChecksum.OLD), received) is None
-    assert validate_advert(instance(UnicastChecksum.NEVER), received) is Refusal.CHECKSUM_MODE
+    assert validate_advert(instance(UnicastChecksum.RFC), received) is Refusal.CHECKSUM_MODE
     assert received.destination != VRRP_MULTICAST_IPV4
 
 
