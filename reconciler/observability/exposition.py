@@ -3,7 +3,7 @@
 A scrape shares the process with the VRRP timers, so it must be cheap: at 500 instances
 prometheus_client's own path (a ``Sample`` per row, labels sorted and escaped on every
 scrape), all on the event loop, held it for about 120 ms (bench/scrape.py). A collector
-here describes each metric once, as a `Family` of plain rows, in two steps: a snapshot read
+here describes each metric once, as a `MetricFamily` of plain rows, in two steps: a snapshot read
 on the event loop, and rows made from it anywhere. `NodeRegistry.snapshot` reads them all
 and returns the renderer, which the status listener runs on its own thread: it writes the
 text format directly, with each row's label string and each value's text kept from one
@@ -40,7 +40,7 @@ Row = tuple[tuple[str, ...], float]
 
 
 @dataclass(frozen=True, slots=True)
-class Family:
+class MetricFamily:
     """One metric family of a scrape: rows of (label values, value).
 
     ``labels`` name the values of each row in order; an info family's rows carry the
@@ -80,14 +80,14 @@ class Family:
 
 
 class FamilyCollector(Collector):
-    """A collector that describes its metrics as `Family` rows, in two steps:
+    """A collector that describes its metrics as `MetricFamily` rows, in two steps:
     ``snapshot`` reads what the metrics say, on the thread that owns it (the event loop),
     and ``families`` turns that immutable snapshot into rows, on any thread."""
 
     def snapshot(self) -> Any:
         raise NotImplementedError
 
-    def families(self, snapshot: Any) -> Iterable[Family]:
+    def families(self, snapshot: Any) -> Iterable[MetricFamily]:
         raise NotImplementedError
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily | InfoMetricFamily]:
@@ -109,7 +109,7 @@ class Exposition:
         self._prefixes: dict[str, dict[tuple[str, ...], str]] = {}
         self._values: dict[float, str] = {}
 
-    def render(self, families: Iterable[Family]) -> list[str]:
+    def render(self, families: Iterable[MetricFamily]) -> list[str]:
         out: list[str] = []
         append = out.append
         values = self._values

@@ -15,8 +15,8 @@ from reconciler import __version__
 from reconciler.observability.exposition import (
     PREFIX,
     YIELD_EVERY_INSTANCES,
-    Family,
     FamilyCollector,
+    MetricFamily,
     NodeRegistry,
 )
 from reconciler.observability.status import (
@@ -39,7 +39,7 @@ class NodeCollector(FamilyCollector):
     def snapshot(self) -> Callable[[], NodeStatus]:
         return status_reader(self.source)
 
-    def families(self, snapshot: Callable[[], NodeStatus]) -> Iterator[Family]:
+    def families(self, snapshot: Callable[[], NodeStatus]) -> Iterator[MetricFamily]:
         st = snapshot()
         yield from _instance_metrics(st)
         yield from _socket_metrics(st)
@@ -49,15 +49,15 @@ class NodeCollector(FamilyCollector):
         yield from _desired_state_metrics(st)
 
 
-def _instance_metrics(st: NodeStatus) -> Iterator[Family]:
+def _instance_metrics(st: NodeStatus) -> Iterator[MetricFamily]:
     """Each VRRP instance: state, priorities, trackers, adverts, transitions."""
     labels = ("vrrp_instance", "vrid", "interface")
 
-    def g(name: str, doc: str, extra: tuple[str, ...] = ()) -> Family:
-        return Family("gauge", PREFIX + name, doc, labels + extra)
+    def g(name: str, doc: str, extra: tuple[str, ...] = ()) -> MetricFamily:
+        return MetricFamily("gauge", PREFIX + name, doc, labels + extra)
 
-    def c(name: str, doc: str, extra: tuple[str, ...] = ()) -> Family:
-        return Family("counter", PREFIX + name, doc, labels + extra)
+    def c(name: str, doc: str, extra: tuple[str, ...] = ()) -> MetricFamily:
+        return MetricFamily("counter", PREFIX + name, doc, labels + extra)
 
     state = g("vrrp_state", "VRRP state: 0 initialize, 1 backup, 2 master, 3 fault.")
     prio = g("vrrp_priority", "Configured VRRP priority.")
@@ -112,28 +112,28 @@ def _instance_metrics(st: NodeStatus) -> Iterator[Family]:
     yield from (state, prio, eff, last, fault, track, rx, tx, bad, mismatch, moves)
 
 
-def _socket_metrics(st: NodeStatus) -> Iterator[Family]:
+def _socket_metrics(st: NodeStatus) -> Iterator[MetricFamily]:
     """Each VRRP socket: what could not be decoded or was not ours."""
-    malformed = Family(
+    malformed = MetricFamily(
         "counter",
         PREFIX + "vrrp_packets_malformed",
         "Packets on a VRRP socket that could not be decoded, by reason.",
         ("interface", "family", "reason"),
     )
-    foreign = Family(
+    foreign = MetricFamily(
         "counter",
         PREFIX + "vrrp_packets_unknown_vrid",
         "Well-formed adverts for a VRID this node does not run.",
         ("interface", "family"),
     )
-    read = Family(
+    read = MetricFamily(
         "counter",
         PREFIX + "vrrp_packets_read",
         "Packets read from a VRRP socket in user space (repeats the kernel's repeat "
         "filter dropped are not read, and count only as adverts received).",
         ("interface", "family"),
     )
-    offload = Family(
+    offload = MetricFamily(
         "gauge",
         PREFIX + "vrrp_repeat_filter",
         "1 when the kernel drops the masters' repeated adverts on this socket (they "
@@ -149,30 +149,30 @@ def _socket_metrics(st: NodeStatus) -> Iterator[Family]:
     yield from (malformed, foreign, read, offload)
 
 
-def _check_metrics(st: NodeStatus) -> Iterator[Family]:
+def _check_metrics(st: NodeStatus) -> Iterator[MetricFamily]:
     """Each health check and target."""
-    up = Family(
+    up = MetricFamily(
         "gauge",
         PREFIX + "check_up",
         "Health check state: 1 up, 0 down, -1 unknown (no result yet).",
         ("check", "target"),
     )
-    probes = Family(
+    probes = MetricFamily(
         "counter", PREFIX + "check_probes", "Probe attempts finished.", ("check", "target")
     )
-    failed = Family(
+    failed = MetricFamily(
         "counter",
         PREFIX + "check_probe_failures",
         "Probe attempts that failed.",
         ("check", "target"),
     )
-    seconds = Family(
+    seconds = MetricFamily(
         "counter",
         PREFIX + "check_probe_duration_seconds",
         "Time spent in probes (with _total: divide by check_probes for the mean).",
         ("check", "target"),
     )
-    late = Family(
+    late = MetricFamily(
         "gauge",
         PREFIX + "check_schedule_lateness_seconds_max",
         "Worst delay of a probe's start against its schedule.",
@@ -188,9 +188,9 @@ def _check_metrics(st: NodeStatus) -> Iterator[Family]:
     yield from (up, probes, failed, seconds, late)
 
 
-def _desired_state_metrics(st: NodeStatus) -> Iterator[Family]:
+def _desired_state_metrics(st: NodeStatus) -> Iterator[MetricFamily]:
     """The revision running, reloads, takeover errors and the build."""
-    info = Family(
+    info = MetricFamily(
         "info",
         PREFIX + "desired_state",
         "The desired state this node runs: revision (sha256 of the file, shortened) and "
@@ -204,7 +204,7 @@ def _desired_state_metrics(st: NodeStatus) -> Iterator[Family]:
         yield from _revision_metrics(st.revisions)
     if st.git is not None:
         yield from _git_metrics(st.git)
-    errors = Family(
+    errors = MetricFamily(
         "counter",
         PREFIX + "vrrp_errors",
         "Failures of what a takeover does, by operation (advert_send, vip_add, "
@@ -215,14 +215,14 @@ def _desired_state_metrics(st: NodeStatus) -> Iterator[Family]:
     for e in st.errors:
         errors.add_metric((e.operation, e.error), e.count)
     yield errors
-    applied = Family(
+    applied = MetricFamily(
         "gauge",
         PREFIX + "desired_state_applied_timestamp_seconds",
         "Unix time the running revision was applied.",
     )
     applied.add_metric((), st.applied_unix_s)
     yield applied
-    reloads = Family(
+    reloads = MetricFamily(
         "counter",
         PREFIX + "config_reloads",
         "Reloads of the desired state by result.",
@@ -231,59 +231,65 @@ def _desired_state_metrics(st: NodeStatus) -> Iterator[Family]:
     reloads.add_metric(("ok",), st.reloads_ok)
     reloads.add_metric(("invalid",), st.reloads_failed)
     yield reloads
-    last = Family(
+    last = MetricFamily(
         "gauge",
         PREFIX + "config_last_reload_successful",
         "0 while the latest reload was refused (the node runs an older revision), else 1.",
     )
     last.add_metric((), 0 if st.last_reload_error else 1)
     yield last
-    build = Family("info", PREFIX + "build", "Version of the running daemon.", info=("version",))
+    build = MetricFamily(
+        "info", PREFIX + "build", "Version of the running daemon.", info=("version",)
+    )
     build.add_metric((__version__,), 1)
     yield build
 
 
 def _reconcile_metrics(
     rc: ReconcileStatus,
-) -> Iterator[Family]:
-    passes = Family("counter", PREFIX + "reconcile", "Reconcile passes by result.", ("result",))
+) -> Iterator[MetricFamily]:
+    passes = MetricFamily(
+        "counter", PREFIX + "reconcile", "Reconcile passes by result.", ("result",)
+    )
     for result, n in sorted(rc.passes.items()):
         passes.add_metric((result,), n)
-    writes = Family("counter", PREFIX + "reconcile_writes", "Kernel writes made by reconcile.")
+    writes = MetricFamily(
+        "counter", PREFIX + "reconcile_writes", "Kernel writes made by reconcile."
+    )
     writes.add_metric((), rc.writes)
-    duration = Family(
+    duration = MetricFamily(
         "gauge", PREFIX + "reconcile_duration_seconds", "Duration of the last reconcile pass."
     )
     duration.add_metric((), rc.last_duration_s)
-    conflicts = Family(
+    conflicts = MetricFamily(
         "gauge", PREFIX + "reconcile_conflicts", "Objects wanted here that someone else owns."
     )
     conflicts.add_metric((), len(rc.conflicts))
-    draining = Family(
+    draining = MetricFamily(
         "gauge",
         PREFIX + "ipvs_real_servers_draining",
         "Removed real servers waiting for connections.",
     )
     draining.add_metric((), len(rc.draining))
-    ipvs_ok = Family(
+    ipvs_ok = MetricFamily(
         "gauge",
         PREFIX + "ipvs_managed",
         "0 when this node has virtual services but cannot program IPVS, else 1.",
     )
     ipvs_ok.add_metric((), 0 if rc.ipvs_error and rc.ipvs_required else 1)
-    weight = Family(
+    weight = MetricFamily(
         "gauge",
         PREFIX + "ipvs_real_server_weight",
         "Weight of each real server in the kernel.",
         ("service", "server"),
     )
-    active = Family(
+    active = MetricFamily(
         "gauge",
         PREFIX + "ipvs_connections_active",
         "Active connections per real server.",
         ("service", "server"),
     )
-    inactive = Family(
+    inactive = MetricFamily(
         "gauge",
         PREFIX + "ipvs_connections_inactive",
         "Inactive connections per real server.",
@@ -296,16 +302,16 @@ def _reconcile_metrics(
     yield from (passes, writes, duration, conflicts, draining, ipvs_ok, weight, active, inactive)
 
 
-def _revision_metrics(gs: GateStatus) -> Iterator[Family]:
+def _revision_metrics(gs: GateStatus) -> Iterator[MetricFamily]:
     if gs.attempted is not None:
-        attempted = Family(
+        attempted = MetricFamily(
             "gauge",
             PREFIX + "desired_state_attempted_timestamp_seconds",
             "Unix time of the latest attempt to apply a revision, whether it applied or not.",
         )
         attempted.add_metric((), gs.attempted.at_unix_s)
         yield attempted
-    refused = Family(
+    refused = MetricFamily(
         "counter",
         PREFIX + "desired_state_refused",
         "Revisions not applied, by reason: refused by the source (unreadable, unsigned, "
@@ -315,7 +321,7 @@ def _revision_metrics(gs: GateStatus) -> Iterator[Family]:
     for reason, n in gs.refused.items():
         refused.add_metric((reason,), n)
     yield refused
-    condition = Family(
+    condition = MetricFamily(
         "gauge",
         PREFIX + "desired_state_condition",
         "Conditions of the desired state (Ready, Reconciling, Stalled): 1 true, 0 false; "
@@ -325,7 +331,7 @@ def _revision_metrics(gs: GateStatus) -> Iterator[Family]:
     for c in gs.conditions:
         condition.add_metric((c.type, c.reason), 1 if c.status else 0)
     yield condition
-    suspended = Family(
+    suspended = MetricFamily(
         "gauge",
         PREFIX + "desired_state_suspended",
         "1 for each suspended part (part=node: the whole node; else an instance): it keeps "
@@ -339,18 +345,18 @@ def _revision_metrics(gs: GateStatus) -> Iterator[Family]:
     yield suspended
 
 
-def _git_metrics(gs: GitSourceStatus) -> Iterator[Family]:
-    fetches = Family(
+def _git_metrics(gs: GitSourceStatus) -> Iterator[MetricFamily]:
+    fetches = MetricFamily(
         "counter", PREFIX + "git_fetches", "Fetches of the polled repository, failed ones included."
     )
     fetches.add_metric((), gs.fetches_total)
-    failures = Family(
+    failures = MetricFamily(
         "counter",
         PREFIX + "git_fetch_failures",
         "Fetches of the polled repository that failed (the running revision stays).",
     )
     failures.add_metric((), gs.fetch_failures_total)
-    failing = Family(
+    failing = MetricFamily(
         "gauge",
         PREFIX + "git_fetch_consecutive_failures",
         "Failed fetches in a row (0 once one succeeds); each waits twice as long, to a cap.",
@@ -358,7 +364,7 @@ def _git_metrics(gs: GitSourceStatus) -> Iterator[Family]:
     failing.add_metric((), gs.consecutive_failures)
     yield from (fetches, failures, failing)
     if gs.last_fetch_unix_s is not None:
-        last = Family(
+        last = MetricFamily(
             "gauge",
             PREFIX + "git_last_fetch_timestamp_seconds",
             "Unix time of the last successful fetch of the polled repository.",
@@ -377,29 +383,29 @@ class HttpCollector(FamilyCollector):
     def snapshot(self) -> HttpStatus:
         return self.http()
 
-    def families(self, snapshot: HttpStatus) -> Iterator[Family]:
+    def families(self, snapshot: HttpStatus) -> Iterator[MetricFamily]:
         hs = snapshot
-        responses = Family(
+        responses = MetricFamily(
             "counter",
             PREFIX + "http_responses",
             "Responses of the status listener, by path (/metrics, /status, other).",
             ("path",),
         )
-        seconds = Family(
+        seconds = MetricFamily(
             "counter",
             PREFIX + "http_response_loop_seconds",
             "Event-loop time spent answering, by path: from the request read to the answer "
             "handed to the socket (the loop runs nothing else meanwhile).",
             ("path",),
         )
-        cpu = Family(
+        cpu = MetricFamily(
             "counter",
             PREFIX + "http_response_loop_cpu_seconds",
             "The event loop thread's CPU time of those answers, by path (less than the loop "
             "time when the machine is busy).",
             ("path",),
         )
-        lag = Family(
+        lag = MetricFamily(
             "counter",
             PREFIX + "http_render_loop_lag_seconds",
             "Answers are rendered off the event loop, which still waits for the interpreter "
@@ -412,7 +418,7 @@ class HttpCollector(FamilyCollector):
             seconds.add_metric((path,), hs.loop_seconds.get(path, 0.0))
             cpu.add_metric((path,), hs.loop_cpu_seconds.get(path, 0.0))
             lag.add_metric((path,), hs.render_lag_seconds.get(path, 0.0))
-        refused = Family(
+        refused = MetricFamily(
             "counter",
             PREFIX + "http_refused",
             "Clients refused by the status listener, by reason (busy, too_large, timeout).",

@@ -14,7 +14,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from reconciler.model.revision import Artifact, Provenance
-from reconciler.observability.exposition import Exposition, Family, NodeRegistry
+from reconciler.observability.exposition import Exposition, MetricFamily, NodeRegistry
 from reconciler.observability.http import StatusServer, status_json
 from reconciler.observability.metrics import registry_for
 from reconciler.observability.status import (
@@ -194,7 +194,7 @@ def test_the_status_listener_exports_what_it_answered_and_what_that_cost() -> No
 def test_cached_texts_stay_bounded_across_renames() -> None:
     exposition = Exposition()
     for generation in range(50):
-        family = Family("gauge", "x", "doc", ("name",))
+        family = MetricFamily("gauge", "x", "doc", ("name",))
         for k in range(10):
             family.add_metric((f"g{generation}-{k}",), generation * 1000.5 + k)
         exposition.render([family])
