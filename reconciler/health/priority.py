@@ -56,7 +56,7 @@ class TrackerKind(enum.Enum):
 
 
 @dataclass(frozen=True)
-class TrackerStatus:
+class TrackerReading:
     """One tracker of a VRRP instance as it stands now."""
 
     name: str  # for reasons and metrics: "check nginx", "interface eth1"
@@ -70,7 +70,7 @@ class TrackerStatus:
 class Contribution:
     """What one tracker does to the priority now: the term it adds to the sum, or FAULT."""
 
-    tracker: TrackerStatus
+    tracker: TrackerReading
     points: int  # added to the configured priority before the clamp; 0 when it holds FAULT
     fault: bool = False  # it puts the instance in FAULT
 
@@ -91,7 +91,7 @@ class Priority:
         return bool(self.faults)
 
 
-def tracker_contribution(tracker: TrackerStatus) -> int | None:
+def tracker_contribution(tracker: TrackerReading) -> int | None:
     """What one tracker adds to the priority; None when it puts the instance in FAULT."""
     if tracker.kind is TrackerKind.VALUE:
         if tracker.state is CheckState.UNKNOWN or tracker.value is None:
@@ -110,7 +110,7 @@ def tracker_contribution(tracker: TrackerStatus) -> int | None:
     return 0 if up else tracker.weight
 
 
-def effective_priority(configured: int, trackers: Iterable[TrackerStatus]) -> Priority:
+def effective_priority(configured: int, trackers: Iterable[TrackerReading]) -> Priority:
     """keepalived's effective priority: configured + contributions, clamped to 1..254."""
     if not PRIORITY_MIN <= configured <= PRIORITY_OWNER:
         raise ValueError(f"configured priority {configured} is outside 1..255")

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from reconciler.health.policy import NO_TARGET, CheckTransition
-from reconciler.health.priority import TrackerKind, TrackerStatus, effective_priority
+from reconciler.health.priority import TrackerKind, TrackerReading, effective_priority
 from reconciler.model.checks import Check, FileProbe
 from reconciler.model.common import CheckState
 from reconciler.model.vrrp import TrackCheck, TrackInterface, VrrpInstance
@@ -90,7 +90,7 @@ class Tracking:
                 self.apply(d)
 
     # ------------------------------------------------------------ output
-    def trackers(self, spec: VrrpInstance) -> list[TrackerStatus]:
+    def trackers(self, spec: VrrpInstance) -> list[TrackerReading]:
         out = []
         for t in spec.track:
             if isinstance(t, TrackCheck):
@@ -98,7 +98,7 @@ class Tracking:
                 state, value = self._result(t.check, check)
                 is_file = check is not None and isinstance(check.probe, FileProbe)
                 out.append(
-                    TrackerStatus(
+                    TrackerReading(
                         f"check {t.check}",
                         t.weight,
                         state,
@@ -113,7 +113,7 @@ class Tracking:
                     if running is None
                     else (CheckState.UP if running else CheckState.DOWN)
                 )
-                out.append(TrackerStatus(f"interface {t.interface}", t.weight, state))
+                out.append(TrackerReading(f"interface {t.interface}", t.weight, state))
         return out
 
     def _result(self, name: str, check: Check | None) -> tuple[CheckState, int | None]:

@@ -12,7 +12,7 @@ from helpers import vrrp_params as _params
 
 from reconciler.health.priority import (
     TrackerKind,
-    TrackerStatus,
+    TrackerReading,
     effective_priority,
     tracker_contribution,
 )
@@ -103,8 +103,8 @@ def test_repeats_of_an_old_checksum_advert_count_on_every_path() -> None:
 # --- tracker arithmetic --------------------------------------------------------------------
 
 
-def _tracker(weight: int, state: CheckState) -> TrackerStatus:
-    return TrackerStatus("check web", weight, state, kind=TrackerKind.STATE)
+def _tracker(weight: int, state: CheckState) -> TrackerReading:
+    return TrackerReading("check web", weight, state, kind=TrackerKind.STATE)
 
 
 def test_weight_plus_one_adds_one_while_up_and_nothing_while_down() -> None:

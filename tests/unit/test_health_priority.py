@@ -8,7 +8,7 @@ from reconciler.health.policy import ProbeResult
 from reconciler.health.priority import (
     Priority,
     TrackerKind,
-    TrackerStatus,
+    TrackerReading,
     effective_priority,
     parse_track_file,
     quorum_up,
@@ -21,12 +21,12 @@ from reconciler.model.common import CheckState
 UP, DOWN, UNKNOWN = CheckState.UP, CheckState.DOWN, CheckState.UNKNOWN
 
 
-def state(name: str, weight: int, st: CheckState) -> TrackerStatus:
-    return TrackerStatus(name=name, weight=weight, state=st)
+def state(name: str, weight: int, st: CheckState) -> TrackerReading:
+    return TrackerReading(name=name, weight=weight, state=st)
 
 
-def value(name: str, weight: int, v: int | None, st: CheckState = UP) -> TrackerStatus:
-    return TrackerStatus(name=name, weight=weight, state=st, value=v, kind=TrackerKind.VALUE)
+def value(name: str, weight: int, v: int | None, st: CheckState = UP) -> TrackerReading:
+    return TrackerReading(name=name, weight=weight, state=st, value=v, kind=TrackerKind.VALUE)
 
 
 # ---------------------------------------------------------------------- state trackers
@@ -70,7 +70,7 @@ def test_weights_add_up() -> None:
         (1, [state("a", -5, DOWN)], 1),
     ],
 )
-def test_clamped_to_1_254(configured: int, trackers: list[TrackerStatus], expected: int) -> None:
+def test_clamped_to_1_254(configured: int, trackers: list[TrackerReading], expected: int) -> None:
     result = effective_priority(configured, trackers)
     assert result.priority == expected
     assert not result.fault
