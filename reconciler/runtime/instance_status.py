@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 from reconciler.model import vrrp as model
 from reconciler.observability.status import InstanceStatus, TrackerStatus, TransitionStatus
-from reconciler.vrrp.receive import Refusal
+from reconciler.vrrp.receive import AdvertRefusal
 from reconciler.vrrp.states import State, TransitionReason
 
 _STATE_NAMES = {s: s.name for s in State}
@@ -41,7 +41,7 @@ class InstanceCapture(NamedTuple):
     last_transition: TransitionStatus | None
     adverts_received: int
     adverts_sent: int
-    refused: dict[Refusal, int]
+    refused: dict[AdvertRefusal, int]
     transitions: dict[tuple[State, State, TransitionReason], int]
     faults: tuple[str, ...]
     address_mismatch: int

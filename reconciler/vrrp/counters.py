@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from reconciler.vrrp.receive import Refusal
+from reconciler.vrrp.receive import AdvertRefusal
 from reconciler.vrrp.states import State, TransitionReason
 
 
@@ -23,7 +23,7 @@ class InstanceCounters:
     address_mismatch_received: int = 0
     reconfigured: int = 0  # Reconfigure events applied in place
     stale_timer_events: int = 0  # TimerExpired for a timer not running (a race; ignored)
-    refused: Counter[Refusal] = field(default_factory=Counter)
+    refused: Counter[AdvertRefusal] = field(default_factory=Counter)
     transitions: Counter[tuple[State, State, TransitionReason]] = field(default_factory=Counter)
 
     def received_counts(self) -> tuple[int, int, int]:

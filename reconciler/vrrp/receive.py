@@ -1,7 +1,7 @@
 """RFC 5798 §7.1 receive checks as one pure function.
 
 ``validate_advert`` answers "may this advert reach the state machine?" with ``None`` or a
-bounded :class:`Refusal`. A refused advert never changes state; the machine only counts it.
+bounded :class:`AdvertRefusal`. A refused advert never changes state; the machine only counts it.
 
 The address-list check is a MAY in RFC 5798 §7.1 ("MAY verify that the IPvX Address(es)
 associated with this VRID in the ADVERTISEMENT matches the IPvX Address(es) configured for
@@ -24,7 +24,7 @@ from reconciler.vrrp.packet import VRRP_TTL, AuthType, ChecksumVerdict, Received
 from reconciler.vrrp.params import PRIORITY_OWNER, InstanceParams
 
 
-class Refusal(enum.Enum):
+class AdvertRefusal(enum.Enum):
     """Why a well-formed advert was not processed (``vrrp_adverts_invalid_total{reason}``)."""
 
     FAMILY_MISMATCH = "family_mismatch"
@@ -40,43 +40,43 @@ class Refusal(enum.Enum):
     ADDRESS_MISMATCH = "address_mismatch"  # no VIP in common: another virtual router
 
 
-def validate_advert(params: InstanceParams, received: ReceivedAdvert) -> Refusal | None:
+def validate_advert(params: InstanceParams, received: ReceivedAdvert) -> AdvertRefusal | None:
     """RFC 5798 §7.1 (RFC 3768 §7.1 for v2), in the RFC's order where it gives one."""
     advert = received.advert
     source = received.source
     if source.version != params.family:
-        return Refusal.FAMILY_MISMATCH
+        return AdvertRefusal.FAMILY_MISMATCH
     # §7.1 "MUST verify that the IPvX TTL/Hop Limit is 255". keepalived skips it for
     # unicast (a routed peer has a lower TTL), and its own IPv6 unicast adverts go out with
     # hop limit 64 (tests/data/vrrp/v3_ipv6_unicast_1s_1vip.json): so do we, to interoperate.
     if not params.unicast and received.hop_limit != VRRP_TTL:
-        return Refusal.BAD_TTL
+        return AdvertRefusal.BAD_TTL
     if advert.version is not params.version:
-        return Refusal.VERSION_MISMATCH
+        return AdvertRefusal.VERSION_MISMATCH
     if advert.vrid != params.vrid:
-        return Refusal.VRID_MISMATCH
+        return AdvertRefusal.VRID_MISMATCH
     if params.version is VrrpVersion.V2:
         # RFC 3768 §7.1 (and RFC 2338 §5.3.6 for simple text): the auth type must match and
         # a simple-text password must be equal; compared in constant time.
         if advert.auth_type is not params.auth_type:
-            return Refusal.AUTH_MISMATCH
+            return AdvertRefusal.AUTH_MISMATCH
         if advert.auth_type is AuthType.SIMPLE_TEXT and not hmac.compare_digest(
             advert.auth_data, params.auth_data
         ):
-            return Refusal.AUTH_MISMATCH
+            return AdvertRefusal.AUTH_MISMATCH
         # RFC 3768 §7.1: the Adver Interval must equal the configured one.
         if advert.advert_interval_cs != params.advert_interval_cs:
-            return Refusal.INTERVAL_MISMATCH
+            return AdvertRefusal.INTERVAL_MISMATCH
     if params.unicast:
         if received.destination.is_multicast:
-            return Refusal.UNEXPECTED_DESTINATION
+            return AdvertRefusal.UNEXPECTED_DESTINATION
         old = received.checksum is ChecksumVerdict.VALID_OLD_UNICAST
         if (old and params.unicast_checksum is UnicastChecksum.RFC) or (
             received.checksum is ChecksumVerdict.VALID
             and params.unicast_checksum is UnicastChecksum.OLD
             and advert.version is VrrpVersion.V3
         ):
-            return Refusal.CHECKSUM_MODE
+            return AdvertRefusal.CHECKSUM_MODE
         # keepalived's check_unicast_src. An IPv6 advert comes from the sender's link-local
         # address (RFC 5798 5.1.2.1), which no configuration lists: a link-local source is
         # on this link by definition and is let through; any other must be a peer.
@@ -85,15 +85,15 @@ def validate_advert(params: InstanceParams, received: ReceivedAdvert) -> Refusal
             and source not in params.unicast_peers
             and not (source.version == 6 and source.is_link_local)
         ):
-            return Refusal.UNKNOWN_UNICAST_SOURCE
+            return AdvertRefusal.UNKNOWN_UNICAST_SOURCE
         if params.unicast_min_ttl and (
             received.hop_limit is None or received.hop_limit < params.unicast_min_ttl
         ):
-            return Refusal.BAD_TTL
+            return AdvertRefusal.BAD_TTL
     elif not received.destination.is_multicast:
-        return Refusal.UNEXPECTED_DESTINATION
+        return AdvertRefusal.UNEXPECTED_DESTINATION
     if source == params.primary_address:
-        return Refusal.OWN_ADDRESS
+        return AdvertRefusal.OWN_ADDRESS
     # §7.1 (a MAY; see the module docstring): a list that differs is refused only when it
     # has no address in common with ours, and never from the address owner.
     if (
@@ -101,7 +101,7 @@ def validate_advert(params: InstanceParams, received: ReceivedAdvert) -> Refusal
         and addresses_differ(params, received)
         and set(advert.addresses).isdisjoint(params.vips)
     ):
-        return Refusal.ADDRESS_MISMATCH
+        return AdvertRefusal.ADDRESS_MISMATCH
     return None
 
 

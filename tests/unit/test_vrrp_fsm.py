@@ -43,7 +43,7 @@ from reconciler.vrrp.packet import (
     VrrpVersion,
 )
 from reconciler.vrrp.params import InstanceParams
-from reconciler.vrrp.receive import Refusal
+from reconciler.vrrp.receive import AdvertRefusal
 from reconciler.vrrp.states import State, TimerKind, TransitionReason
 from reconciler.vrrp.timers import master_down_interval
 
@@ -440,12 +440,15 @@ def test_priority_change_rejects_zero() -> None:
 # --- refusals, counters, stale timers ------------------------------------------------
 
 REFUSED = [
-    (advert(150, hop_limit=64), Refusal.BAD_TTL),
-    (advert(150, version=VrrpVersion.V2, interval_cs=100, auth_data=b""), Refusal.VERSION_MISMATCH),
-    (advert(150, vrid=52), Refusal.VRID_MISMATCH),
-    (advert(150, vips=(IPv4Address("192.0.2.101"),)), Refusal.ADDRESS_MISMATCH),
-    (advert(150, destination=PEER), Refusal.UNEXPECTED_DESTINATION),
-    (advert(150, source=ME), Refusal.OWN_ADDRESS),
+    (advert(150, hop_limit=64), AdvertRefusal.BAD_TTL),
+    (
+        advert(150, version=VrrpVersion.V2, interval_cs=100, auth_data=b""),
+        AdvertRefusal.VERSION_MISMATCH,
+    ),
+    (advert(150, vrid=52), AdvertRefusal.VRID_MISMATCH),
+    (advert(150, vips=(IPv4Address("192.0.2.101"),)), AdvertRefusal.ADDRESS_MISMATCH),
+    (advert(150, destination=PEER), AdvertRefusal.UNEXPECTED_DESTINATION),
+    (advert(150, source=ME), AdvertRefusal.OWN_ADDRESS),
     (
         advert(
             150,
@@ -453,7 +456,7 @@ REFUSED = [
             vips=(IPv6Address("2001:db8::1"),),
             destination=VRRP_MULTICAST_IPV6,
         ),
-        Refusal.FAMILY_MISMATCH,
+        AdvertRefusal.FAMILY_MISMATCH,
     ),
 ]
 
@@ -461,13 +464,13 @@ REFUSED = [
 @pytest.mark.parametrize(("event", "refusal"), REFUSED)
 @pytest.mark.parametrize("start", ["backup", "master"])
 def test_refused_advert_never_changes_state(
-    event: AdvertReceived, refusal: Refusal, start: str
+    event: AdvertReceived, refusal: AdvertRefusal, start: str
 ) -> None:
     fsm = started_backup() if start == "backup" else started_master()
     state, deadlines = fsm.state, (fsm.timer_deadline(MD), fsm.timer_deadline(ADV))
     for priority in (0, 150):
         received = replace(event.received, advert=replace(event.received.advert, priority=priority))
-        if priority == 0 and refusal is Refusal.ADDRESS_MISMATCH:
+        if priority == 0 and refusal is AdvertRefusal.ADDRESS_MISMATCH:
             continue
         assert fsm.handle(AdvertReceived(received), 10.5) == []
     assert fsm.state is state
@@ -489,7 +492,7 @@ def test_counters() -> None:
     counters = fsm.counters
     assert counters.adverts_received == 3
     assert counters.adverts_sent == 2  # on becoming master, and the answer to 50
-    assert counters.refused == {Refusal.VRID_MISMATCH: 1}
+    assert counters.refused == {AdvertRefusal.VRID_MISMATCH: 1}
     assert counters.transitions == {
         (State.INITIALIZE, State.BACKUP, TransitionReason.STARTUP): 1,
         (State.BACKUP, State.MASTER, TransitionReason.MASTER_NO_RESPONSE): 1,
@@ -547,12 +550,12 @@ def test_v2_skew_is_independent_of_the_interval() -> None:
 @pytest.mark.parametrize(
     ("event", "refusal"),
     [
-        (v2_advert(150, auth_data=b"wrong"), Refusal.AUTH_MISMATCH),
-        (v2_advert(150, auth_type=AuthType.NONE, auth_data=b""), Refusal.AUTH_MISMATCH),
-        (v2_advert(150, interval_cs=200), Refusal.INTERVAL_MISMATCH),
+        (v2_advert(150, auth_data=b"wrong"), AdvertRefusal.AUTH_MISMATCH),
+        (v2_advert(150, auth_type=AuthType.NONE, auth_data=b""), AdvertRefusal.AUTH_MISMATCH),
+        (v2_advert(150, interval_cs=200), AdvertRefusal.INTERVAL_MISMATCH),
     ],
 )
-def test_v2_refusals(event: AdvertReceived, refusal: Refusal) -> None:
+def test_v2_refusals(event: AdvertReceived, refusal: AdvertRefusal) -> None:
     fsm = started_backup(v2_params())
     assert fsm.handle(event, 1.0) == []
     assert fsm.counters.refused == {refusal: 1}
@@ -579,7 +582,7 @@ def test_unicast_checksum_modes(
     fsm = started_backup(unicast_params(mode))
     event = advert(150, destination=ME, checksum=verdict, hop_limit=64)
     assert fsm.handle(event, 1.0) == ([] if refused else [StartTimer(MD, MDI_100)])
-    assert fsm.counters.refused == ({Refusal.CHECKSUM_MODE: 1} if refused else {})
+    assert fsm.counters.refused == ({AdvertRefusal.CHECKSUM_MODE: 1} if refused else {})
     old_seen = not refused and verdict is ChecksumVerdict.VALID_OLD_UNICAST
     assert fsm.counters.old_unicast_checksum_received == int(old_seen)
 
@@ -595,8 +598,8 @@ def test_unicast_refuses_multicast_and_unknown_sources() -> None:
     assert fsm.handle(advert(150), 1.0) == []  # to 224.0.0.18
     assert fsm.handle(advert(150, IPv4Address("192.0.2.99"), destination=ME), 1.1) == []
     assert fsm.counters.refused == {
-        Refusal.UNEXPECTED_DESTINATION: 1,
-        Refusal.UNKNOWN_UNICAST_SOURCE: 1,
+        AdvertRefusal.UNEXPECTED_DESTINATION: 1,
+        AdvertRefusal.UNKNOWN_UNICAST_SOURCE: 1,
     }
 
 

@@ -39,7 +39,7 @@ from reconciler.vrrp.packet import (
     VrrpVersion,
 )
 from reconciler.vrrp.params import InstanceParams
-from reconciler.vrrp.receive import Refusal
+from reconciler.vrrp.receive import AdvertRefusal
 from reconciler.vrrp.states import State, TimerKind, TransitionReason
 from reconciler.vrrp.timers import master_down_interval
 
@@ -409,7 +409,7 @@ def test_refusals_are_counted_each_time() -> None:
     fsm = started_backup()
     for t in (1.0, 2.0, 3.0):
         assert fsm.handle(advert(150, hop_limit=64), t) == []
-    assert fsm.counters.refused == {Refusal.BAD_TTL: 3}
+    assert fsm.counters.refused == {AdvertRefusal.BAD_TTL: 3}
     assert fsm.counters.adverts_received == 3
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from reconciler.model.vrrp import UnicastChecksum
 from reconciler.vrrp.packet import VRRP_MULTICAST_IPV4, decode_ipv4, decode_ipv6
 from reconciler.vrrp.params import InstanceParams
-from reconciler.vrrp.receive import Refusal, addresses_differ, validate_advert
+from reconciler.vrrp.receive import AdvertRefusal, addresses_differ, validate_advert
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "vrrp"
 
@@ -27,13 +27,13 @@ def test_keepalived_v3_multicast_advert_passes_for_a_matching_instance() -> None
     )
     assert validate_advert(me, received) is None
     other_vrid = InstanceParams("x", 52, 150, 100, me.vips, me.primary_address)
-    assert validate_advert(other_vrid, received) is Refusal.VRID_MISMATCH
+    assert validate_advert(other_vrid, received) is AdvertRefusal.VRID_MISMATCH
     assert (
         validate_advert(
             InstanceParams("x", 51, 150, 100, (IPv4Address("192.0.2.101"),), me.primary_address),
             received,
         )
-        is Refusal.ADDRESS_MISMATCH
+        is AdvertRefusal.ADDRESS_MISMATCH
     )
     # RFC 5798 §7.1 MAY: a list sharing an address (a peer mid-change) passes, and differs
     sharing = InstanceParams(
@@ -47,7 +47,7 @@ def test_keepalived_ipv6_unicast_advert_has_hop_limit_64_and_is_accepted() -> No
     unicast, received = _unicast_ipv6("2001:db8::11", 64)  # keepalived's source, hop limit
     assert validate_advert(unicast, received) is None
     multicast = InstanceParams("web6", 51, 150, 100, unicast.vips, IPv6Address("fe80::12"))
-    assert validate_advert(multicast, received) is Refusal.BAD_TTL
+    assert validate_advert(multicast, received) is AdvertRefusal.BAD_TTL
 
 
 def test_keepalived_old_checksum_advert_per_mode() -> None:
@@ -69,7 +69,7 @@ def test_keepalived_old_checksum_advert_per_mode() -> None:
 
     assert validate_advert(instance(UnicastChecksum.AUTO), received) is None
     assert validate_advert(instance(UnicastChecksum.OLD), received) is None
-    assert validate_advert(instance(UnicastChecksum.RFC), received) is Refusal.CHECKSUM_MODE
+    assert validate_advert(instance(UnicastChecksum.RFC), received) is AdvertRefusal.CHECKSUM_MODE
     assert received.destination != VRRP_MULTICAST_IPV4
 
 
@@ -99,7 +99,7 @@ def test_unicast_source_check_refuses_a_host_that_is_not_a_peer() -> None:
     """keepalived's check_unicast_src: with it, only the configured peers can make a node
     follow them or fail over; without it, any host that reaches the node can."""
     checked, from_stranger = _unicast_ipv6("2001:db8::66", 255, check_unicast_source=True)
-    assert validate_advert(checked, from_stranger) is Refusal.UNKNOWN_UNICAST_SOURCE
+    assert validate_advert(checked, from_stranger) is AdvertRefusal.UNKNOWN_UNICAST_SOURCE
     _, from_peer = _unicast_ipv6("2001:db8::11", 255)
     assert validate_advert(checked, from_peer) is None
     unchecked, _ = _unicast_ipv6("2001:db8::66", 255, check_unicast_source=False)
@@ -112,7 +112,7 @@ def test_unicast_source_check_refuses_a_host_that_is_not_a_peer() -> None:
 
 def test_unicast_min_ttl_refuses_adverts_from_further_away() -> None:
     params, one_hop = _unicast_ipv6("2001:db8::11", 254, unicast_min_ttl=255)
-    assert validate_advert(params, one_hop) is Refusal.BAD_TTL
+    assert validate_advert(params, one_hop) is AdvertRefusal.BAD_TTL
     _, on_link = _unicast_ipv6("2001:db8::11", 255)
     assert validate_advert(params, on_link) is None
     at_limit, keepalived_v6 = _unicast_ipv6("2001:db8::11", 64, unicast_min_ttl=64)
