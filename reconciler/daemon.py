@@ -40,7 +40,7 @@ from reconciler.runtime.accept_mode import AcceptModeKeeper
 from reconciler.runtime.checks import CheckScheduler
 from reconciler.runtime.events import NodeEvents
 from reconciler.runtime.hooks import NodeHooks, revision_env
-from reconciler.runtime.instances import Applied, InstanceSet
+from reconciler.runtime.instances import InstancesApplied, InstanceSet
 from reconciler.runtime.ipvs_access import IpvsAccess
 from reconciler.runtime.links import LinkWatcher
 from reconciler.runtime.notify import Notifier
@@ -291,7 +291,7 @@ async def run_node(options: RunOptions) -> int:
     loop.add_signal_handler(signal.SIGINT, runtime.stopping.set)
     loop.add_signal_handler(signal.SIGHUP, consumer.refresh)
 
-    async def apply(new: Revision) -> Applied:
+    async def apply(new: Revision) -> InstancesApplied:
         applied = await node.applier.replace(new)
         process_memory.settle()
         return applied

@@ -87,7 +87,7 @@ class Prepared:
 
 
 @dataclass(frozen=True)
-class Applied:
+class InstancesApplied:
     """What applying a revision did to the instances, by name."""
 
     started: tuple[str, ...] = ()
@@ -255,7 +255,7 @@ class InstanceSet:
         raise PrepareError(f"{spec.name}: {spec.interface} has no IPv6 link-local address")
 
     # ------------------------------------------------------------ apply
-    async def apply(self, prepared: Prepared, switch: Callable[[], None]) -> Applied:
+    async def apply(self, prepared: Prepared, switch: Callable[[], None]) -> InstancesApplied:
         """Move the running instances to ``prepared``. Instances that stop (removed, or
         restarted for an identity change) stop first, so a VRID can pass from one
         instance name to another; then ``switch`` (the caller makes the revision
@@ -287,7 +287,7 @@ class InstanceSet:
             for sock in sockets.values():  # not needed after all (an earlier failure)
                 sock.close()
         self._close_unused()
-        return Applied(
+        return InstancesApplied(
             started=prepared.names(ChangeKind.START),
             stopped=prepared.names(ChangeKind.STOP),
             restarted=prepared.names(ChangeKind.RESTART),

@@ -32,7 +32,7 @@ from reconciler.reconcile.ownership import Ident, OwnershipStore
 from reconciler.revision.hold import hold_instances
 from reconciler.runtime.accept_mode import AcceptModeKeeper, AcceptModeUnavailable
 from reconciler.runtime.checks import CheckJob, CheckScheduler
-from reconciler.runtime.instances import Applied, InstanceSet, Prepared, PrepareError
+from reconciler.runtime.instances import InstancesApplied, InstanceSet, Prepared, PrepareError
 from reconciler.runtime.real_servers import RealServerHealth
 from reconciler.runtime.sync_groups import SyncGroups
 from reconciler.runtime.sysctls import SysctlKeeper
@@ -206,7 +206,7 @@ class RevisionApplier:
             ownership.update(add=leftover)
 
     # ------------------------------------------------------------ a new revision
-    async def replace(self, revision: Revision) -> Applied:
+    async def replace(self, revision: Revision) -> InstancesApplied:
         """Apply a new revision: prepare, then apply; a failure while applying rolls back
         to the revision running before. Raises StartupError when the revision cannot run
         here (nothing changed, or everything rolled back)."""
@@ -274,7 +274,7 @@ class RevisionApplier:
         except AcceptModeUnavailable as exc:
             raise StartupError(str(exc)) from exc
 
-    async def _apply(self, revision: Revision, prepared: Prepared) -> Applied:
+    async def _apply(self, revision: Revision, prepared: Prepared) -> InstancesApplied:
         config = revision.config
 
         def switch() -> None:

@@ -43,7 +43,7 @@ from reconciler.source import Source
 
 
 class ApplyResult(Protocol):
-    """What applying a revision changed (runtime.instances.Applied)."""
+    """What applying a revision changed (runtime.instances.InstancesApplied)."""
 
     @property
     def changed(self) -> list[str]: ...

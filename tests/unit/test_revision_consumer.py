@@ -17,7 +17,7 @@ from reconciler.config.diagnostics import InvalidConfig
 from reconciler.config.load import load_bytes
 from reconciler.model.cluster import Cluster
 from reconciler.model.revision import Artifact, Provenance, Refusal
-from reconciler.runtime.instances import Applied
+from reconciler.runtime.instances import InstancesApplied
 from reconciler.runtime.revision_store import RevisionStore
 from reconciler.runtime.revisions import NotStarted, RevisionConsumer
 
@@ -87,10 +87,10 @@ def test_first_revision_and_a_burst_that_gives_one_apply() -> None:
         applied: list[Cluster] = []
         release = asyncio.Event()
 
-        async def apply(c: Cluster) -> Applied:
+        async def apply(c: Cluster) -> InstancesApplied:
             await release.wait()
             applied.append(c)
-            return Applied(reconfigured=("web",))
+            return InstancesApplied(reconfigured=("web",))
 
         task = asyncio.create_task(consumer.run(apply))
         v2 = GOOD.replace(b"priority: {lb1: 150", b"priority: {lb1: 151")
@@ -118,9 +118,9 @@ def test_invalid_bytes_are_not_applied_and_status_says_where() -> None:
         consumer = await started(src, artifact(GOOD))
         applied: list[Cluster] = []
 
-        async def apply(c: Cluster) -> Applied:
+        async def apply(c: Cluster) -> InstancesApplied:
             applied.append(c)
-            return Applied()
+            return InstancesApplied()
 
         task = asyncio.create_task(consumer.run(apply))
         await src.queue.put(artifact(GOOD.replace(b"vrid: 51", b"vrid: 300")))
@@ -143,7 +143,7 @@ def test_an_apply_failure_changes_the_gate_not_the_applied_revision() -> None:
         src = Scripted()
         consumer = await started(src, artifact(GOOD))
 
-        async def apply(c: Cluster) -> Applied:
+        async def apply(c: Cluster) -> InstancesApplied:
             raise OSError("eth9 does not exist")
 
         task = asyncio.create_task(consumer.run(apply))
@@ -201,8 +201,8 @@ def test_a_suspended_node_restarts_from_the_revision_it_ran(tmp_path: Path) -> N
         assert st.applied.commit == "a" * 40
         assert st.suspended
 
-        async def apply(c: Cluster) -> Applied:
-            return Applied()
+        async def apply(c: Cluster) -> InstancesApplied:
+            return InstancesApplied()
 
         task = asyncio.create_task(consumer.run(apply))
         for _ in range(100):
