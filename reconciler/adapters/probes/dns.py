@@ -12,7 +12,7 @@ import socket
 import struct
 
 from reconciler.adapters.probes.details import describe
-from reconciler.adapters.probes.sockets import Source, connect
+from reconciler.adapters.probes.sockets import ProbeSource, connect
 from reconciler.health import dns
 from reconciler.health.policy import ProbeResult
 from reconciler.model.checks import DnsProbe
@@ -23,7 +23,7 @@ _RCODES = {1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"
 
 
 async def dns_probe(
-    probe: DnsProbe, host: IPAddress | None, port: int | None, source: Source
+    probe: DnsProbe, host: IPAddress | None, port: int | None, source: ProbeSource
 ) -> ProbeResult:
     server = probe.server or host
     if server is None:
@@ -60,7 +60,7 @@ def _sockaddr(server: IPAddress, port: int) -> tuple[int, tuple[str, int]]:
 
 
 async def _dns_udp(
-    server: IPAddress, port: int, source: Source, query: bytes, query_id: int, probe: DnsProbe
+    server: IPAddress, port: int, source: ProbeSource, query: bytes, query_id: int, probe: DnsProbe
 ) -> dns.DnsResponse:
     loop = asyncio.get_running_loop()
     family, addr = _sockaddr(server, port)
@@ -81,7 +81,7 @@ async def _dns_udp(
 
 
 async def _dns_tcp(
-    server: IPAddress, port: int, source: Source, query: bytes, query_id: int, probe: DnsProbe
+    server: IPAddress, port: int, source: ProbeSource, query: bytes, query_id: int, probe: DnsProbe
 ) -> dns.DnsResponse:
     loop = asyncio.get_running_loop()
     sock = await connect(str(server), port, source)

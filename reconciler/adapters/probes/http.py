@@ -14,7 +14,7 @@ from ipaddress import ip_address
 from urllib.parse import urlsplit
 
 from reconciler.adapters.probes.details import describe
-from reconciler.adapters.probes.sockets import Source, connect
+from reconciler.adapters.probes.sockets import ProbeSource, connect
 from reconciler.health.policy import ProbeResult
 from reconciler.model.checks import HttpProbe
 from reconciler.model.common import IPAddress
@@ -51,7 +51,7 @@ class HttpResponse:
 
 
 async def http_probe(
-    probe: HttpProbe, host: IPAddress | None, port: int | None, source: Source
+    probe: HttpProbe, host: IPAddress | None, port: int | None, source: ProbeSource
 ) -> ProbeResult:
     try:
         request = http_request(probe, host, port)
@@ -181,7 +181,9 @@ def _context_for(request: HttpRequest) -> ssl.SSLContext:
     return _ssl_context(request.verify, request.ca_file, mtime)
 
 
-async def http_exchange(request: HttpRequest, source: Source, *, want_digest: bool) -> HttpResponse:
+async def http_exchange(
+    request: HttpRequest, source: ProbeSource, *, want_digest: bool
+) -> HttpResponse:
     sock = await connect(request.host, request.port, source)
     try:
         reader, writer = await asyncio.open_connection(

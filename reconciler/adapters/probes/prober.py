@@ -16,7 +16,7 @@ from reconciler.adapters.probes.http import http_probe
 from reconciler.adapters.probes.local import file_probe, interface_probe
 from reconciler.adapters.probes.script import SCRIPT_KILL_GRACE, script_probe
 from reconciler.adapters.probes.slots import Slots
-from reconciler.adapters.probes.sockets import Source, literal_target, source_of
+from reconciler.adapters.probes.sockets import ProbeSource, literal_target, source_of
 from reconciler.adapters.probes.tcp import Deadlines, TcpAttempt, tcp_probe
 from reconciler.health.policy import ProbeResult
 from reconciler.model.checks import (
@@ -133,7 +133,7 @@ class Prober:
             )
             try:
                 if source_address is not None or source_interface is not None:
-                    Source(source_address, source_interface).apply(sock)
+                    ProbeSource(source_address, source_interface).apply(sock)
             except OSError as exc:
                 sock.close()
                 failure = f"connect: {describe(exc)}"
@@ -188,7 +188,7 @@ async def _run(
     host: IPAddress | None,
     port: int | None,
     timeout: timedelta,
-    source: Source,
+    source: ProbeSource,
     kill_grace: timedelta,
 ) -> ProbeResult:
     """One attempt of ``probe``, by its kind; a kind without a probe here raises.

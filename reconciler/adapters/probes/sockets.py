@@ -16,7 +16,10 @@ SockAddr = tuple[str, int] | tuple[str, int, int, int]
 
 
 @dataclass(frozen=True)
-class Source:
+class ProbeSource:
+    """Where a probe connects from: a source address, an interface (SO_BINDTODEVICE), both
+    or neither."""
+
     address: IPAddress | None = None
     interface: str | None = None
 
@@ -27,11 +30,11 @@ class Source:
             sock.bind((str(self.address), 0))
 
 
-NO_SOURCE = Source()
+NO_SOURCE = ProbeSource()
 
 
-def source_of(address: IPAddress | None, interface: str | None) -> Source:
-    return NO_SOURCE if address is None and interface is None else Source(address, interface)
+def source_of(address: IPAddress | None, interface: str | None) -> ProbeSource:
+    return NO_SOURCE if address is None and interface is None else ProbeSource(address, interface)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -51,7 +54,7 @@ def parse_literal(host: str | IPAddress, port: int) -> tuple[int, SockAddr] | No
 
 
 async def connect(
-    host: str | IPAddress, port: int, source: Source, deadline: float | None = None
+    host: str | IPAddress, port: int, source: ProbeSource, deadline: float | None = None
 ) -> socket.socket:
     """A connected non-blocking TCP socket; literal addresses skip the resolver.
 

@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from reconciler.adapters.probes.attempt import OnDone, ProbeAttempt
 from reconciler.adapters.probes.details import describe, ms, strerror
-from reconciler.adapters.probes.sockets import SockAddr, Source, connect
+from reconciler.adapters.probes.sockets import ProbeSource, SockAddr, connect
 from reconciler.health.policy import ProbeResult
 from reconciler.model.checks import TcpProbe
 from reconciler.model.common import IPAddress
@@ -24,7 +24,7 @@ CONNECTED = ProbeResult(ok=True, detail="connected")
 
 
 async def tcp_probe(
-    probe: TcpProbe, host: IPAddress | None, port: int | None, source: Source, deadline: float
+    probe: TcpProbe, host: IPAddress | None, port: int | None, source: ProbeSource, deadline: float
 ) -> ProbeResult:
     host = probe.host or host
     port = probe.port or port
