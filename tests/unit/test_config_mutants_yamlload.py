@@ -9,7 +9,7 @@ import math
 import pytest
 
 from reconciler.config.diagnostics import InvalidConfig, Location
-from reconciler.config.yamlload import MAX_ALIASED, MAX_DEPTH, Marks, dotted, load_yaml
+from reconciler.config.yamlload import MAX_ALIASED, MAX_DEPTH, Document, Marks, dotted, load_yaml
 
 
 def _errors(text: str) -> list[str]:
@@ -191,3 +191,18 @@ def test_too_deep_for_the_composer_counts_only_open_collections() -> None:
     # A list closed inside a mapping that is still open: the mapping still counts.
     inner = "a:\n  x: []\n  y: " + "[" * 600 + "]" * 600 + "\n"
     assert _errors(inner) == ["f.yaml:3:68: lists and mappings are nested more than 64 levels deep"]
+
+
+def test_a_document_without_marks_locates_everything_at_the_start_of_its_file() -> None:
+    doc = Document("g.yaml", {"a": 1})
+    assert doc.value_at(("a",)) == Location("g.yaml", 1, 1)
+    assert doc.key_at(("a", 0)) == Location("g.yaml", 1, 1)
+
+
+def test_every_mistake_after_a_duplicate_key_is_still_reported() -> None:
+    assert _errors("a: 1\na: 2\nb: !!binary x\nc:\n  d: 1\n  d: 2\n") == [
+        "f.yaml:2:1: duplicate key 'a' (first defined at line 1)",
+        "f.yaml:3:4: tag !!binary is not supported: values are strings, numbers, true/false, "
+        "null, lists and mappings",
+        "f.yaml:6:3: duplicate key 'd' (first defined at line 5)",
+    ]

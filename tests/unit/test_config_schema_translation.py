@@ -85,3 +85,18 @@ def test_a_bad_key_name_without_an_x_error_keeps_the_validator_words() -> None:
     assert _translated(schema, "b: 2\n") == [
         "s.yaml:1:1: document: bad name 'b': 'b' is not valid under any of the given schemas"
     ]
+
+
+def test_a_list_refused_by_another_keyword_keeps_the_validator_words() -> None:
+    # Only uniqueItems reports per item; any other error about a list is said once.
+    schema = {"properties": {"a": {"not": {"type": "array"}}}}
+    assert _translated(schema, "a: [1]\n") == [
+        "s.yaml:1:4: a: [1] should not be valid under {'type': 'array'}"
+    ]
+
+
+def test_mappings_with_the_same_entries_in_another_order_are_duplicate_items() -> None:
+    schema = {"properties": {"a": {"uniqueItems": True}}}
+    assert _translated(schema, "a: [{x: 1, y: 2}, {y: 2, x: 1}]\n") == [
+        "s.yaml:1:19: a: duplicate item a mapping"
+    ]
