@@ -206,3 +206,17 @@ def test_every_mistake_after_a_duplicate_key_is_still_reported() -> None:
         "null, lists and mappings",
         "f.yaml:6:3: duplicate key 'd' (first defined at line 5)",
     ]
+
+
+def test_a_key_that_does_not_fit_its_tag_is_reported_once() -> None:
+    # Not also as a key that is not a string: the tag's error says it all.
+    assert _errors("!!binary aGk=: 1\n") == [
+        "f.yaml:1:1: tag !!binary is not supported: values are strings, numbers, true/false, "
+        "null, lists and mappings"
+    ]
+    assert _errors("!!int abc: 1\n") == ["f.yaml:1:1: 'abc' is not an integer"]
+
+
+def test_values_after_an_alias_are_not_counted_as_expanded_through_it() -> None:
+    text = "a: &x 1\nb: *x\nc: [" + ", ".join(["0"] * (MAX_ALIASED + 1)) + "]\n"
+    assert len(load_yaml(text, "f.yaml").data["c"]) == MAX_ALIASED + 1
