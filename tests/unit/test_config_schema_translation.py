@@ -71,7 +71,9 @@ def test_upper_bounds_on_items_and_entries() -> None:
 
 
 def test_a_bad_key_name_is_explained_by_the_branch_that_refused_it() -> None:
-    schema = {"propertyNames": {"anyOf": [{"pattern": "^a", "x-error": "names start with a"}]}}
+    # A branch that is a boolean schema has no x-error of its own.
+    named = {"pattern": "^a", "x-error": "names start with a"}
+    schema = {"propertyNames": {"anyOf": [False, named]}}
     assert _translated(schema, "a1: 1\nb: 2\n") == [
         "s.yaml:2:1: document: bad name 'b': names start with a"
     ]
