@@ -1,7 +1,7 @@
 """Defaults and rules of the split builder that mutation testing found unpinned: an HTTP
 check's URL and TLS verification, a real server's hooks (timeout, user, no
 before_release), its thresholds, a port-0 service with persistence, a tunnel service's
-sorry server, and an explicit unicast_source_check."""
+sorry server, an explicit unicast_source_check, and every service on a dropped VIP."""
 
 from __future__ import annotations
 
@@ -119,3 +119,18 @@ def test_unicast_source_check_is_what_the_file_says() -> None:
     )
     instances = loaded.cluster.node_configs[0].instances
     assert [(i.name, i.unicast_source_check) for i in instances] == [("v", True), ("w", False)]
+
+
+def test_a_service_on_a_dropped_vip_is_found_after_one_that_is_not() -> None:
+    body = (
+        "vrrp:\n  instances:\n    v: {vrid: 1, vips: [192.0.2.200/24], priority: {a: 2, b: 1},"
+        " accept: false}\n"
+        "virtual_services:\n"
+        "  x: {address: 192.0.2.100, port: 80, real_servers: [{address: 192.0.2.21}]}\n"
+        "  y: {address: 192.0.2.200, port: 80, real_servers: [{address: 192.0.2.21}]}\n"
+    )
+    assert _errors(body) == [
+        "12:16: virtual_services.y: 192.0.2.200 is a VIP of instance 'v', which has accept: "
+        "false: node a drops every packet to it, so this service would get no traffic (set "
+        "accept: true)"
+    ]
