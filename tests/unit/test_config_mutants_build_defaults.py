@@ -134,3 +134,13 @@ def test_a_service_on_a_dropped_vip_is_found_after_one_that_is_not() -> None:
         "false: node a drops every packet to it, so this service would get no traffic (set "
         "accept: true)"
     ]
+
+
+def test_unicast_false_needs_no_member_address() -> None:
+    # The nodes have no address6: only unicast adverts would need it.
+    body = (
+        "vrrp:\n  instances:\n    v: {vrid: 1, vips: ['2001:db8::1/64'], priority: {a: 2, b: 1},"
+        " unicast: false}\n"
+    )
+    (inst,) = _load(body).cluster.node_configs[0].instances
+    assert inst.unicast_peers == ()
