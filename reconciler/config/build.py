@@ -85,19 +85,14 @@ def _cluster(ctx: Context) -> Cluster:
         )
     cross_node_vrid(ctx, per_node_instances)
     services_on_dropped_vips(ctx, node_configs)
-    reconcile = data.get("reconcile", {})
     sysctls = data.get("director", {}).get("sysctls", {})
     return Cluster(
         name=data["name"],
         nodes=nodes,
         node_configs=tuple(node_configs),
         sysctls=Sysctls(**sysctls),
-        resync_interval=ctx.duration_or(("reconcile", "resync_interval"), timedelta(seconds=30))
-        if reconcile
-        else timedelta(seconds=30),
-        drain_timeout=ctx.duration_or(("reconcile", "drain_timeout"), timedelta(minutes=5))
-        if reconcile
-        else timedelta(minutes=5),
+        resync_interval=ctx.duration_or(("reconcile", "resync_interval"), timedelta(seconds=30)),
+        drain_timeout=ctx.duration_or(("reconcile", "drain_timeout"), timedelta(minutes=5)),
     )
 
 

@@ -27,7 +27,7 @@ from reconciler.model.common import CheckState
 from reconciler.model.vrrp import DEFAULT_HOOK_USER
 
 
-def check(ctx: Context, path: Path, name: str, *, tracking: bool = True) -> Check:
+def check(ctx: Context, path: Path, name: str, *, tracking: bool) -> Check:
     raw = ctx.doc.get(path)
     probe = _probe(ctx, path, raw, tracking=tracking)
     src = raw.get("source", {})

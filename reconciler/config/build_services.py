@@ -245,9 +245,8 @@ class _Service:
         self._same_family((*rpath, "address"), addr, fwd)
         port = self._rs_port(i, rs, fwd)
         self._check_endpoint(i, Endpoint(addr, port, fwd), sorry, seen)
-        if rs.get("lower_threshold", 0) > rs.get("upper_threshold", 0) and rs.get(
-            "upper_threshold", 0
-        ):
+        upper = rs.get("upper_threshold", 0)
+        if upper and rs.get("lower_threshold", 0) > upper:  # 0: no upper threshold
             self.ctx.error(
                 (*rpath, "lower_threshold"),
                 f"{self.where}.real_servers[{i}].lower_threshold: must not exceed upper_threshold",
@@ -263,7 +262,7 @@ class _Service:
             port=port,
             weight=rs.get("weight", 1),
             forwarding=fwd,
-            upper_threshold=rs.get("upper_threshold", 0),
+            upper_threshold=upper,
             lower_threshold=rs.get("lower_threshold", 0),
             check=check,
             inhibit_on_failure=rs.get(

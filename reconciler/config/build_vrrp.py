@@ -154,11 +154,8 @@ class _Instance:
 
     def _check_families(self) -> None:
         """RFC 5798: one address family per virtual router."""
-        families = [Family.of(a) for a, _ in self.parsed]
-        if len(set(families)) <= 1:
-            return
-        for i, f in enumerate(families):
-            if f is not self.family:
+        for i, (addr, _) in enumerate(self.parsed):
+            if Family.of(addr) is not self.family:
                 self.ctx.error(
                     _vip_path(self.path, i, self.vips_raw),
                     f"{self.where}.vips: mixes IPv4 and IPv6 VIPs; put {self.parsed[i][0].ip} "
@@ -185,10 +182,11 @@ class _Instance:
     def _check_version(self, interval_s: Setting | None, interval: timedelta) -> None:
         """What the VRRP version allows: the family, and the advert interval's range and step."""
         where, version_s = self.where, self.version_s
-        if self.version == 2 and self.family is Family.IPV6:
-            at = version_s.path if version_s and version_s.path else (*self.path, "vips")
+        # Version 2 is never the default: it is set, where the error points.
+        if self.version == 2 and self.family is Family.IPV6 and version_s and version_s.path:
             self.ctx.error(
-                at, f"{where}: VRRPv2 (RFC 3768) carries only IPv4; use version 3 for IPv6 VIPs"
+                version_s.path,
+                f"{where}: VRRPv2 (RFC 3768) carries only IPv4; use version 3 for IPv6 VIPs",
             )
         if not interval_s or not interval_s.path:
             return
@@ -275,7 +273,7 @@ class _Instance:
                 )
                 for a, opts in self.parsed
             ),
-            primary_address=self.node_addr(node) if self.family is Family.IPV4 else node.address6,
+            primary_address=self.node_addr(node),
             preempt=bool(v.value) if (v := s("preempt")) else True,
             preempt_delay=shared.preempt_delay,
             unicast_peers=peers,

@@ -150,18 +150,16 @@ def _translate(doc: Document, error: ValidationError) -> Iterator[Diagnostic]:
         else:
             yield Diagnostic(doc.key_at(path), f"{where}: needs one of {', '.join(choices)}")
         return
-    if v in ("if", "then", "else", "anyOf", "oneOf", "allOf") and error.context:
+    # Only anyOf and oneOf report their branches' errors as context (allOf and if/then/else
+    # report the failing sub-schema's own error): the branch that fits best says it.
+    if v in ("anyOf", "oneOf") and error.context:
         best = jsonschema.exceptions.best_match(error.context)
         if best is not None:
             yield from _translate(doc, best)
             return
     if v == "type":
-        expected = vv
-        names = (
-            [_TYPE_NAMES.get(str(t), str(t)) for t in expected]
-            if isinstance(expected, list)
-            else [_TYPE_NAMES.get(str(expected), str(expected))]
-        )
+        # The schema is checked against its metaschema: a type is one of the seven.
+        names = [_TYPE_NAMES[t] for t in (vv if isinstance(vv, list) else [vv])]
         msg = (
             f"{_show(inst)}: {custom}"
             if custom
@@ -189,7 +187,7 @@ def _translate(doc: Document, error: ValidationError) -> Iterator[Diagnostic]:
         yield Diagnostic(doc.value_at(path), f"{where}: {msg}")
         return
     if v == "format":
-        kind = _FORMAT_NAMES.get(vv, vv)
+        kind = _FORMAT_NAMES[vv]  # format_checker checks only these formats
         yield Diagnostic(doc.value_at(path), f"{where}: {_show(inst)} is not {kind}")
         return
     if v in ("minItems", "maxItems", "minProperties", "maxProperties", "minLength", "maxLength"):

@@ -135,10 +135,10 @@ def _explain(text: str, r: _Report) -> tuple[yaml.Mark | None, str]:
                 "it belongs with"
             )
         if found == "-":
+            # Only a mapping: a block list takes every '-' in its column as its next item.
             return pm, (
-                f"a list item ('- ') where the {what} started at line {_line(cm)} expects "
-                + ("a 'key: value'" if what == "mapping" else "another '- ' item")
-                + ": indent list items under a key that has no value of its own"
+                f"a list item ('- ') where the mapping started at line {_line(cm)} expects "
+                "a 'key: value': indent list items under a key that has no value of its own"
             )
         if found == "<scalar>":
             return pm, (

@@ -226,6 +226,18 @@ def test_each_schema_rule_says_what_is_wrong_at_the_value(text: str, expected: l
     assert _errors(text) == expected
 
 
+def test_each_repeat_of_an_item_is_reported_where_it_is() -> None:
+    # The same message at two places is two errors: only exact repeats are merged.
+    text = (
+        HEAD + "vrrp:\n  instances:\n    v: {vrid: 1, vips: [192.0.2.1/24]}\n"
+        "  sync_groups:\n    g: {members: [v, v, v]}\n"
+    )
+    assert _errors(text) == [
+        '11:22: vrrp.sync_groups.g.members: duplicate item "v"',
+        '11:25: vrrp.sync_groups.g.members: duplicate item "v"',
+    ]
+
+
 def test_long_values_are_shown_by_their_start_and_length() -> None:
     assert _show({"a": 1}) == "a mapping"
     assert _show([1]) == "a list"

@@ -261,6 +261,13 @@ def test_each_syntax_rule_gives_its_whole_message_at_the_mistake(text: str, expe
     assert _error(text) == f"f.yaml:{at}: {S}{message}"
 
 
+def test_a_blank_quoted_key_broken_over_lines_is_still_a_located_error() -> None:
+    # The scalar before the ':' has no word to show as a glued 'key:value'.
+    missing = "a ':' is missing after this key (or the next line is indented too far)"
+    assert _error('"\n  ": x\n') == f"f.yaml:1:1: {S}{missing}"
+    assert _error("a:\n  '\n\n  ': x\n") == f"f.yaml:2:3: {S}{missing}"
+
+
 def test_a_control_character_is_named_by_its_code_point_at_its_line_and_column() -> None:
     # YAML 1.2 5.1: only printable characters; the reader reports a character offset.
     rest = (

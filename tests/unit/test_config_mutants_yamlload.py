@@ -9,7 +9,7 @@ import math
 import pytest
 
 from reconciler.config.diagnostics import InvalidConfig, Location
-from reconciler.config.yamlload import MAX_ALIASED, MAX_DEPTH, Marks, dotted, load_yaml
+from reconciler.config.yamlload import MAX_ALIASED, MAX_DEPTH, Document, Marks, dotted, load_yaml
 
 
 def _errors(text: str) -> list[str]:
@@ -191,3 +191,35 @@ def test_too_deep_for_the_composer_counts_only_open_collections() -> None:
     # A list closed inside a mapping that is still open: the mapping still counts.
     inner = "a:\n  x: []\n  y: " + "[" * 600 + "]" * 600 + "\n"
     assert _errors(inner) == ["f.yaml:3:68: lists and mappings are nested more than 64 levels deep"]
+
+
+def test_a_document_without_marks_locates_everything_at_the_start_of_its_file() -> None:
+    doc = Document("g.yaml", {"a": 1})
+    assert doc.value_at(("a",)) == Location("g.yaml", 1, 1)
+    assert doc.key_at(("a", 0)) == Location("g.yaml", 1, 1)
+
+
+def test_every_mistake_after_a_duplicate_key_is_still_reported() -> None:
+    assert _errors("a: 1\na: 2\nb: !!binary x\nc:\n  d: 1\n  d: 2\n") == [
+        "f.yaml:2:1: duplicate key 'a' (first defined at line 1)",
+        "f.yaml:3:4: tag !!binary is not supported: values are strings, numbers, true/false, "
+        "null, lists and mappings",
+        "f.yaml:6:3: duplicate key 'd' (first defined at line 5)",
+    ]
+
+
+def test_a_key_that_does_not_fit_its_tag_is_reported_once() -> None:
+    # Not also as a key that is not a string: the tag's error says it all.
+    assert _errors("!!binary aGk=: 1\n") == [
+        "f.yaml:1:1: tag !!binary is not supported: values are strings, numbers, true/false, "
+        "null, lists and mappings"
+    ]
+    assert _errors("!!int abc: 1\n") == ["f.yaml:1:1: 'abc' is not an integer"]
+
+
+def test_a_value_after_an_alias_is_not_counted_as_expanded_through_it() -> None:
+    # Only the aliases count: 6000 of them, each followed by a value of its own.
+    pairs = 6000
+    text = "a: &x 1\nc: [" + ", ".join(["*x, 0"] * pairs) + "]\n"
+    assert len(load_yaml(text, "f.yaml").data["c"]) == 2 * pairs
+    assert pairs <= MAX_ALIASED < 2 * pairs
