@@ -247,3 +247,15 @@ def test_real_server_hooks_never_run_before_a_release() -> None:
         "t.yaml:13:60: virtual_services.w.real_servers[0].notify.up[0].before_release: only "
         "backup, fault and stop hooks run before the VIPs are released"
     ]
+
+
+def test_an_upper_threshold_alone_is_accepted() -> None:
+    # keepalived's uthreshold without lthreshold: the lower one is 0, never above it.
+    body = """virtual_services:
+  w:
+    address: 192.0.2.100
+    port: 80
+    real_servers: [{address: 198.51.100.1, upper_threshold: 100}]
+"""
+    (server,) = _load(body).cluster.for_node("a").real_servers
+    assert (server.lower_threshold, server.upper_threshold) == (0, 100)

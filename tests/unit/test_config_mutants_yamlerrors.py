@@ -333,3 +333,10 @@ def test_parser_grammar_symbols_are_put_in_words() -> None:
         "found '?' (a complex-key marker) and a list item ('- ') and the end of the file"
     )
     assert _plain("'<unknown thing>'") == "<unknown thing>"
+
+
+def test_a_line_break_at_the_very_start_of_the_file_counts() -> None:
+    """A file that starts with an empty line: the error is on line 2, not line 1."""
+    assert position("\nab", 1) == (2, 1)
+    assert position("\nab", 2) == (2, 2)
+    assert _error("\na: \x07\n").startswith("f.yaml:2:4: ")

@@ -175,3 +175,14 @@ def test_status_text_of_a_git_source() -> None:
         "appear to be a git repository",
         "  refused bbbbbbbbbbbb: unsigned: commit bbb: unsigned",
     ]
+
+
+def test_an_unknown_setting_does_not_hide_the_ones_after_it() -> None:
+    """Every key is judged: an unknown one is reported and the next ones still read."""
+    with pytest.raises(InvalidConfig) as err:
+        load_source_settings("verify: head\nverify_commits: maybe\n", "s.yaml")
+    assert [str(d) for d in err.value.diagnostics] == [
+        "s.yaml:1:1: unknown setting 'verify'; known: verify_commits, allowed_signers, "
+        "trusted_keys, allow_non_fast_forward",
+        "s.yaml:2:17: verify_commits: expected one of off, head, range, got 'maybe'",
+    ]
