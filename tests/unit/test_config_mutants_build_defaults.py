@@ -84,10 +84,13 @@ def test_real_server_hooks_run_as_root_are_warned_about() -> None:
     ]
 
 
-def test_a_lower_threshold_alone_is_valid_without_an_upper_one() -> None:
+def test_either_threshold_alone_is_valid() -> None:
     body = SERVICE + "    real_servers: [{address: 192.0.2.21, lower_threshold: 5}]\n"
     (rs,) = _load(body).cluster.node_configs[0].real_servers
     assert (rs.lower_threshold, rs.upper_threshold) == (5, 0)
+    body = SERVICE + "    real_servers: [{address: 192.0.2.21, upper_threshold: 5}]\n"
+    (rs,) = _load(body).cluster.node_configs[0].real_servers
+    assert (rs.lower_threshold, rs.upper_threshold) == (0, 5)
 
 
 def test_port_0_with_persistence_is_a_valid_all_ports_service() -> None:
