@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import hashlib
 import itertools
 import json
@@ -88,6 +87,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from reconciler.adapters.repeat_filter import FilterUnavailable, enable_stats
 from reconciler.testing.clusters import many_instances
 from reconciler.testing.netlab import Host, Lab, LabProcess, netns_unavailable_reason
+from reconciler.testing.netlab.plumbing import call_in_netns
 from reconciler.testing.vrrp_nodes import (
     KEEPALIVED,
     Instance,
@@ -138,38 +138,6 @@ def _rank(sorted_values: Sequence[float], q: float) -> float:
     return sorted_values[k - 1]
 
 
-# --------------------------------------------------------------------------- netns helper
-
-_LIBC = ctypes.CDLL(None, use_errno=True)
-_CLONE_NEWNET = 0x40000000
-
-
-def in_netns(netns: str, fn: Callable[[], _T]) -> _T:
-    """Run ``fn`` on a thread that joined ``netns`` (sockets it makes live there)."""
-    out: list[_T] = []
-    err: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            fd = os.open(f"/run/netns/{netns}", os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                if _LIBC.setns(fd, _CLONE_NEWNET) != 0:
-                    e = ctypes.get_errno()
-                    raise OSError(e, f"setns({netns}): {os.strerror(e)}")
-            finally:
-                os.close(fd)
-            out.append(fn())
-        except BaseException as exc:
-            err.append(exc)
-
-    t = threading.Thread(target=target, daemon=True)
-    t.start()
-    t.join()
-    if err:
-        raise err[0]
-    return out[0]
-
-
 # --------------------------------------------------------------------------- advert capture
 
 ETH_P_ALL = 0x0003
@@ -203,7 +171,7 @@ class AdvertCapture:
         self._wake = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
         try:
             for port in ports:
-                self._socks.append(in_netns(lab.bridge.netns, lambda p=port: self._open(p)))
+                self._socks.append(call_in_netns(lab.bridge.netns, lambda p=port: self._open(p)))
         except BaseException:
             self.close()
             raise
