@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.adapters.vrrp_socket import Datagram
+from reconciler.config.diagnostics import InvalidConfig
+from reconciler.config.load import load_text
 from reconciler.vrrp.events import AdvertReceived, Startup, TimerExpired
 from reconciler.vrrp.fsm import VirtualRouter
 from reconciler.vrrp.packet import (
@@ -133,3 +135,23 @@ def marker_alive(marker: str) -> bool:
             except OSError:
                 pass
     return False
+
+
+# --- config tests: a two-node cluster head, and errors as LINE:COL: message ------------
+
+TWO_NODES_HEAD = """apiVersion: reconciler/v1
+kind: Cluster
+name: t
+nodes:
+  a: {address: 192.0.2.11, interface: eth0}
+  b: {address: 192.0.2.12, interface: eth0}
+"""
+
+
+def located_errors(body: str, head: str = TWO_NODES_HEAD) -> list[str]:
+    """The errors of `head + body` as "LINE:COL: message"; [] when it is valid."""
+    try:
+        load_text(head + body, "t.yaml")
+    except InvalidConfig as exc:
+        return [f"{d.location.line}:{d.location.column}: {d.message}" for d in exc.diagnostics]
+    return []

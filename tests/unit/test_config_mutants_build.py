@@ -11,6 +11,7 @@ import ipaddress
 from datetime import timedelta
 
 import pytest
+from helpers import TWO_NODES_HEAD as HEAD
 
 from reconciler.config.diagnostics import InvalidConfig
 from reconciler.config.load import Loaded, load_text
@@ -46,14 +47,6 @@ from reconciler.model.vrrp import (
     Vip,
     VrrpInstance,
 )
-
-HEAD = """apiVersion: reconciler/v1
-kind: Cluster
-name: t
-nodes:
-  a: {address: 192.0.2.11, interface: eth0}
-  b: {address: 192.0.2.12, interface: eth0}
-"""
 
 IP = ipaddress.ip_address
 S1 = timedelta(seconds=1)

@@ -4,24 +4,10 @@ that every instance inherits, said once."""
 
 from __future__ import annotations
 
-from reconciler.config.diagnostics import InvalidConfig
+from helpers import TWO_NODES_HEAD as HEAD
+from helpers import located_errors as _errors
+
 from reconciler.config.load import load_text
-
-HEAD = """apiVersion: reconciler/v1
-kind: Cluster
-name: t
-nodes:
-  a: {address: 192.0.2.11, interface: eth0}
-  b: {address: 192.0.2.12, interface: eth0}
-"""
-
-
-def _errors(body: str) -> list[str]:
-    try:
-        load_text(HEAD + body, "t.yaml")
-    except InvalidConfig as exc:
-        return [f"{d.location.line}:{d.location.column}: {d.message}" for d in exc.diagnostics]
-    return []
 
 
 def _warnings(body: str) -> list[str]:

@@ -7,31 +7,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from reconciler.config.diagnostics import InvalidConfig
+from helpers import TWO_NODES_HEAD as HEAD
+from helpers import located_errors as _errors
+
 from reconciler.config.load import Loaded, load_text
 from reconciler.model.checks import HttpProbe, TlsOptions
 from reconciler.model.vrrp import Hook
 
-HEAD = """apiVersion: reconciler/v1
-kind: Cluster
-name: t
-nodes:
-  a: {address: 192.0.2.11, interface: eth0}
-  b: {address: 192.0.2.12, interface: eth0}
-"""
 SERVICE = "virtual_services:\n  web:\n    address: 192.0.2.100\n    port: 80\n"
 
 
 def _load(body: str) -> Loaded:
     return load_text(HEAD + body, "t.yaml")
-
-
-def _errors(body: str) -> list[str]:
-    try:
-        _load(body)
-    except InvalidConfig as exc:
-        return [f"{d.location.line}:{d.location.column}: {d.message}" for d in exc.diagnostics]
-    return []
 
 
 def test_an_http_check_defaults_to_the_path_slash_and_verifies_tls() -> None:

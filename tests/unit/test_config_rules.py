@@ -6,19 +6,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from helpers import TWO_NODES_HEAD as HEAD
 
 from reconciler.config.diagnostics import InvalidConfig
 from reconciler.config.load import load_text
 from reconciler.model.checks import TcpProbe
 from reconciler.model.cluster import Cluster
-
-HEAD = """apiVersion: reconciler/v1
-kind: Cluster
-name: t
-nodes:
-  a: {address: 192.0.2.11, interface: eth0}
-  b: {address: 192.0.2.12, interface: eth0}
-"""
 
 
 def _load(body: str) -> Cluster:
