@@ -689,7 +689,7 @@ def test_file_failures(tmp_path: Path) -> None:
 
 
 INTERFACE_SCRIPT = """
-import asyncio, json, subprocess, sys
+import asyncio, json, subprocess, sys, time
 from reconciler.adapters.probes import run_probe
 from reconciler.model.checks import InterfaceProbe
 
@@ -697,15 +697,29 @@ def state():
     r = asyncio.run(run_probe(InterfaceProbe(sys.argv[1])))
     return [r.ok, r.detail]
 
+def settle(running):
+    # The kernel changes a carrier's operational state after the command returns (its
+    # link watch runs later, longer on a busy machine): wait for ip's view of it first.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        (link,) = json.loads(subprocess.run(
+            ["ip", "-j", "link", "show", "dev", sys.argv[1]],
+            check=True, capture_output=True, text=True).stdout)
+        if (link["operstate"] == "UP") == running:
+            return
+        time.sleep(0.01)
+    raise SystemExit(f"{sys.argv[1]} never became {'running' if running else 'not running'}")
+
+def step(dev, updown, running):
+    subprocess.run(["ip", "link", "set", dev, updown], check=True)
+    settle(running)
+    out.append(state())
+
 out = [state()]
-subprocess.run(["ip", "link", "set", sys.argv[1], "up"], check=True)
-out.append(state())
-subprocess.run(["ip", "link", "set", sys.argv[2], "up"], check=True)
-out.append(state())
-subprocess.run(["ip", "link", "set", sys.argv[2], "down"], check=True)
-out.append(state())
-subprocess.run(["ip", "link", "set", sys.argv[1], "down"], check=True)
-out.append(state())
+step(sys.argv[1], "up", False)
+step(sys.argv[2], "up", True)
+step(sys.argv[2], "down", False)
+step(sys.argv[1], "down", False)
 out.append(asyncio.run(run_probe(InterfaceProbe("nosuch0"))).ok)
 print(json.dumps(out))
 """
