@@ -30,15 +30,6 @@ EXPIRED_SIGNATURE = "expired-signature"
 REVOKED_KEY = "revoked-key"
 NOT_FAST_FORWARD = "not-fast-forward"
 PATH_MISSING = "path-missing"
-REFUSAL_REASONS = (
-    UNSIGNED,
-    BAD_SIGNATURE,
-    UNTRUSTED_SIGNER,
-    EXPIRED_SIGNATURE,
-    REVOKED_KEY,
-    NOT_FAST_FORWARD,
-    PATH_MISSING,
-)
 
 _REASON_BY_STATUS = {
     "N": UNSIGNED,

@@ -209,9 +209,6 @@ class InstanceDriver:
     def faults(self) -> frozenset[str]:
         return frozenset(self.machine.faults)
 
-    def hook_env(self, state: State, from_state: State | None = None) -> dict[str, str]:
-        return self._hooks.env(state, from_state)
-
     # ------------------------------------------------------------ events in
     def start(self) -> None:
         self.feed(Startup())

@@ -83,7 +83,6 @@ class Lab:
         self._loss = LossRules()
         self._log_seq = itertools.count(1)
         self.setup_seconds: float | None = None  # how long building took
-        self.teardown_seconds: float | None = None  # how long close() took
         self.tmpdir = Path(tempfile.mkdtemp(prefix=f"{self.id}-"))
         registry.register(self)
         t0 = time.monotonic()
@@ -233,7 +232,6 @@ class Lab:
             if self._closed:
                 return
             self._closed = True
-        t0 = time.monotonic()
         registry.start_closing()
         try:
             errors = teardown(
@@ -245,7 +243,6 @@ class Lab:
             )
         finally:
             registry.unregister(self)
-            self.teardown_seconds = time.monotonic() - t0
             raise_pending = registry.finish_closing()
         if raise_pending:
             raise LabInterrupted("SIGTERM during lab cleanup")
