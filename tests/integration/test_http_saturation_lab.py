@@ -37,7 +37,7 @@ HOLDER = textwrap.dedent(
         s.connect(("127.0.0.1", port))
         held.append(s)
     print("held", len(held), flush=True)
-    time.sleep(90)
+    time.sleep(30)
     """
 )
 
